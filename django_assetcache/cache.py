@@ -1,0 +1,373 @@
+"""The process-global cache: host map, entries, bounds, eviction, counters.
+
+One ``AssetCache`` per process, created on first use. A hit is two dictionary
+lookups (host → SiteInfo, (site, path) → Entry) and one attribute store (the
+entry's clock bit). Everything that needs the database goes through a
+``Loader`` (see ``loader.py``), so this module knows nothing of the ORM.
+
+Concurrency: readers never lock; filling, evicting and applying changes take
+one lock. Under the GIL a ``dict.get`` racing a locked insert or delete is
+safe, and a lost counter increment between threads is an accepted error.
+
+Eviction is CLOCK (second chance), an approximate LRU: a hit sets
+``entry.hot``; the evictor walks entries in insertion order, sparing hot ones
+once (clearing the bit and moving them to the back) and dropping cold ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from . import conf
+from .http import Entry
+
+logger = logging.getLogger("django_assetcache")
+
+#: Estimated bytes of bookkeeping per entry: the key, the Entry, its replies.
+ENTRY_OVERHEAD = 600
+
+
+class SiteInfo:
+    """What a request needs to know about a site, from the host map."""
+
+    __slots__ = ("id", "subdomain", "active", "index_document", "error_path", "cache_control")
+
+    def __init__(
+        self,
+        id: int,
+        subdomain: str,
+        active: bool,
+        index_document: str,
+        error_document: str,
+        cache_control: str,
+    ) -> None:
+        self.id = id
+        self.subdomain = subdomain
+        self.active = active
+        self.index_document = index_document
+        self.error_path = "/" + error_document if error_document else ""
+        self.cache_control = cache_control
+
+    def __repr__(self) -> str:
+        return f"<SiteInfo {self.id} {self.subdomain}>"
+
+
+#: Host map values for hosts that are not an active site.
+PASS = "pass"  # not a site host: the request goes to the project
+UNKNOWN = "unknown"  # a subdomain of ASSETCACHE_DOMAIN that names no site: 404
+
+HostTarget = SiteInfo | str
+
+#: Change kinds that alter what a host maps to (SiteInfo is kept in the host map).
+HOST_KINDS = frozenset({"settings", "delete", "domains"})
+
+
+class ChangeRecord(Protocol):
+    id: int
+    site_id: int | None
+    kind: str
+    paths: list[str] | None
+
+
+class Loader(Protocol):
+    def site_for_host(self, host: str) -> HostTarget: ...
+
+    def entries_for(self, site: SiteInfo, path: str) -> dict[str, Entry]: ...
+
+    def last_change_id(self) -> int: ...
+
+    def changes_after(self, change_id: int) -> list[Any]: ...
+
+
+class AssetCache:
+    def __init__(self, loader: Loader, settings: conf.Settings | None = None) -> None:
+        self.loader = loader
+        self.settings = settings or conf.get()
+        self.domain_suffix = "." + self.settings.DOMAIN
+        self.max_path = self.settings.MAX_PATH_LENGTH
+        self.lock = threading.RLock()
+        self.poll_lock = threading.Lock()
+        self.hosts: dict[str, HostTarget] = {}
+        self.entries: dict[tuple[int, str], Entry] = {}
+        self.clock: deque[tuple[tuple[int, str], Entry]] = deque()
+        self.bytes_held = 0
+        self.hits = 0
+        self.misses = 0
+        self.negative_hits = 0
+        self.db_queries = 0
+        self.evictions_memory = 0
+        self.evictions_entries = 0
+        self.changes_applied = 0
+        self.snapshot_change_id: int | None = None
+        self.snapshot_loaded_at: float | None = None
+        self.last_change_id = 0
+        self.last_change_at: float | None = None
+        self.next_poll = 0.0
+        self.poll_interval = self.settings.POLL_INTERVAL
+        self.polling = self.settings.INVALIDATION == "database"
+        self.created_at = time.time()
+
+    # --- the hit path --------------------------------------------------------
+
+    def site_for(self, raw_host: str) -> HostTarget:
+        target = self.hosts.get(raw_host)
+        if target is None:
+            target = self._resolve_host(raw_host)
+        return target
+
+    def entry(self, site: SiteInfo, path: str) -> Entry:
+        entry = self.entries.get((site.id, path))
+        if entry is None:
+            self.misses += 1
+            return self._fill(site, path)
+        entry.hot = True
+        if entry.kind == Entry.MISSING:
+            self.negative_hits += 1
+        else:
+            self.hits += 1
+        return entry
+
+    def maybe_poll(self) -> None:
+        """Apply new changes when a poll is due: one clock read otherwise."""
+        if self.polling and time.monotonic() >= self.next_poll:
+            self.poll()
+
+    # --- misses -------------------------------------------------------------
+
+    def _resolve_host(self, raw_host: str) -> HostTarget:
+        host = normalize_host(raw_host)
+        if host is None:
+            target: HostTarget = PASS
+        elif host.endswith(self.domain_suffix):
+            label = host[: -len(self.domain_suffix)]
+            target = UNKNOWN if "." in label or not label else self._load_host(host)
+        else:
+            target = self._load_host(host)
+        with self.lock:
+            if len(self.hosts) >= max(1024, self.settings.MAX_ENTRIES // 16):
+                # Random Host headers must not grow memory without bound.
+                self.hosts.clear()
+            self.hosts[raw_host] = target
+        return target
+
+    def _load_host(self, host: str) -> HostTarget:
+        self.db_queries += 1
+        target = self.loader.site_for_host(host)
+        if target is PASS and host.endswith(self.domain_suffix):
+            return UNKNOWN
+        return target
+
+    def _fill(self, site: SiteInfo, path: str) -> Entry:
+        self.db_queries += 1
+        found = self.loader.entries_for(site, path)
+        with self.lock:
+            for key_path, entry in found.items():
+                self._insert((site.id, key_path), entry)
+        return found[path]
+
+    def _insert(self, key: tuple[int, str], entry: Entry) -> None:
+        old = self.entries.get(key)
+        if old is not None:
+            self.bytes_held -= old.cost
+        self.entries[key] = entry
+        self.clock.append((key, entry))
+        self.bytes_held += entry.cost
+        self._evict()
+
+    def _evict(self) -> None:
+        limit = self.settings.MEMORY_LIMIT
+        max_entries = self.settings.MAX_ENTRIES
+        evicted = 0
+        reason = ""
+        while self.clock and (self.bytes_held > limit or len(self.entries) > max_entries):
+            reason = "memory" if self.bytes_held > limit else "entries"
+            key, entry = self.clock.popleft()
+            if self.entries.get(key) is not entry:
+                continue  # dropped or replaced since: a stale clock slot
+            if entry.hot and len(self.clock) > 0:
+                entry.hot = False
+                self.clock.append((key, entry))
+                continue
+            del self.entries[key]
+            self.bytes_held -= entry.cost
+            evicted += 1
+            if reason == "memory":
+                self.evictions_memory += 1
+            else:
+                self.evictions_entries += 1
+        if len(self.clock) > 2 * len(self.entries) + 1024:
+            self.clock = deque((k, e) for k, e in self.clock if self.entries.get(k) is e)
+        if evicted:
+            from .signals import evicted as evicted_signal
+
+            evicted_signal.send(sender=AssetCache, reason=reason, count=evicted)
+
+    # --- changes --------------------------------------------------------------
+
+    def start(self) -> None:
+        """Take the change feed's position before the first fill."""
+        self.db_queries += 1
+        self.last_change_id = self.loader.last_change_id()
+        self.next_poll = time.monotonic() + self.poll_interval
+
+    def poll(self) -> None:
+        """Read and apply the changes committed since the last one applied."""
+        if not self.poll_lock.acquire(blocking=False):
+            return  # another thread is polling
+        try:
+            self.next_poll = time.monotonic() + self.poll_interval
+            self.db_queries += 1
+            try:
+                changes = self.loader.changes_after(self.last_change_id)
+            except Exception:
+                logger.warning("assetcache: cannot read the change feed", exc_info=True)
+                return
+            self.apply(changes)
+        finally:
+            self.poll_lock.release()
+
+    def apply(self, changes: Iterable[ChangeRecord]) -> None:
+        from .signals import invalidated
+
+        for change in changes:
+            with self.lock:
+                if change.id <= self.last_change_id:
+                    continue
+                self._apply_one(change)
+                self.last_change_id = change.id
+                self.last_change_at = time.time()
+                self.changes_applied += 1
+            invalidated.send(
+                sender=AssetCache, change_id=change.id, site_id=change.site_id, paths=change.paths
+            )
+
+    def _apply_one(self, change: ChangeRecord) -> None:
+        site_id = change.site_id
+        if change.kind in HOST_KINDS:
+            self._drop_hosts(site_id)
+        if site_id is None:
+            return
+        if change.paths is None:
+            self._drop_site(site_id)
+        else:
+            for path in change.paths:
+                for key in _request_keys(path):
+                    entry = self.entries.pop((site_id, key), None)
+                    if entry is not None:
+                        self.bytes_held -= entry.cost
+
+    def _drop_site(self, site_id: int) -> None:
+        for key in [key for key in self.entries if key[0] == site_id]:
+            self.bytes_held -= self.entries.pop(key).cost
+
+    def _drop_hosts(self, site_id: int | None) -> None:
+        # Negative host entries may concern the changed site (a new subdomain,
+        # a new custom domain), so they go too; the map refills cheaply.
+        self.hosts = {
+            host: target
+            for host, target in self.hosts.items()
+            if isinstance(target, SiteInfo) and target.id != site_id
+        }
+
+    def clear(self) -> None:
+        with self.lock:
+            self.hosts = {}
+            self.entries = {}
+            self.clock = deque()
+            self.bytes_held = 0
+
+    def stats(self) -> dict[str, Any]:
+        lookups = self.hits + self.negative_hits + self.misses
+        return {
+            "hits": self.hits,
+            "misses": self.misses,
+            "negative_hits": self.negative_hits,
+            "hit_ratio": (self.hits + self.negative_hits) / lookups if lookups else 0.0,
+            "db_queries": self.db_queries,
+            "evictions": self.evictions_memory + self.evictions_entries,
+            "evictions_memory": self.evictions_memory,
+            "evictions_entries": self.evictions_entries,
+            "entries": len(self.entries),
+            "hosts": len(self.hosts),
+            "bytes_held": self.bytes_held,
+            "memory_limit": self.settings.MEMORY_LIMIT,
+            "last_change_id": self.last_change_id,
+            "last_change_at": self.last_change_at,
+            "changes_applied": self.changes_applied,
+            "snapshot_change_id": self.snapshot_change_id,
+            "snapshot_loaded_at": self.snapshot_loaded_at,
+            "invalidation": self.settings.INVALIDATION,
+        }
+
+
+def _request_keys(asset_path: str) -> tuple[str, ...]:
+    """Request paths whose answer depends on the asset at ``asset_path``:
+    itself, and its directory with and without the slash (index documents
+    and their redirects)."""
+    directory = asset_path.rsplit("/", 1)[0]
+    if not directory:
+        return (asset_path, "/")
+    return (asset_path, directory + "/", directory)
+
+
+def normalize_host(raw_host: str) -> str | None:
+    """Lower-case host without port or trailing dot; None when malformed."""
+    host = raw_host.strip().lower()
+    if host.startswith("["):
+        return None  # an IPv6 literal is never a site host
+    host = host.rsplit(":", 1)[0] if ":" in host else host
+    host = host.rstrip(".")
+    if not host or len(host) > 253:
+        return None
+    return host
+
+
+# --- the process-global instance --------------------------------------------
+
+_cache: AssetCache | None = None
+_cache_lock = threading.Lock()
+
+
+def get_cache() -> AssetCache:
+    cache = _cache
+    if cache is None:
+        cache = _create()
+    return cache
+
+
+def _create() -> AssetCache:
+    global _cache
+    with _cache_lock:
+        if _cache is None:
+            from .loader import DatabaseLoader
+            from .snapshot import hydrate
+
+            cache = AssetCache(DatabaseLoader())
+            if not hydrate(cache):
+                cache.start()
+            _cache = cache
+        return _cache
+
+
+def reset() -> None:
+    """Forget the process cache; the next request creates a fresh one."""
+    global _cache
+    with _cache_lock:
+        _cache = None
+
+
+def stats() -> dict[str, Any]:
+    """Counters of this process's cache."""
+    return get_cache().stats()
+
+
+def changes_committed() -> None:
+    """This process committed a Change: apply it now rather than at the next poll."""
+    cache = _cache
+    if cache is not None:
+        cache.poll()

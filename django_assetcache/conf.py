@@ -1,0 +1,126 @@
+"""Every setting of django-assetcache, with its default, read once.
+
+Settings are read from ``django.conf.settings`` the first time they are needed
+and kept in a frozen object, so the request path never goes through Django's
+settings machinery. Changing a setting in tests (``override_settings``) resets
+the object through the ``setting_changed`` signal.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+from django.conf import settings as django_settings
+from django.core.signals import setting_changed
+
+PREFIX = "ASSETCACHE_"
+
+KIB = 1024
+MIB = 1024 * KIB
+GIB = 1024 * MIB
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    #: Sites answer at ``<subdomain>.<DOMAIN>``.
+    DOMAIN: str = "localhost"
+    #: How links to a site are written in the admin; ``{host}`` is the site's host.
+    SITE_URL: str = "https://{host}/"
+    #: Alias in ``STORAGES`` where blobs are kept. When the alias is not
+    #: configured, a FileSystemStorage under ``MEDIA_ROOT/assetcache`` is used.
+    STORAGE: str = "assetcache"
+    #: Bytes of bodies and metadata the process-global cache may hold.
+    MEMORY_LIMIT: int = 64 * MIB
+    #: Files up to this size are answered from memory, larger ones by sendfile.
+    MEMORY_FILE_LIMIT: int = 256 * KIB
+    #: Upper bound on cached entries (positive and negative) per process.
+    MAX_ENTRIES: int = 200_000
+    #: Largest single file a publish accepts.
+    MAX_FILE_SIZE: int = 512 * MIB
+    #: Largest total (uncompressed) size of one publish.
+    MAX_SITE_SIZE: int = 4 * GIB
+    #: Longest request path (after percent-decoding) a site host accepts.
+    MAX_PATH_LENGTH: int = 1024
+    #: Cache-Control for sites that do not set their own.
+    CACHE_CONTROL: str = "public, max-age=0, must-revalidate"
+    #: Cache-Control for files whose name carries a content hash.
+    IMMUTABLE_CACHE_CONTROL: str = "public, max-age=31536000, immutable"
+    #: A file name matching this pattern carries a content hash
+    #: (``app.3f2a9c1b.js``, ``main-BvL2x8aQ.js``).
+    IMMUTABLE_PATTERN: str = (
+        r"[.-](?:[0-9a-f]{8,64}|(?=[A-Za-z0-9_]*[0-9])(?=[A-Za-z0-9_]*[A-Z])[A-Za-z0-9_]{8})"
+        r"\.[A-Za-z0-9]+$"
+    )
+    #: Extra or overriding media types, by extension (".ext") or file name.
+    CONTENT_TYPES: dict[str, str] | None = None
+    #: Subdomains nobody may take.
+    RESERVED_SUBDOMAINS: tuple[str, ...] = ("www", "admin", "static", "media", "api")
+    #: How processes learn of changes: "database", "local".
+    INVALIDATION: str = "database"
+    #: Seconds between two reads of the change feed (``database`` backend).
+    POLL_INTERVAL: float = 1.0
+    #: Where ``assetcache_warmup`` writes the snapshot and processes read it.
+    SNAPSHOT_PATH: str = ""
+    #: Build gzip/brotli variants for these media types (prefixes).
+    COMPRESSIBLE_TYPES: tuple[str, ...] = (
+        "text/",
+        "application/javascript",
+        "application/json",
+        "application/manifest+json",
+        "application/xml",
+        "application/wasm",
+        "image/svg+xml",
+        "image/x-icon",
+        "image/vnd.microsoft.icon",
+        "font/ttf",
+        "font/otf",
+        "application/vnd.ms-fontobject",
+    )
+
+    @property
+    def immutable_re(self) -> re.Pattern[str]:
+        # re keeps its own cache of compiled patterns; this runs when an
+        # entry is built, never per request.
+        return re.compile(self.IMMUTABLE_PATTERN)
+
+
+_current: Settings | None = None
+
+
+def _default_snapshot_path() -> str:
+    base = getattr(django_settings, "MEDIA_ROOT", "") or "."
+    return str(Path(base) / "assetcache" / "snapshot.bin")
+
+
+def get() -> Settings:
+    """The current settings, read from Django's settings on first use."""
+    global _current
+    if _current is None:
+        values = {}
+        for field in fields(Settings):
+            name = PREFIX + field.name
+            if hasattr(django_settings, name):
+                value = getattr(django_settings, name)
+                if isinstance(field.default, tuple) and isinstance(value, list):
+                    value = tuple(value)
+                values[field.name] = value
+        current = Settings(**values)
+        if not current.SNAPSHOT_PATH:
+            current = replace(current, SNAPSHOT_PATH=_default_snapshot_path())
+        _current = replace(current, DOMAIN=current.DOMAIN.lower().strip("."))
+    return _current
+
+
+def reset(**kwargs: object) -> None:
+    global _current
+    _current = None
+
+
+def _on_setting_changed(*, setting: str, **kwargs: object) -> None:
+    if setting.startswith(PREFIX) or setting in {"MEDIA_ROOT", "STORAGES"}:
+        reset()
+
+
+setting_changed.connect(_on_setting_changed)

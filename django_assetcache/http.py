@@ -1,0 +1,453 @@
+"""HTTP decisions for a site host, independent of any server or framework.
+
+An ``Entry`` is what the cache keeps for one request path of one site. Its
+header values are formatted once, when the entry is built; a request only
+picks among prepared ``Reply`` objects (200, HEAD, 304) or, for ranges, builds
+one small reply. Adapters (the Django middleware, the WSGI and ASGI wrappers)
+turn a ``Reply`` into their own response; they never decide anything.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Sequence
+from http import HTTPStatus
+from urllib.parse import quote
+
+from django.utils.http import http_date, parse_http_date_safe
+
+# Statuses and their WSGI status lines.
+STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
+
+ALLOWED_METHODS = "GET, HEAD"
+NOSNIFF = ("X-Content-Type-Options", "nosniff")
+ACCEPT_RANGES = ("Accept-Ranges", "bytes")
+VARY = ("Vary", "Accept-Encoding")
+PLAIN_TEXT = "text/plain; charset=utf-8"
+
+#: Preference order among stored variants; identity comes last.
+ENCODINGS = ("br", "gzip")
+
+_RANGE_RE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE | re.ASCII)
+
+#: How a request names the header values the decision reads (WSGI names).
+HeaderGetter = Callable[[str], "str | None"]
+
+
+class Reply:
+    """What to send: status, header list, and a body in memory or on disk.
+
+    ``body`` is the whole body for memory replies (``b""`` when there is none);
+    ``file_path`` with ``offset`` and ``length`` names bytes of a local file.
+    """
+
+    __slots__ = ("status", "status_line", "headers", "body", "file_path", "offset", "length")
+
+    def __init__(
+        self,
+        status: int,
+        headers: list[tuple[str, str]],
+        body: bytes = b"",
+        file_path: str | None = None,
+        offset: int = 0,
+        length: int = 0,
+    ) -> None:
+        self.status = status
+        self.status_line = STATUS_LINES[status]
+        self.headers = headers
+        self.body = body
+        self.file_path = file_path
+        self.offset = offset
+        self.length = length
+
+    def __repr__(self) -> str:
+        return f"<Reply {self.status} {self.file_path or len(self.body)}>"
+
+
+def _plain(
+    status: int,
+    text: str,
+    extra: Sequence[tuple[str, str]] = (),
+    validators: Sequence[tuple[str, str]] = (("Cache-Control", "no-cache"),),
+) -> Reply:
+    body = text.encode()
+    headers = [
+        ("Content-Type", PLAIN_TEXT),
+        ("Content-Length", str(len(body))),
+        NOSNIFF,
+        *extra,
+        *validators,
+    ]
+    return Reply(status, headers, body)
+
+
+BAD_REQUEST = _plain(400, "Bad request path.\n")
+SITE_NOT_FOUND = _plain(404, "No site is published at this address.\n")
+NOT_FOUND = _plain(404, "Not found.\n")
+METHOD_NOT_ALLOWED = _plain(405, "Method not allowed.\n", [("Allow", ALLOWED_METHODS)])
+BAD_GATEWAY = _plain(502, "The file could not be fetched from storage.\n")
+
+
+def without_body(reply: Reply) -> Reply:
+    """The same reply for HEAD: headers (Content-Length included), no body."""
+    return Reply(reply.status, reply.headers)
+
+
+class Representation:
+    """One encoding of one file, with its prepared replies."""
+
+    __slots__ = (
+        "encoding",
+        "etag",
+        "length",
+        "body",
+        "file_path",
+        "content_type",
+        "validators",
+        "range_headers",
+        "ok",
+        "head",
+        "not_modified",
+    )
+
+    def __init__(
+        self,
+        *,
+        encoding: str,
+        etag: str,
+        length: int,
+        body: bytes | None,
+        file_path: str | None,
+        content_type: str,
+        last_modified: str,
+        cache_control: str,
+        vary: bool,
+    ) -> None:
+        self.encoding = encoding
+        self.etag = etag
+        self.length = length
+        self.body = body
+        self.file_path = file_path
+        self.content_type = content_type
+        #: What a cache needs to update a stored response (RFC 9110 15.4.5).
+        self.validators = common = [("ETag", etag), ("Last-Modified", last_modified), ("Cache-Control", cache_control)]
+        if vary:
+            common.append(VARY)
+        entity = [("Content-Type", content_type), ACCEPT_RANGES, NOSNIFF]
+        if encoding:
+            entity.append(("Content-Encoding", encoding))
+        #: Headers of a 206, but for Content-Length and Content-Range.
+        self.range_headers = entity + common
+        ok_headers = [*entity, ("Content-Length", str(length)), *common]
+        if body is not None:
+            self.ok = Reply(200, ok_headers, body)
+        else:
+            self.ok = Reply(200, ok_headers, file_path=file_path, offset=0, length=length)
+        self.head = Reply(200, ok_headers)
+        self.not_modified = Reply(304, [*common, NOSNIFF])
+
+    def part(self, start: int, end: int) -> Reply:
+        """A 206 for bytes ``start``..``end`` inclusive."""
+        length = end - start + 1
+        headers = [
+            *self.range_headers,
+            ("Content-Length", str(length)),
+            ("Content-Range", f"bytes {start}-{end}/{self.length}"),
+        ]
+        if self.body is not None:
+            return Reply(206, headers, self.body[start : end + 1])
+        return Reply(206, headers, file_path=self.file_path, offset=start, length=length)
+
+    def unsatisfiable(self) -> Reply:
+        extra = [("Content-Range", f"bytes */{self.length}"), ACCEPT_RANGES]
+        return _plain(416, "Range not satisfiable.\n", extra, self.validators)
+
+
+class Entry:
+    """What the cache keeps for one request path of one site.
+
+    ``kind`` is FILE (serve ``identity`` or a variant), REDIRECT (to
+    ``location``) or MISSING (serve the site's error document with 404).
+    ``hot`` is the clock bit of the cache's approximate LRU: set on every hit.
+    """
+
+    FILE = 0
+    REDIRECT = 1
+    MISSING = 2
+
+    __slots__ = ("kind", "identity", "br", "gzip", "last_modified", "last_modified_ts", "location", "cost", "hot", "_not_found")
+
+    def __init__(
+        self,
+        kind: int,
+        *,
+        identity: Representation | None = None,
+        variants: dict[str, Representation] | None = None,
+        last_modified: str = "",
+        last_modified_ts: int = 0,
+        location: str = "",
+        cost: int = 0,
+    ) -> None:
+        self.kind = kind
+        self.identity = identity
+        variants = variants or {}
+        self.br = variants.get("br")
+        self.gzip = variants.get("gzip")
+        self.last_modified = last_modified
+        self.last_modified_ts = last_modified_ts
+        self.location = location
+        self.cost = cost
+        self.hot = False
+        self._not_found: Reply | None = None
+
+    @property
+    def has_variants(self) -> bool:
+        return self.br is not None or self.gzip is not None
+
+    def not_found(self) -> Reply:
+        """This file served as a site's error document: status 404."""
+        reply = self._not_found
+        if reply is None:
+            rep = self.identity
+            assert rep is not None
+            headers = [
+                ("Content-Type", rep.content_type),
+                ("Content-Length", str(rep.length)),
+                ("Cache-Control", "no-cache"),
+                NOSNIFF,
+            ]
+            body = rep.body
+            if body is None:
+                reply = Reply(404, headers, file_path=rep.file_path, length=rep.length)
+            else:
+                reply = Reply(404, headers, body)
+            self._not_found = reply
+        return reply
+
+
+def build_file_entry(
+    *,
+    content_type: str,
+    last_modified: float,
+    cache_control: str,
+    identity: tuple[str, int, bytes | None, str | None],
+    variants: Sequence[tuple[str, str, int, bytes | None, str | None]] = (),
+    per_entry_overhead: int = 0,
+) -> Entry:
+    """An entry for a file; ``identity`` is (sha256, size, body, file_path) and
+    each variant (encoding, sha256, size, body, file_path)."""
+    last_modified_text = http_date(last_modified)
+    vary = bool(variants)
+    sha, size, body, file_path = identity
+    common = {
+        "content_type": content_type,
+        "last_modified": last_modified_text,
+        "cache_control": cache_control,
+        "vary": vary,
+    }
+    identity_rep = Representation(
+        encoding="", etag=etag_for(sha), length=size, body=body, file_path=file_path, **common
+    )
+    reps = {
+        encoding: Representation(
+            encoding=encoding,
+            etag=etag_for(v_sha),
+            length=v_size,
+            body=v_body,
+            file_path=v_path,
+            **common,
+        )
+        for encoding, v_sha, v_size, v_body, v_path in variants
+        if encoding in ENCODINGS
+    }
+    cost = per_entry_overhead + len(body or b"") + sum(len(v[3] or b"") for v in variants)
+    return Entry(
+        Entry.FILE,
+        identity=identity_rep,
+        variants=reps,
+        last_modified=last_modified_text,
+        last_modified_ts=int(last_modified),
+        cost=cost,
+    )
+
+
+def build_redirect_entry(path: str, per_entry_overhead: int = 0) -> Entry:
+    return Entry(Entry.REDIRECT, location=quote(path + "/", safe="/:@!$&'()*+,;=-._~"), cost=per_entry_overhead)
+
+
+def build_missing_entry(per_entry_overhead: int = 0) -> Entry:
+    return Entry(Entry.MISSING, cost=per_entry_overhead)
+
+
+def etag_for(sha256: str) -> str:
+    # 128 bits of the content hash: as strong as an ETag needs, half the bytes.
+    return f'"{sha256[:32]}"'
+
+
+def redirect(entry: Entry, query_string: str) -> Reply:
+    location = entry.location + ("?" + query_string if query_string else "")
+    return Reply(
+        301,
+        [
+            ("Location", location),
+            ("Content-Type", PLAIN_TEXT),
+            ("Content-Length", "0"),
+            ("Cache-Control", "no-cache"),
+            NOSNIFF,
+        ],
+    )
+
+
+def clean_path(path: str, max_length: int) -> str | None:
+    """The request path if it is acceptable, else None (a 400).
+
+    ``path`` is already percent-decoded once by the server.
+    """
+    if len(path) > max_length or not path.startswith("/"):
+        return None
+    if "\x00" in path or "\\" in path:
+        return None
+    if "/." in path:
+        for segment in path.split("/"):
+            if segment == "." or segment == "..":
+                return None
+    return path
+
+
+# --- negotiation --------------------------------------------------------------
+
+_accept_cache: dict[str, tuple[bool, bool]] = {}
+
+
+def accepted_encodings(header: str) -> tuple[bool, bool]:
+    """Whether ``br`` and ``gzip`` are acceptable under an Accept-Encoding value."""
+    result = _accept_cache.get(header)
+    if result is None:
+        qualities: dict[str, float] = {}
+        for item in header.split(","):
+            name, _, params = item.partition(";")
+            name = name.strip().lower()
+            if not name:
+                continue
+            q = 1.0
+            for param in params.split(";"):
+                key, _, value = param.partition("=")
+                if key.strip().lower() == "q":
+                    try:
+                        q = float(value.strip())
+                    except ValueError:
+                        q = 0.0
+                    if not 0.0 <= q <= 1.0:
+                        q = 0.0
+            qualities[name] = q
+        star = qualities.get("*", 0.0)
+        result = (qualities.get("br", star) > 0, qualities.get("gzip", qualities.get("x-gzip", star)) > 0)
+        if len(_accept_cache) >= 512:
+            _accept_cache.clear()
+        _accept_cache[header] = result
+    return result
+
+
+def choose(entry: Entry, accept_encoding: str | None) -> Representation:
+    identity = entry.identity
+    assert identity is not None
+    if accept_encoding and (entry.br is not None or entry.gzip is not None):
+        br_ok, gzip_ok = accepted_encodings(accept_encoding)
+        if br_ok and entry.br is not None:
+            return entry.br
+        if gzip_ok and entry.gzip is not None:
+            return entry.gzip
+    return identity
+
+
+# --- conditional requests and ranges ------------------------------------------
+
+
+def etag_matches(header: str, etag: str) -> bool:
+    """Weak comparison of an If-None-Match value against one ETag."""
+    if header == etag:
+        return True
+    for candidate in header.split(","):
+        candidate = candidate.strip()
+        if candidate == "*":
+            return True
+        if candidate.startswith("W/"):
+            candidate = candidate[2:]
+        if candidate == etag:
+            return True
+    return False
+
+
+def not_modified_since(header: str, entry: Entry) -> bool:
+    if header == entry.last_modified:
+        return True
+    since = parse_http_date_safe(header)
+    if since is None or since > time.time():
+        return False
+    return entry.last_modified_ts <= since
+
+
+def range_still_valid(if_range: str, rep: Representation, entry: Entry) -> bool:
+    """If-Range: an ETag must match strongly, a date exactly."""
+    if_range = if_range.strip()
+    if if_range.startswith('"') or if_range.startswith("W/"):
+        return if_range == rep.etag
+    return parse_http_date_safe(if_range) == entry.last_modified_ts
+
+
+UNSATISFIABLE = (-1, -1)
+
+
+def parse_range(header: str, length: int) -> tuple[int, int] | None:
+    """(start, end) inclusive for one byte range, UNSATISFIABLE, or None to
+    ignore the header (bad syntax, several ranges)."""
+    match = _RANGE_RE.match(header)
+    if match is None:
+        return None
+    first, last = match.groups()
+    if not first:
+        if not last:
+            return None
+        suffix = int(last)
+        if suffix == 0 or length == 0:
+            return UNSATISFIABLE
+        return (max(length - suffix, 0), length - 1)
+    start = int(first)
+    if last:
+        end = int(last)
+        if end < start:
+            return None
+    else:
+        end = length - 1
+    if start >= length:
+        return UNSATISFIABLE
+    return (start, min(end, length - 1))
+
+
+def decide(entry: Entry, method: str, get: HeaderGetter) -> Reply:
+    """The reply to a GET or HEAD for a FILE entry.
+
+    ``get`` reads request headers by their WSGI names (``HTTP_RANGE``…).
+    """
+    rep = choose(entry, get("HTTP_ACCEPT_ENCODING"))
+    if_none_match = get("HTTP_IF_NONE_MATCH")
+    if if_none_match is not None:
+        if etag_matches(if_none_match, rep.etag):
+            return rep.not_modified
+    else:
+        if_modified_since = get("HTTP_IF_MODIFIED_SINCE")
+        if if_modified_since is not None and not_modified_since(if_modified_since, entry):
+            return rep.not_modified
+    if method == "HEAD":
+        return rep.head
+    range_header = get("HTTP_RANGE")
+    if range_header is not None:
+        if_range = get("HTTP_IF_RANGE")
+        if if_range is None or range_still_valid(if_range, rep, entry):
+            byte_range = parse_range(range_header, rep.length)
+            if byte_range is UNSATISFIABLE:
+                return rep.unsatisfiable()
+            if byte_range is not None:
+                return rep.part(*byte_range)
+    return rep.ok

@@ -1,0 +1,257 @@
+"""Sites, their domains, content-addressed blobs, assets, and the change feed."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.db.models import F
+from django.utils.translation import gettext_lazy as _
+
+from . import conf
+
+DNS_LABEL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+HOSTNAME_RE = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$"
+)
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+def validate_subdomain(value: str) -> None:
+    if not DNS_LABEL_RE.match(value or ""):
+        raise ValidationError(
+            _(
+                "“%(value)s” is not a valid subdomain: use 1 to 63 lower-case letters, "
+                "digits or hyphens, not starting or ending with a hyphen."
+            ),
+            code="invalid_subdomain",
+            params={"value": value},
+        )
+    if value in conf.get().RESERVED_SUBDOMAINS:
+        raise ValidationError(
+            _("“%(value)s” is reserved and cannot be used as a subdomain."),
+            code="reserved_subdomain",
+            params={"value": value},
+        )
+
+
+def validate_hostname(value: str) -> None:
+    if not HOSTNAME_RE.match(value or ""):
+        raise ValidationError(
+            _("“%(value)s” is not a valid lower-case host name such as docs.example.com."),
+            code="invalid_hostname",
+            params={"value": value},
+        )
+    domain = conf.get().DOMAIN
+    if value == domain or value.endswith("." + domain):
+        raise ValidationError(
+            _("Host names under %(domain)s are already served by subdomain."),
+            code="hostname_in_domain",
+            params={"domain": domain},
+        )
+
+
+def validate_document_name(value: str) -> None:
+    if value and ("/" in value or "\\" in value or value in {".", ".."} or "\x00" in value):
+        raise ValidationError(
+            _("Give a plain file name such as index.html, without slashes."),
+            code="invalid_document_name",
+        )
+
+
+class Site(models.Model):
+    subdomain = models.CharField(
+        _("subdomain"),
+        max_length=63,
+        unique=True,
+        validators=[validate_subdomain],
+        help_text=_("The site answers at <subdomain>.ASSETCACHE_DOMAIN."),
+    )
+    name = models.CharField(_("name"), max_length=200, blank=True)
+    is_active = models.BooleanField(_("active"), default=True)
+    index_document = models.CharField(
+        _("index document"),
+        max_length=255,
+        default="index.html",
+        validators=[validate_document_name],
+        help_text=_("Served for a path ending in a slash."),
+    )
+    error_document = models.CharField(
+        _("error document"),
+        max_length=255,
+        default="404.html",
+        blank=True,
+        validators=[validate_document_name],
+        help_text=_("Served with status 404 for a missing path; blank for a plain 404."),
+    )
+    cache_control = models.CharField(
+        _("Cache-Control"),
+        max_length=255,
+        blank=True,
+        help_text=_("Blank uses ASSETCACHE_CACHE_CONTROL."),
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    generation = models.PositiveBigIntegerField(
+        _("generation"),
+        default=0,
+        editable=False,
+        help_text=_("Bumped on every change to the site's content or settings."),
+    )
+
+    class Meta:
+        ordering = ["subdomain"]
+        verbose_name = _("site")
+        verbose_name_plural = _("sites")
+
+    def __str__(self) -> str:
+        return self.subdomain
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        self.subdomain = (self.subdomain or "").lower()
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def host(self) -> str:
+        return f"{self.subdomain}.{conf.get().DOMAIN}"
+
+    @property
+    def url(self) -> str:
+        return conf.get().SITE_URL.format(host=self.host)
+
+
+class Domain(models.Model):
+    hostname = models.CharField(
+        _("host name"), max_length=253, unique=True, validators=[validate_hostname]
+    )
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="domains")
+
+    class Meta:
+        ordering = ["hostname"]
+        verbose_name = _("domain")
+        verbose_name_plural = _("domains")
+
+    def __str__(self) -> str:
+        return self.hostname
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        self.hostname = (self.hostname or "").lower().rstrip(".")
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+
+class Blob(models.Model):
+    """Bytes stored once under their SHA-256, shared by every asset that has them.
+
+    A compressed variant is a blob too, linked to the blob it was made from.
+    """
+
+    sha256 = models.CharField(_("SHA-256"), max_length=64, primary_key=True)
+    size = models.PositiveBigIntegerField(_("size"))
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    source = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="variants",
+        help_text=_("For a compressed variant: the blob it was compressed from."),
+    )
+    encoding = models.CharField(
+        _("content coding"),
+        max_length=16,
+        blank=True,
+        help_text=_("For a compressed variant: gzip or br."),
+    )
+
+    class Meta:
+        verbose_name = _("blob")
+        verbose_name_plural = _("blobs")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "encoding"],
+                condition=models.Q(source__isnull=False),
+                name="assetcache_blob_one_variant_per_encoding",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.sha256[:12]
+
+
+class Asset(models.Model):
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="assets")
+    path = models.CharField(_("path"), max_length=1024)
+    blob = models.ForeignKey(Blob, on_delete=models.PROTECT, related_name="assets")
+    content_type = models.CharField(_("content type"), max_length=255)
+    last_modified = models.DateTimeField(_("last modified"))
+
+    class Meta:
+        ordering = ["site", "path"]
+        verbose_name = _("asset")
+        verbose_name_plural = _("assets")
+        constraints = [
+            models.UniqueConstraint(fields=["site", "path"], name="assetcache_asset_site_path")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.site_id}:{self.path}"
+
+
+class Change(models.Model):
+    """One committed change, appended in the transaction that made it.
+
+    Its id is the clock every process uses to catch up. ``site_id`` is a plain
+    number, not a foreign key, so the row outlives a deleted site.
+    ``paths`` lists the request paths touched, or is null for "the whole site".
+    """
+
+    class Kind(models.TextChoices):
+        PUBLISH = "publish", _("publish")
+        SETTINGS = "settings", _("settings")
+        DOMAINS = "domains", _("domains")
+        DELETE = "delete", _("delete")
+        PURGE = "purge", _("purge")
+
+    id = models.BigAutoField(primary_key=True)
+    site_id = models.BigIntegerField(_("site id"), null=True, blank=True)
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    paths = models.JSONField(_("paths"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = _("change")
+        verbose_name_plural = _("changes")
+
+    def __str__(self) -> str:
+        return f"#{self.id} {self.kind} site={self.site_id}"
+
+
+#: A change touching more paths than this is recorded as "the whole site":
+#: dropping a site's entries is cheaper than shipping a huge list.
+MAX_CHANGE_PATHS = 1000
+
+
+def record_change(site_id: int | None, kind: str, paths: Iterable[str] | None = None) -> Change:
+    """Bump the site's generation and append a Change, atomically.
+
+    Called inside the transaction that made the change, so both commit or
+    neither does.
+    """
+    path_list = None if paths is None else sorted(set(paths))
+    if path_list is not None and len(path_list) > MAX_CHANGE_PATHS:
+        path_list = None
+    with transaction.atomic():
+        if site_id is not None:
+            Site.objects.filter(pk=site_id).update(generation=F("generation") + 1)
+        change = Change.objects.create(site_id=site_id, kind=kind, paths=path_list)
+    transaction.on_commit(_notify_committed)
+    return change
+
+
+def _notify_committed() -> None:
+    from . import invalidation
+
+    invalidation.committed()

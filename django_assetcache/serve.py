@@ -1,0 +1,75 @@
+"""One request, as data: host → site → entry → reply.
+
+The single decision path shared by every adapter (middleware, WSGI, ASGI).
+``answer`` returns None for a host that is not a site host, so the adapter
+passes the request on to the project.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .cache import PASS, SiteInfo, get_cache, normalize_host
+from .http import (
+    BAD_GATEWAY,
+    BAD_REQUEST,
+    METHOD_NOT_ALLOWED,
+    NOT_FOUND,
+    SITE_NOT_FOUND,
+    Entry,
+    HeaderGetter,
+    Reply,
+    _plain,
+    clean_path,
+    decide,
+    redirect,
+    without_body,
+)
+from .loader import BlobUnavailable, Unavailable
+
+logger = logging.getLogger("django_assetcache")
+
+SERVICE_UNAVAILABLE = _plain(503, "The site cannot be served right now.\n", [("Retry-After", "5")])
+
+_FILE = Entry.FILE
+_REDIRECT = Entry.REDIRECT
+
+
+def answer(host: str, path: str, method: str, query_string: str, get: HeaderGetter) -> Reply | None:
+    cache = get_cache()
+    cache.maybe_poll()
+    try:
+        site = cache.site_for(host)
+    except Unavailable:
+        logger.warning("assetcache: database unavailable resolving host %r", host, exc_info=True)
+        normalized = normalize_host(host) or ""
+        return SERVICE_UNAVAILABLE if normalized.endswith(cache.domain_suffix) else None
+    if site.__class__ is not SiteInfo:
+        return None if site is PASS else SITE_NOT_FOUND
+    assert isinstance(site, SiteInfo)
+    if not site.active:
+        return SITE_NOT_FOUND
+    if method != "GET" and method != "HEAD":
+        return METHOD_NOT_ALLOWED
+    clean = clean_path(path, cache.max_path)
+    if clean is None:
+        return BAD_REQUEST
+    try:
+        entry = cache.entry(site, clean)
+        kind = entry.kind
+        if kind == _FILE:
+            return decide(entry, method, get)
+        if kind == _REDIRECT:
+            return redirect(entry, query_string)
+        reply = NOT_FOUND
+        if site.error_path:
+            document = cache.entry(site, site.error_path)
+            if document.kind == _FILE:
+                reply = document.not_found()
+    except BlobUnavailable:
+        logger.error("assetcache: blob unavailable for %s%s", host, path, exc_info=True)
+        return BAD_GATEWAY
+    except Unavailable:
+        logger.warning("assetcache: database unavailable for %s%s", host, path, exc_info=True)
+        return SERVICE_UNAVAILABLE
+    return without_body(reply) if method == "HEAD" else reply

@@ -1,0 +1,75 @@
+"""Settings for the test suite.
+
+Every process of one test run (pytest and the servers it starts) shares one
+directory, named by ASSETCACHE_TEST_DIR, holding the SQLite file and media.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+TEST_DIR = Path(
+    os.environ.setdefault("ASSETCACHE_TEST_DIR", tempfile.mkdtemp(prefix="assetcache-test-"))
+)
+
+SECRET_KEY = "tests-only-not-secret"
+DEBUG = False
+ALLOWED_HOSTS = [".sites.test", "testserver", "localhost", "127.0.0.1"]
+USE_TZ = True
+TIME_ZONE = "UTC"
+ROOT_URLCONF = "tests.urls"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_assetcache",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django_assetcache.middleware.AssetCacheMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+_db_file = str(TEST_DIR / "db.sqlite3")
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": _db_file,
+        "TEST": {"NAME": _db_file},
+    }
+}
+
+MEDIA_ROOT = str(TEST_DIR / "media")
+STATIC_URL = "/static/"
+
+ASSETCACHE_DOMAIN = "sites.test"
+ASSETCACHE_INVALIDATION = os.environ.get("ASSETCACHE_TEST_INVALIDATION", "local")
+ASSETCACHE_POLL_INTERVAL = float(os.environ.get("ASSETCACHE_TEST_POLL_INTERVAL", "1.0"))
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

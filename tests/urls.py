@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
+from django.urls import path
+
+
+def project_home(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(b"project home", content_type="text/plain")
+
+
+urlpatterns = [
+    path("", project_home),
+    path("admin/", admin.site.urls),
+]
