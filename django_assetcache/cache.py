@@ -75,6 +75,9 @@ class ChangeRecord(Protocol):
 
 
 class Loader(Protocol):
+    queries: int
+    snapshot: Any
+
     def site_for_host(self, host: str) -> HostTarget: ...
 
     def entries_for(self, site: SiteInfo, path: str) -> dict[str, Entry]: ...
@@ -99,7 +102,6 @@ class AssetCache:
         self.hits = 0
         self.misses = 0
         self.negative_hits = 0
-        self.db_queries = 0
         self.evictions_memory = 0
         self.evictions_entries = 0
         self.changes_applied = 0
@@ -156,14 +158,12 @@ class AssetCache:
         return target
 
     def _load_host(self, host: str) -> HostTarget:
-        self.db_queries += 1
         target = self.loader.site_for_host(host)
         if target is PASS and host.endswith(self.domain_suffix):
             return UNKNOWN
         return target
 
     def _fill(self, site: SiteInfo, path: str) -> Entry:
-        self.db_queries += 1
         found = self.loader.entries_for(site, path)
         with self.lock:
             for key_path, entry in found.items():
@@ -211,7 +211,6 @@ class AssetCache:
 
     def start(self) -> None:
         """Take the change feed's position before the first fill."""
-        self.db_queries += 1
         self.last_change_id = self.loader.last_change_id()
         self.next_poll = time.monotonic() + self.poll_interval
 
@@ -221,7 +220,6 @@ class AssetCache:
             return  # another thread is polling
         try:
             self.next_poll = time.monotonic() + self.poll_interval
-            self.db_queries += 1
             try:
                 changes = self.loader.changes_after(self.last_change_id)
             except Exception:
@@ -248,8 +246,12 @@ class AssetCache:
 
     def _apply_one(self, change: ChangeRecord) -> None:
         site_id = change.site_id
-        if change.kind in HOST_KINDS:
+        hosts = change.kind in HOST_KINDS
+        if hosts:
             self._drop_hosts(site_id)
+        snapshot = self.loader.snapshot
+        if snapshot is not None:
+            snapshot.forget(site_id, change.paths, hosts)
         if site_id is None:
             return
         if change.paths is None:
@@ -274,6 +276,14 @@ class AssetCache:
             if isinstance(target, SiteInfo) and target.id != site_id
         }
 
+    def use_snapshot(self, snapshot: Any) -> None:
+        """Answer from a loaded snapshot; changes after its stamp come next."""
+        with self.lock:
+            self.loader.snapshot = snapshot
+            self.last_change_id = snapshot.change_id
+            self.snapshot_change_id = snapshot.change_id
+            self.snapshot_loaded_at = time.time()
+
     def clear(self) -> None:
         with self.lock:
             self.hosts = {}
@@ -288,7 +298,7 @@ class AssetCache:
             "misses": self.misses,
             "negative_hits": self.negative_hits,
             "hit_ratio": (self.hits + self.negative_hits) / lookups if lookups else 0.0,
-            "db_queries": self.db_queries,
+            "db_queries": self.loader.queries,
             "evictions": self.evictions_memory + self.evictions_entries,
             "evictions_memory": self.evictions_memory,
             "evictions_entries": self.evictions_entries,
@@ -348,8 +358,13 @@ def _create() -> AssetCache:
             from .snapshot import hydrate
 
             cache = AssetCache(DatabaseLoader())
-            if not hydrate(cache):
-                cache.start()
+            if hydrate(cache):
+                cache.poll()  # replay what changed since the snapshot
+            else:
+                try:
+                    cache.start()
+                except Exception:
+                    logger.warning("assetcache: cannot read the change feed", exc_info=True)
             _cache = cache
         return _cache
 
@@ -359,6 +374,15 @@ def reset() -> None:
     global _cache
     with _cache_lock:
         _cache = None
+
+
+def warm() -> AssetCache:
+    """Create this process's cache now, from the snapshot when there is one.
+
+    Call it from gunicorn's ``post_fork`` (or at import under ``--preload``)
+    so the first request does not pay for loading.
+    """
+    return get_cache()
 
 
 def stats() -> dict[str, Any]:

@@ -12,6 +12,7 @@ from .cache import ENTRY_OVERHEAD, PASS, HostTarget, SiteInfo
 from .http import Entry, build_file_entry, build_missing_entry, build_redirect_entry
 from .mediatypes import header_value
 from .models import Asset, Change, Site
+from .snapshot import Snapshot, site_target
 from .store import BlobStore
 
 SITE_FIELDS = ("id", "subdomain", "is_active", "index_document", "error_document", "cache_control")
@@ -48,9 +49,14 @@ class AssetRow:
 
 
 class DatabaseLoader:
+    """Answers the cache's misses from the snapshot when it can, else from
+    the database; counts the queries it makes."""
+
     def __init__(self, store: BlobStore | None = None) -> None:
         self._store = store
         self.settings = conf.get()
+        self.snapshot: Snapshot | None = None
+        self.queries = 0
 
     @property
     def store(self) -> BlobStore:
@@ -61,6 +67,11 @@ class DatabaseLoader:
     # --- hosts ---------------------------------------------------------------
 
     def site_for_host(self, host: str) -> HostTarget:
+        if self.snapshot is not None:
+            target = site_target(self.snapshot, host)
+            if target is not None:
+                return target
+        self.queries += 1
         suffix = "." + self.settings.DOMAIN
         if host.endswith(suffix):
             query = Site.objects.filter(subdomain=host[: -len(suffix)])
@@ -98,6 +109,13 @@ class DatabaseLoader:
         return result
 
     def rows(self, site_id: int, paths: list[str]) -> dict[str, AssetRow]:
+        if self.snapshot is not None:
+            known = self.snapshot.assets.get(site_id)
+            if known is not None and all(known.get(path, True) is not None for path in paths):
+                return {
+                    path: _snapshot_row(row) for path in paths if (row := known.get(path)) is not None
+                }
+        self.queries += 1
         query = Asset.objects.filter(site_id=site_id, path__in=paths).values_list(
             "path",
             "content_type",
@@ -134,6 +152,10 @@ class DatabaseLoader:
 
     def body(self, sha256: str, size: int) -> tuple[bytes | None, str | None]:
         """(bytes, None) for a body kept in memory, (None, path) for one sent from disk."""
+        if size <= self.settings.MEMORY_FILE_LIMIT and self.snapshot is not None:
+            data = self.snapshot.body(sha256)
+            if data is not None:
+                return data, None
         path = self.store.local_path(sha256)
         if path is None:
             raise BlobUnavailable(f"blob {sha256} has no local file")
@@ -151,6 +173,7 @@ class DatabaseLoader:
     # --- the change feed ------------------------------------------------------
 
     def last_change_id(self) -> int:
+        self.queries += 1
         try:
             latest = Change.objects.order_by("-id").values_list("id", flat=True).first()
         except DatabaseError as exc:
@@ -158,4 +181,12 @@ class DatabaseLoader:
         return latest or 0
 
     def changes_after(self, change_id: int) -> list[Any]:
+        self.queries += 1
         return list(Change.objects.filter(id__gt=change_id).order_by("id")[:10_000])
+
+
+def _snapshot_row(row: list[Any]) -> AssetRow:
+    path, content_type, last_modified, sha, size, variants = row
+    asset = AssetRow(path, content_type, float(last_modified), sha, size)
+    asset.variants = [tuple(variant) for variant in variants]  # type: ignore[misc]
+    return asset

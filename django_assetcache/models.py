@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
-from django.db import models, transaction
+from django.db import models, router, transaction
 from django.db.models import F
 from django.utils.translation import gettext_lazy as _
 
@@ -20,7 +20,7 @@ SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
 def validate_subdomain(value: str) -> None:
-    if not DNS_LABEL_RE.match(value or ""):
+    if not DNS_LABEL_RE.fullmatch(value or ""):
         raise ValidationError(
             _(
                 "“%(value)s” is not a valid subdomain: use 1 to 63 lower-case letters, "
@@ -38,7 +38,7 @@ def validate_subdomain(value: str) -> None:
 
 
 def validate_hostname(value: str) -> None:
-    if not HOSTNAME_RE.match(value or ""):
+    if not HOSTNAME_RE.fullmatch(value or ""):
         raise ValidationError(
             _("“%(value)s” is not a valid lower-case host name such as docs.example.com."),
             code="invalid_hostname",
@@ -111,7 +111,24 @@ class Site(models.Model):
 
     def save(self, *args: object, **kwargs: object) -> None:
         self.subdomain = (self.subdomain or "").lower()
-        super().save(*args, **kwargs)  # type: ignore[arg-type]
+        if (
+            not self._state.adding
+            and not args
+            and kwargs.get("update_fields") is None
+            and not kwargs.get("force_insert")
+        ):
+            # ``generation`` only moves through record_change(): writing back
+            # the value this instance was loaded with could move it backwards.
+            deferred = self.get_deferred_fields()
+            kwargs["update_fields"] = [
+                f.name
+                for f in self._meta.concrete_fields
+                if not f.primary_key and f.name != "generation" and f.attname not in deferred
+            ]
+        # The post_save receiver appends the Change: keep both in one transaction.
+        using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+        with transaction.atomic(using=using):  # type: ignore[arg-type]
+            super().save(*args, **kwargs)  # type: ignore[arg-type]
 
     @property
     def host(self) -> str:
@@ -138,7 +155,10 @@ class Domain(models.Model):
 
     def save(self, *args: object, **kwargs: object) -> None:
         self.hostname = (self.hostname or "").lower().rstrip(".")
-        super().save(*args, **kwargs)  # type: ignore[arg-type]
+        # The post_save receiver appends the Change: keep both in one transaction.
+        using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+        with transaction.atomic(using=using):  # type: ignore[arg-type]
+            super().save(*args, **kwargs)  # type: ignore[arg-type]
 
 
 class Blob(models.Model):

@@ -1,13 +1,259 @@
-"""The warm snapshot (see ``assetcache_warmup``)."""
+"""The warm snapshot: the whole index plus small bodies, in one file.
+
+Layout: ``MAGIC`` (8 bytes), the bodies, the index as UTF-8 JSON, then a
+footer: the index length and its CRC-32 (two little-endian u64) and
+``MAGIC`` again. The index names, for every body it holds, an offset and a
+length. Bodies are written once, as they are read; a file cut short loses
+its footer and is refused.
+
+A process maps the file (``mmap``), so every worker on a machine shares one
+copy of the bodies through the page cache. Entries are built from the index
+lazily, on the first request for a path: loading stays fast however many
+assets there are, and memory goes only to what is asked for. A body is
+checked against its SHA-256 when its entry is built; a body that does not
+match is read from the blob store instead.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import hashlib
+import json
+import logging
+import mmap
+import os
+import struct
+import tempfile
+import time
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import conf
 
 if TYPE_CHECKING:
-    from .cache import AssetCache
+    from .cache import AssetCache, HostTarget
+
+logger = logging.getLogger("django_assetcache")
+
+MAGIC = b"ACSNAP01"
+VERSION = 1
+_FOOTER = struct.Struct("<QQ8s")
+
+
+class SnapshotError(Exception):
+    """The snapshot is missing, truncated, of another version, or damaged."""
+
+
+# --- writing ------------------------------------------------------------------
+
+
+@dataclass
+class SnapshotSummary:
+    path: str
+    sites: int = 0
+    assets: int = 0
+    bodies: int = 0
+    body_bytes: int = 0
+    file_bytes: int = 0
+    change_id: int = 0
+
+
+def write_snapshot(
+    path: str | os.PathLike[str],
+    *,
+    change_id: int,
+    sites: list[dict[str, Any]],
+    assets: dict[int, list[list[Any]]],
+    bodies: Iterable[tuple[str, bytes]],
+) -> SnapshotSummary:
+    """Write a snapshot atomically (temporary file, then rename).
+
+    ``sites``: dicts with id, subdomain, is_active, index_document,
+    error_document, cache_control, domains. ``assets``: per site id, rows
+    ``[path, content_type, last_modified (int), sha256, size, variants]``
+    with variants ``[[encoding, sha256, size], …]``. ``bodies``: (sha256,
+    bytes) of the bodies to keep in the snapshot.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    summary = SnapshotSummary(path=str(target), sites=len(sites), change_id=change_id)
+    summary.assets = sum(len(rows) for rows in assets.values())
+    fd, temp_name = tempfile.mkstemp(prefix=".snapshot-", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(MAGIC)
+            offsets: dict[str, list[int]] = {}
+            position = 0
+            for sha, data in bodies:
+                if sha in offsets:
+                    continue
+                out.write(data)
+                offsets[sha] = [position, len(data)]
+                position += len(data)
+                summary.bodies += 1
+            summary.body_bytes = position
+            index = {
+                "version": VERSION,
+                "change_id": change_id,
+                "created": time.time(),
+                "domain": conf.get().DOMAIN,
+                "sites": sites,
+                "assets": {str(site_id): rows for site_id, rows in assets.items()},
+                "bodies": offsets,
+                "bodies_length": position,
+            }
+            encoded = json.dumps(index, separators=(",", ":")).encode()
+            out.write(encoded)
+            out.write(_FOOTER.pack(len(encoded), zlib.crc32(encoded), MAGIC))
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp_name, target)
+    except BaseException:
+        _unlink(temp_name)
+        raise
+    summary.file_bytes = target.stat().st_size
+    return summary
+
+
+def _unlink(name: str) -> None:
+    try:
+        os.unlink(name)
+    except FileNotFoundError:
+        pass
+
+
+# --- reading ------------------------------------------------------------------
+
+
+class Snapshot:
+    """A loaded snapshot: lookups by host and by (site, path), bodies by hash."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = str(path)
+        try:
+            with open(self.path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if size < len(MAGIC) + _FOOTER.size:
+                    raise SnapshotError("truncated")
+                self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except OSError as exc:
+            raise SnapshotError(str(exc)) from exc
+        index_length, crc, end_magic = _FOOTER.unpack_from(self._map, size - _FOOTER.size)
+        if self._map[: len(MAGIC)] != MAGIC or end_magic != MAGIC:
+            raise SnapshotError("truncated, or not a snapshot of this version")
+        index_start = size - _FOOTER.size - index_length
+        if index_start < len(MAGIC):
+            raise SnapshotError("truncated index")
+        encoded = self._map[index_start : size - _FOOTER.size]
+        if zlib.crc32(encoded) != crc:
+            raise SnapshotError("index checksum mismatch")
+        try:
+            index = json.loads(encoded)
+        except ValueError as exc:
+            raise SnapshotError(f"unreadable index: {exc}") from exc
+        if index.get("version") != VERSION:
+            raise SnapshotError(f"version {index.get('version')!r}, expected {VERSION}")
+        if len(MAGIC) + index["bodies_length"] != index_start:
+            raise SnapshotError("bodies and index disagree in length")
+        self.bodies_start = len(MAGIC)
+        self.change_id: int = index["change_id"]
+        self.created: float = index["created"]
+        self.domain: str = index["domain"]
+        self.bodies: dict[str, list[int]] = index["bodies"]
+        self.sites: dict[int, dict[str, Any]] = {site["id"]: site for site in index["sites"]}
+        self.hosts: dict[str, int] = {}
+        for site in index["sites"]:
+            self.hosts[f"{site['subdomain']}.{self.domain}"] = site["id"]
+            for hostname in site["domains"]:
+                self.hosts[hostname] = site["id"]
+        # Rows stay as parsed lists until a request asks for their path. A
+        # path mapped to None changed after the snapshot: ask the database.
+        self.assets: dict[int, dict[str, list[Any] | None]] = {
+            int(site_id): {row[0]: row for row in rows} for site_id, rows in index["assets"].items()
+        }
+
+    def body(self, sha256: str) -> bytes | None:
+        """The body with this hash, if the snapshot holds it and it is intact."""
+        location = self.bodies.get(sha256)
+        if location is None:
+            return None
+        offset, length = location
+        start = self.bodies_start + offset
+        data = self._map[start : start + length]
+        if hashlib.sha256(data).hexdigest() != sha256:
+            logger.warning("assetcache: snapshot body %s is damaged; reading the blob store", sha256)
+            return None
+        return data
+
+    def forget(self, site_id: int | None, paths: list[str] | None, hosts: bool) -> None:
+        """Stop answering for what a change touched: the database knows better."""
+        if site_id is None:
+            return
+        if hosts:
+            self.hosts = {host: sid for host, sid in self.hosts.items() if sid != site_id}
+            self.sites.pop(site_id, None)
+        if paths is None or hosts:
+            self.assets.pop(site_id, None)
+        else:
+            rows = self.assets.get(site_id)
+            if rows is not None:
+                for path in paths:
+                    rows[path] = None  # changed since: ask the database
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "change_id": self.change_id,
+            "created": self.created,
+            "age_seconds": time.time() - self.created,
+            "sites": len(self.sites),
+            "assets": sum(len(rows) for rows in self.assets.values()),
+            "stale_paths": sum(1 for rows in self.assets.values() for row in rows.values() if row is None),
+            "bodies": len(self.bodies),
+            "body_bytes": sum(length for _, length in self.bodies.values()),
+            "file_bytes": len(self._map),
+        }
+
+
+def load(path: str | None = None) -> Snapshot:
+    return Snapshot(path or conf.get().SNAPSHOT_PATH)
 
 
 def hydrate(cache: AssetCache) -> bool:
-    """Load the snapshot into ``cache``; False when there is none to load."""
-    return False
+    """Give ``cache`` the snapshot and replay newer changes; False when there
+    is no usable snapshot (the cache then fills lazily from the database)."""
+    path = cache.settings.SNAPSHOT_PATH
+    if not path or not os.path.exists(path):
+        return False
+    try:
+        snapshot = Snapshot(path)
+    except SnapshotError as exc:
+        logger.warning("assetcache: ignoring snapshot %s: %s", path, exc)
+        return False
+    if snapshot.domain != cache.settings.DOMAIN:
+        logger.warning(
+            "assetcache: ignoring snapshot %s made for domain %r", path, snapshot.domain
+        )
+        return False
+    cache.use_snapshot(snapshot)
+    return True
+
+
+def site_target(snapshot: Snapshot, host: str) -> HostTarget | None:
+    """The SiteInfo for a host the snapshot knows, else None."""
+    from .cache import SiteInfo
+
+    site_id = snapshot.hosts.get(host)
+    if site_id is None:
+        return None
+    site = snapshot.sites[site_id]
+    return SiteInfo(
+        site["id"],
+        site["subdomain"],
+        site["is_active"],
+        site["index_document"],
+        site["error_document"],
+        site["cache_control"],
+    )

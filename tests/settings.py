@@ -65,7 +65,7 @@ DATABASES = {
     }
 }
 
-MEDIA_ROOT = str(TEST_DIR / "media")
+MEDIA_ROOT = os.environ.get("ASSETCACHE_TEST_MEDIA_ROOT", str(TEST_DIR / "media"))
 STATIC_URL = "/static/"
 
 ASSETCACHE_DOMAIN = "sites.test"
