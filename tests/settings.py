@@ -56,7 +56,9 @@ TEMPLATES = [
     }
 ]
 
-_db_file = str(TEST_DIR / "db.sqlite3")
+# A server started by a test may be pointed at another (even a missing) file
+# to play a database outage.
+_db_file = os.environ.get("ASSETCACHE_TEST_DB", str(TEST_DIR / "db.sqlite3"))
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
