@@ -23,6 +23,8 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+from django.core.exceptions import SynchronousOnlyOperation
+
 from . import conf
 from .http import Entry
 
@@ -139,6 +141,9 @@ class AssetCache:
         if self.polling and time.monotonic() >= self.next_poll:
             self.poll()
 
+    def poll_due(self) -> bool:
+        return self.polling and time.monotonic() >= self.next_poll
+
     # --- misses -------------------------------------------------------------
 
     def _resolve_host(self, raw_host: str) -> HostTarget:
@@ -222,6 +227,9 @@ class AssetCache:
             self.next_poll = time.monotonic() + self.poll_interval
             try:
                 changes = self.loader.changes_after(self.last_change_id)
+            except SynchronousOnlyOperation:
+                self.next_poll = 0.0  # called on an event loop: poll from a thread instead
+                raise
             except Exception:
                 logger.warning("assetcache: cannot read the change feed", exc_info=True)
                 return
@@ -348,6 +356,11 @@ def get_cache() -> AssetCache:
     if cache is None:
         cache = _create()
     return cache
+
+
+def cache_ready() -> bool:
+    """Whether this process's cache exists (creating it may query the database)."""
+    return _cache is not None
 
 
 def _create() -> AssetCache:

@@ -42,7 +42,7 @@ class Reply:
     ``file_path`` with ``offset`` and ``length`` names bytes of a local file.
     """
 
-    __slots__ = ("status", "status_line", "headers", "body", "file_path", "offset", "length")
+    __slots__ = ("status", "status_line", "headers", "body", "file_path", "offset", "length", "_raw_headers")
 
     def __init__(
         self,
@@ -60,6 +60,17 @@ class Reply:
         self.file_path = file_path
         self.offset = offset
         self.length = length
+        self._raw_headers: list[tuple[bytes, bytes]] | None = None
+
+    @property
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """The headers as ASGI wants them (bytes), encoded once per reply."""
+        raw = self._raw_headers
+        if raw is None:
+            raw = self._raw_headers = [
+                (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in self.headers
+            ]
+        return raw
 
     def __repr__(self) -> str:
         return f"<Reply {self.status} {self.file_path or len(self.body)}>"

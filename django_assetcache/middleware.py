@@ -5,56 +5,15 @@ Place it first in MIDDLEWARE, or right after SecurityMiddleware.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBase
 
+from .bodies import BLOCK_SIZE, FileRange
 from .http import BAD_GATEWAY, Reply
-from .serve import answer
-
-#: Chunk size when a server without sendfile streams a file (ASGI, runserver).
-STREAM_BLOCK_SIZE = 256 * 1024
-
-
-class FileRange:
-    """The bytes ``offset`` .. ``offset + length`` of an open file.
-
-    ``read`` stops at the end of the range, so servers that iterate the body
-    send exactly the range; ``fileno`` with the file positioned at ``offset``
-    lets a WSGI server's ``wsgi.file_wrapper`` send the same bytes by
-    sendfile (gunicorn sends ``Content-Length`` bytes from the current
-    position).
-    """
-
-    def __init__(self, path: str, offset: int, length: int) -> None:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        try:
-            if offset:
-                os.lseek(fd, offset, os.SEEK_SET)
-            self._file = os.fdopen(fd, "rb", buffering=0)
-        except BaseException:
-            os.close(fd)
-            raise
-        self.remaining = length
-
-    def read(self, size: int = -1) -> bytes:
-        if self.remaining <= 0:
-            return b""
-        if size < 0 or size > self.remaining:
-            size = self.remaining
-        data = self._file.read(size)
-        self.remaining -= len(data)
-        return data
-
-    def fileno(self) -> int:
-        return self._file.fileno()
-
-    def close(self) -> None:
-        self._file.close()
-
+from .serve import answer, answer_async
 
 def to_response(reply: Reply) -> HttpResponseBase:
     response: HttpResponseBase
@@ -64,7 +23,7 @@ def to_response(reply: Reply) -> HttpResponseBase:
         except OSError:
             return to_response(BAD_GATEWAY)
         response = FileResponse(body, status=reply.status)
-        response.block_size = STREAM_BLOCK_SIZE
+        response.block_size = BLOCK_SIZE
     else:
         response = HttpResponse(reply.body, status=reply.status)
         if reply.status == 304:
@@ -95,9 +54,14 @@ class AssetCacheMiddleware:
         return to_response(reply)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
-        # A miss queries the database, which Django allows only off the event
-        # loop; the cache lookups themselves are pure CPU and short.
-        reply = await sync_to_async(_answer, thread_sensitive=True)(request)
+        meta = request.META
+        reply = await answer_async(
+            meta.get("HTTP_HOST", ""),
+            request.path_info,
+            request.method or "GET",
+            meta.get("QUERY_STRING", ""),
+            meta.get,
+        )
         if reply is None:
             response: Awaitable[HttpResponseBase] = self.get_response(request)
             return await response

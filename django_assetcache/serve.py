@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import logging
 
-from .cache import PASS, SiteInfo, get_cache, normalize_host
+from asgiref.sync import sync_to_async
+from django.core.exceptions import SynchronousOnlyOperation
+from django.db import connections
+
+from .cache import PASS, SiteInfo, cache_ready, get_cache, normalize_host
 from .http import (
     BAD_GATEWAY,
     BAD_REQUEST,
@@ -73,3 +77,45 @@ def answer(host: str, path: str, method: str, query_string: str, get: HeaderGett
         logger.warning("assetcache: database unavailable for %s%s", host, path, exc_info=True)
         return SERVICE_UNAVAILABLE
     return without_body(reply) if method == "HEAD" else reply
+
+
+async def answer_async(
+    host: str, path: str, method: str, query_string: str, get: HeaderGetter
+) -> Reply | None:
+    """``answer`` on an event loop: hits run right here; whatever needs the
+    database (creating the cache, a due poll, a miss) runs in a thread, as
+    Django requires."""
+    if not cache_ready() or get_cache().poll_due():
+        await sync_to_async(_prepare, thread_sensitive=True)()
+    try:
+        return answer(host, path, method, query_string, get)
+    except SynchronousOnlyOperation:
+        return await sync_to_async(_answer_and_release, thread_sensitive=True)(
+            host, path, method, query_string, get
+        )
+
+
+def _prepare() -> None:
+    get_cache().maybe_poll()
+    release_connections()
+
+
+def _answer_and_release(
+    host: str, path: str, method: str, query_string: str, get: HeaderGetter
+) -> Reply | None:
+    try:
+        return answer(host, path, method, query_string, get)
+    finally:
+        release_connections()
+
+
+def release_connections() -> None:
+    """Close database connections that are broken or past CONN_MAX_AGE.
+
+    Django does this at the end of each request it handles; the WSGI and ASGI
+    wrappers answer without Django's handler, so they do it after a miss.
+    Connections inside a transaction (as in tests) are left alone.
+    """
+    for connection in connections.all(initialized_only=True):
+        if not connection.in_atomic_block:
+            connection.close_if_unusable_or_obsolete()
