@@ -17,6 +17,7 @@ once (clearing the bit and moving them to the back) and dropping cold ones.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -30,6 +31,8 @@ from .http import Entry
 
 logger = logging.getLogger("django_assetcache")
 
+#: Seconds a hole in the change feed is looked for before it is given up.
+PENDING_SECONDS = 60.0
 #: Estimated bytes of bookkeeping per entry: the key, the Entry, its replies.
 ENTRY_OVERHEAD = 600
 
@@ -86,7 +89,7 @@ class Loader(Protocol):
 
     def last_change_id(self) -> int: ...
 
-    def changes_after(self, change_id: int) -> list[Any]: ...
+    def changes_after(self, change_id: int, pending: list[int] | None = None) -> list[Any]: ...
 
 
 class AssetCache:
@@ -113,7 +116,10 @@ class AssetCache:
         self.last_change_at: float | None = None
         self.next_poll = 0.0
         self.poll_interval = self.settings.POLL_INTERVAL
-        self.polling = self.settings.INVALIDATION == "database"
+        self.polling = self.settings.INVALIDATION != "local"
+        #: Change ids skipped in the feed (a transaction that had taken its id
+        #: had not committed yet), with when they were first missed.
+        self.pending: dict[int, float] = {}
         self.created_at = time.time()
 
     # --- the hit path --------------------------------------------------------
@@ -226,7 +232,7 @@ class AssetCache:
         try:
             self.next_poll = time.monotonic() + self.poll_interval
             try:
-                changes = self.loader.changes_after(self.last_change_id)
+                changes = self.loader.changes_after(self.last_change_id, list(self.pending))
             except SynchronousOnlyOperation:
                 self.next_poll = 0.0  # called on an event loop: poll from a thread instead
                 raise
@@ -240,19 +246,35 @@ class AssetCache:
     def apply(self, changes: Iterable[ChangeRecord]) -> None:
         from .signals import invalidated
 
+        now = time.monotonic()
         for change in changes:
             with self.lock:
-                if change.id <= self.last_change_id:
+                late = self.pending.pop(change.id, None) is not None
+                if change.id <= self.last_change_id and not late:
                     continue
+                # Ids are taken at insert and become visible at commit, so
+                # on PostgreSQL a lower id can appear after a higher one:
+                # remember the holes and look for them again.
+                for missing in range(self.last_change_id + 1, min(change.id, self.last_change_id + 1001)):
+                    self.pending[missing] = now
                 self._apply_one(change)
-                self.last_change_id = change.id
+                self.last_change_id = max(self.last_change_id, change.id)
                 self.last_change_at = time.time()
                 self.changes_applied += 1
             invalidated.send(
                 sender=AssetCache, change_id=change.id, site_id=change.site_id, paths=change.paths
             )
+        expired = [cid for cid, since in self.pending.items() if now - since > PENDING_SECONDS]
+        for cid in expired:
+            self.pending.pop(cid, None)  # rolled back, or pruned: never coming
 
     def _apply_one(self, change: ChangeRecord) -> None:
+        if change.kind == "prune":
+            if change.paths and int(change.paths[0]) > self.last_change_id:
+                # Rows this process never saw are gone: start over.
+                logger.warning("assetcache: missed pruned changes; dropping the whole cache")
+                self._drop_everything()
+            return
         site_id = change.site_id
         hosts = change.kind in HOST_KINDS
         if hosts:
@@ -292,12 +314,16 @@ class AssetCache:
             self.snapshot_change_id = snapshot.change_id
             self.snapshot_loaded_at = time.time()
 
+    def _drop_everything(self) -> None:
+        self.hosts = {}
+        self.entries = {}
+        self.clock = deque()
+        self.bytes_held = 0
+        self.loader.snapshot = None
+
     def clear(self) -> None:
         with self.lock:
-            self.hosts = {}
-            self.entries = {}
-            self.clock = deque()
-            self.bytes_held = 0
+            self._drop_everything()
 
     def stats(self) -> dict[str, Any]:
         lookups = self.hits + self.negative_hits + self.misses
@@ -378,6 +404,9 @@ def _create() -> AssetCache:
                     cache.start()
                 except Exception:
                     logger.warning("assetcache: cannot read the change feed", exc_info=True)
+            from .invalidation import get_backend
+
+            get_backend().start(cache)
             _cache = cache
         return _cache
 
@@ -385,8 +414,28 @@ def _create() -> AssetCache:
 def reset() -> None:
     """Forget the process cache; the next request creates a fresh one."""
     global _cache
+    from .invalidation import reset as reset_backend
+
     with _cache_lock:
         _cache = None
+        reset_backend()
+
+
+def _after_fork_in_child() -> None:
+    # Threads do not survive fork: a cache made before it (gunicorn
+    # --preload) keeps its data but needs fresh locks and its own listener.
+    global _cache_lock
+    _cache_lock = threading.Lock()
+    cache = _cache
+    if cache is not None:
+        cache.lock = threading.RLock()
+        cache.poll_lock = threading.Lock()
+        from .invalidation import get_backend
+
+        get_backend().start(cache)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def warm() -> AssetCache:

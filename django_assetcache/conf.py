@@ -57,10 +57,15 @@ class Settings:
     CONTENT_TYPES: dict[str, str] | None = None
     #: Subdomains nobody may take.
     RESERVED_SUBDOMAINS: tuple[str, ...] = ("www", "admin", "static", "media", "api")
-    #: How processes learn of changes: "database", "local".
+    #: How processes learn of changes: "database", "postgres", "redis", "local".
     INVALIDATION: str = "database"
-    #: Seconds between two reads of the change feed (``database`` backend).
+    #: Seconds between two reads of the change feed. The push backends poll
+    #: too, as a safety net for lost notifications.
     POLL_INTERVAL: float = 1.0
+    #: The Redis server of the ``redis`` backend.
+    REDIS_URL: str = "redis://127.0.0.1:6379/0"
+    #: Change rows younger than this many seconds are never pruned.
+    CHANGE_RETENTION: float = 7 * 24 * 3600
     #: Where ``assetcache_warmup`` writes the snapshot and processes read it.
     SNAPSHOT_PATH: str = ""
     #: Build gzip/brotli variants for these media types (prefixes).

@@ -409,6 +409,16 @@ def range_still_valid(if_range: str, rep: Representation, entry: Entry) -> bool:
 
 UNSATISFIABLE = (-1, -1)
 
+#: Positions past any file's length; longer digit strings are not converted
+#: (int() refuses more than 4300 digits, and a header must never be a 500).
+_FAR = 10**18
+
+
+def _position(digits: str) -> tuple[int, str]:
+    """A range position, and its digits without leading zeros for comparing."""
+    digits = digits.lstrip("0") or "0"
+    return (int(digits) if len(digits) < 19 else _FAR), digits
+
 
 def parse_range(header: str, length: int) -> tuple[int, int] | None:
     """(start, end) inclusive for one byte range, UNSATISFIABLE, or None to
@@ -420,14 +430,14 @@ def parse_range(header: str, length: int) -> tuple[int, int] | None:
     if not first:
         if not last:
             return None
-        suffix = int(last)
+        suffix = _position(last)[0]
         if suffix == 0 or length == 0:
             return UNSATISFIABLE
         return (max(length - suffix, 0), length - 1)
-    start = int(first)
+    start, start_digits = _position(first)
     if last:
-        end = int(last)
-        if end < start:
+        end, end_digits = _position(last)
+        if (len(end_digits), end_digits) < (len(start_digits), start_digits):
             return None
     else:
         end = length - 1

@@ -6,6 +6,7 @@ import posixpath
 from typing import Any
 
 from django.db import DatabaseError
+from django.db.models import Q
 
 from . import conf
 from .cache import ENTRY_OVERHEAD, PASS, HostTarget, SiteInfo
@@ -180,9 +181,15 @@ class DatabaseLoader:
             raise Unavailable(str(exc)) from exc
         return latest or 0
 
-    def changes_after(self, change_id: int) -> list[Any]:
+    def changes_after(self, change_id: int, pending: list[int] | None = None) -> list[Any]:
+        """Changes after ``change_id``, and any of the ``pending`` ids that
+        have committed since they were skipped."""
         self.queries += 1
-        return list(Change.objects.filter(id__gt=change_id).order_by("id")[:10_000])
+        condition = Q(id__gt=change_id)
+        if pending:
+            condition |= Q(id__in=pending)
+        fields = ("id", "site_id", "kind", "paths")
+        return list(Change.objects.filter(condition).order_by("id").only(*fields)[:10_000])
 
 
 def _snapshot_row(row: list[Any]) -> AssetRow:

@@ -233,6 +233,8 @@ class Change(models.Model):
         DOMAINS = "domains", _("domains")
         DELETE = "delete", _("delete")
         PURGE = "purge", _("purge")
+        #: Rows up to ``paths[0]`` were pruned: a process behind that drops its cache.
+        PRUNE = "prune", _("prune")
 
     id = models.BigAutoField(primary_key=True)
     site_id = models.BigIntegerField(_("site id"), null=True, blank=True)
@@ -263,15 +265,12 @@ def record_change(site_id: int | None, kind: str, paths: Iterable[str] | None = 
     path_list = None if paths is None else sorted(set(paths))
     if path_list is not None and len(path_list) > MAX_CHANGE_PATHS:
         path_list = None
+    from . import invalidation
+
     with transaction.atomic():
         if site_id is not None:
             Site.objects.filter(pk=site_id).update(generation=F("generation") + 1)
         change = Change.objects.create(site_id=site_id, kind=kind, paths=path_list)
-    transaction.on_commit(_notify_committed)
+        invalidation.before_commit(change.id)
+    transaction.on_commit(invalidation.committed)
     return change
-
-
-def _notify_committed() -> None:
-    from . import invalidation
-
-    invalidation.committed()

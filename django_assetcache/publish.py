@@ -118,17 +118,21 @@ def _directory_files(root: Path) -> list[SourceFile]:
     real_root = os.path.realpath(root)
     budget = _Budget()
     files: list[SourceFile] = []
-    seen_dirs: set[str] = set()
+    # The real paths of each directory's ancestors: a link back to one of
+    # them is a loop. (A link to a sibling is not: its files appear twice.)
+    ancestors: dict[str, frozenset[str]] = {}
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=_raise):
         real_dir = os.path.realpath(dirpath)
         relative_dir = os.path.relpath(dirpath, root)
         if not _inside(real_dir, real_root):
             raise PublishError(f"{relative_dir}: symbolic link points outside SOURCE")
-        if real_dir in seen_dirs:
+        above = ancestors.pop(dirpath, frozenset())
+        if real_dir in above:
             dirnames[:] = []
             continue
-        seen_dirs.add(real_dir)
         dirnames[:] = sorted(d for d in dirnames if d not in IGNORED_NAMES)
+        for name in dirnames:
+            ancestors[os.path.join(dirpath, name)] = above | {real_dir}
         for name in sorted(filenames):
             if name in IGNORED_NAMES:
                 continue
@@ -335,7 +339,12 @@ def _store_blobs(
         if dry_run:
             stored.add(sha)
             continue
-        with source_file.open() as stream:
+        try:
+            stream = source_file.open()
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise PublishError(f"{source_file.path}: cannot be read ({reason})") from exc
+        with stream:
             if store.save(sha, source_file.size, stream):
                 stored.add(sha)
         if progress is not None:

@@ -8,7 +8,7 @@ never be joined onto a directory: files are found by hash only.
 from __future__ import annotations
 
 import hashlib
-import os
+from datetime import datetime
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, BinaryIO
@@ -107,6 +107,9 @@ class BlobStore:
     def delete(self, sha256: str) -> None:
         self.storage.delete(blob_name(sha256))
 
+    def modified(self, sha256: str) -> datetime:
+        return self.storage.get_modified_time(blob_name(sha256))
+
     def walk(self) -> Iterator[str]:
         """Every blob hash present in the storage."""
         for top in _listdir(self.storage, ""):
@@ -124,5 +127,3 @@ def _listdir(storage: Storage, path: str) -> list[str]:
         return []
 
 
-def file_size(path: str | os.PathLike[str]) -> int:
-    return os.stat(path).st_size

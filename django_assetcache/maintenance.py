@@ -1,0 +1,122 @@
+"""Purging caches and collecting garbage: blobs nothing uses, old feed rows."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import Exists, Max, OuterRef
+from django.utils import timezone
+
+from . import conf
+from .models import Asset, Blob, Change, Site, record_change
+from .progress import human_bytes
+from .store import BlobStore
+
+#: Stored files without a Blob row younger than this may belong to a publish
+#: that has not committed yet.
+UNCOMMITTED_GRACE = timedelta(hours=1)
+
+
+class MaintenanceError(Exception):
+    pass
+
+
+def purge(subdomains: list[str] | None, paths: list[str] | None = None) -> list[Change]:
+    """Make every process drop what it cached for these sites (or paths).
+
+    ``subdomains`` None means every site. Nothing is written when a
+    subdomain is unknown or a path is not absolute.
+    """
+    for path in paths or []:
+        if not path.startswith("/"):
+            raise MaintenanceError(f"{path!r}: paths start with /")
+    sites = Site.objects.all()
+    if subdomains is not None:
+        sites = sites.filter(subdomain__in=subdomains)
+        unknown = sorted(set(subdomains) - set(sites.values_list("subdomain", flat=True)))
+        if unknown:
+            raise MaintenanceError(f"no such site: {', '.join(unknown)}")
+    with transaction.atomic():
+        return [record_change(site_id, Change.Kind.PURGE, paths) for site_id in sites.values_list("id", flat=True)]
+
+
+@dataclass
+class GarbageSummary:
+    blobs_deleted: int = 0
+    bytes_freed: int = 0
+    orphan_files_deleted: int = 0
+    changes_pruned: int = 0
+    dry_run: bool = False
+    seconds: float = 0.0
+    details: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        verb = "would delete" if self.dry_run else "deleted"
+        return (
+            f"{verb} {self.blobs_deleted} unused blobs ({human_bytes(self.bytes_freed)}), "
+            f"{self.orphan_files_deleted} orphan files, {self.changes_pruned} old change rows; "
+            f"{self.seconds:.2f} s"
+        )
+
+
+def collect_garbage(*, dry_run: bool = False, store: BlobStore | None = None) -> GarbageSummary:
+    started = time.monotonic()
+    store = store or BlobStore()
+    summary = GarbageSummary(dry_run=dry_run)
+
+    # 1. Blob rows no asset uses (variants go with their source). One DELETE
+    # decides, so a publish committing meanwhile either keeps its blobs
+    # referenced or finds them gone and fails cleanly.
+    unused = list(
+        Blob.objects.filter(
+            ~Exists(Asset.objects.filter(blob_id=OuterRef("pk"))),
+            ~Exists(Asset.objects.filter(blob_id=OuterRef("source_id"))),
+        ).values_list("sha256", "size")
+    )
+    if not dry_run and unused:
+        with transaction.atomic():
+            candidates = [sha for sha, _ in unused]
+            for start in range(0, len(candidates), 500):
+                Blob.objects.filter(
+                    ~Exists(Asset.objects.filter(blob_id=OuterRef("pk"))),
+                    ~Exists(Asset.objects.filter(blob_id=OuterRef("source_id"))),
+                    pk__in=candidates[start : start + 500],
+                ).delete()
+            remaining = set(Blob.objects.filter(pk__in=candidates).values_list("pk", flat=True))
+        unused = [(sha, size) for sha, size in unused if sha not in remaining]
+    summary.blobs_deleted = len(unused)
+    summary.bytes_freed = sum(size for _, size in unused)
+    if not dry_run:
+        for sha, _ in unused:
+            store.delete(sha)
+
+    # 2. Files without a row, old enough not to belong to a publish in flight.
+    known = set(Blob.objects.values_list("sha256", flat=True))
+    cutoff = timezone.now() - UNCOMMITTED_GRACE
+    deleted = {sha for sha, _ in unused}
+    for sha in store.walk():
+        if sha in known or sha in deleted:
+            continue
+        if store.modified(sha) > cutoff:
+            continue
+        summary.orphan_files_deleted += 1
+        if not dry_run:
+            store.delete(sha)
+
+    # 3. Old feed rows, leaving a marker so a process that was away longer
+    # than the retention knows it missed some and starts over.
+    retention = timedelta(seconds=conf.get().CHANGE_RETENTION)
+    old = Change.objects.filter(created_at__lt=timezone.now() - retention)
+    newest_old = old.aggregate(newest=Max("id"))["newest"]
+    if newest_old is not None:
+        summary.changes_pruned = old.count()
+        if not dry_run:
+            with transaction.atomic():
+                old.delete()
+                record_change(None, Change.Kind.PRUNE, [str(newest_old)])
+    summary.seconds = time.monotonic() - started
+    return summary
+
