@@ -6,7 +6,8 @@ from typing import Any
 
 from django.contrib import admin
 from django.db import transaction
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Count, OuterRef, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
@@ -42,10 +43,18 @@ class SiteAdmin(admin.ModelAdmin):
     ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Site]:
+        # Subqueries, not joins: a search through domains__hostname joins the
+        # domains, which would multiply joined counts and sums.
+        assets = Asset.objects.filter(site=OuterRef("pk")).order_by().values("site")
         return (
             super()
             .get_queryset(request)
-            .annotate(asset_count=Count("assets"), asset_bytes=Sum("assets__blob__size"))
+            .annotate(
+                asset_count=Coalesce(Subquery(assets.annotate(n=Count("pk")).values("n")), 0),
+                asset_bytes=Coalesce(
+                    Subquery(assets.annotate(total=Sum("blob__size")).values("total")), 0
+                ),
+            )
         )
 
     @admin.display(description=_("live URL"))

@@ -1,0 +1,210 @@
+"""manage.py assetcache_publish: in process with call_command, and as a real process."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from django_assetcache.models import Asset, Blob, Change, Site
+from tests.conftest import SAMPLE, make_zip, write_tree
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_PATHS = sorted("/" + name for name in SAMPLE)
+
+
+def run(*args: str, verbosity: int = 1) -> tuple[str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    call_command("assetcache_publish", *args, stdout=out, stderr=err, verbosity=verbosity)
+    return out.getvalue(), err.getvalue()
+
+
+def db_state() -> tuple[list[object], ...]:
+    return (
+        list(Site.objects.order_by("pk").values_list("pk", "subdomain", "generation")),
+        list(Asset.objects.order_by("pk").values_list("pk", "site_id", "path", "blob_id")),
+        list(Blob.objects.order_by("sha256").values_list("sha256", "size")),
+        list(Change.objects.order_by("pk").values_list("pk", "site_id", "kind", "paths")),
+    )
+
+
+@pytest.mark.django_db
+def test_publish_prints_created_and_the_summary(sample_dir: Path) -> None:
+    out, err = run("docs", str(sample_dir))
+    lines = out.splitlines()
+    assert lines[0] == "Created site docs."
+    assert len(lines) == 2
+    assert lines[1].startswith("docs (new site): 5 added, 0 changed, 0 unchanged, 0 removed; ")
+    assert "1.2 KiB stored, 0 B deduplicated; " in lines[1]
+    assert lines[1].endswith(" s")
+    assert "hashing docs [" in err and "storing docs [" in err
+    assert sorted(Asset.objects.values_list("path", flat=True)) == SAMPLE_PATHS
+
+
+@pytest.mark.django_db
+def test_publish_again_prints_no_created_line(sample_dir: Path) -> None:
+    run("docs", str(sample_dir))
+    changes = Change.objects.count()
+    out, _ = run("docs", str(sample_dir))
+    assert out.splitlines() == [out.strip()]
+    assert out.startswith("docs: 0 added, 0 changed, 5 unchanged, 0 removed; 0 B stored, ")
+    assert Change.objects.count() == changes
+
+
+@pytest.mark.django_db
+def test_publish_a_zip(tmp_path: Path) -> None:
+    out, _ = run("docs", str(make_zip(tmp_path / "site.zip", SAMPLE)), verbosity=0)
+    assert out.splitlines()[0] == "Created site docs."
+    assert Asset.objects.filter(site__subdomain="docs").count() == 5
+
+
+@pytest.mark.django_db
+def test_verbosity_two_lists_every_path(sample_dir: Path, tmp_path: Path) -> None:
+    run("docs", str(sample_dir), verbosity=0)
+    source = write_tree(tmp_path / "v2", {"index.html": "changed", "new.txt": "new"})
+    out, _ = run("docs", str(source), "--delete", verbosity=2)
+    lines = out.splitlines()
+    assert lines[:-1] == [
+        "  added    /new.txt",
+        "  changed  /index.html",
+        "  removed  /404.html",
+        "  removed  /css/site.css",
+        "  removed  /guide/index.html",
+        "  removed  /img/logo.png",
+    ]
+    assert lines[-1].startswith("docs: 1 added, 1 changed, 0 unchanged, 4 removed;")
+
+
+@pytest.mark.django_db
+def test_verbosity_zero_writes_no_progress(sample_dir: Path) -> None:
+    out, err = run("docs", str(sample_dir), verbosity=0)
+    assert err == ""
+    assert "5 added" in out
+
+
+@pytest.mark.django_db
+def test_delete_flag(sample_dir: Path, tmp_path: Path) -> None:
+    run("docs", str(sample_dir), verbosity=0)
+    source = write_tree(tmp_path / "v2", {"index.html": SAMPLE["index.html"]})
+    run("docs", str(source), verbosity=0)
+    assert Asset.objects.count() == 5  # without --delete nothing goes
+    out, _ = run("docs", str(source), "--delete", verbosity=0)
+    assert "0 added, 0 changed, 1 unchanged, 4 removed" in out
+    assert list(Asset.objects.values_list("path", flat=True)) == ["/index.html"]
+    assert Change.objects.last().paths == [  # type: ignore[union-attr]
+        "/404.html",
+        "/css/site.css",
+        "/guide/index.html",
+        "/img/logo.png",
+    ]
+
+
+@pytest.mark.django_db
+def test_dry_run_flag_changes_nothing(sample_dir: Path) -> None:
+    out, _ = run("docs", str(sample_dir), "--dry-run", verbosity=0)
+    assert out.startswith("dry run, nothing changed: docs (new site): 5 added,")
+    assert "would store" in out
+    assert "Created site" not in out
+    assert db_state() == ([], [], [], [])
+
+
+@pytest.mark.django_db
+def test_dry_run_with_delete_reports_removals(sample_dir: Path, tmp_path: Path) -> None:
+    run("docs", str(sample_dir), verbosity=0)
+    before = db_state()
+    source = write_tree(tmp_path / "v2", {"index.html": SAMPLE["index.html"]})
+    out, _ = run("docs", str(source), "--dry-run", "--delete", verbosity=2)
+    assert "  removed  /img/logo.png" in out.splitlines()
+    assert out.splitlines()[-1].startswith("dry run, nothing changed: docs: 0 added, 0 changed, ")
+    assert "4 removed" in out
+    assert db_state() == before
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("subdomain", "source_name", "message"),
+    [
+        ("docs", "missing", "missing: no such file or directory"),
+        ("docs", "not-a-zip.txt", "not-a-zip.txt: not a directory or a zip file"),
+        ("Bad_Name", "sample", "is not a valid subdomain"),
+        ("admin", "sample", "“admin” is reserved and cannot be used as a subdomain."),
+        ("docs", "evil.zip", "zip entry '../evil.txt' points outside SOURCE"),
+    ],
+)
+def test_bad_input_is_a_one_line_command_error(
+    sample_dir: Path, tmp_path: Path, subdomain: str, source_name: str, message: str
+) -> None:
+    (tmp_path / "not-a-zip.txt").write_text("plain text")
+    make_zip(tmp_path / "evil.zip", {"ok.txt": "ok", "../evil.txt": "evil"})
+    with pytest.raises(CommandError) as exc:
+        run(subdomain, str(tmp_path / source_name))
+    assert message in str(exc.value)
+    assert "\n" not in str(exc.value)
+    assert db_state() == ([], [], [], [])
+
+
+# --- as a real process --------------------------------------------------------------------
+
+
+def manage(*args: str, media_root: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "ASSETCACHE_TEST_DIR": os.environ["ASSETCACHE_TEST_DIR"],
+        "ASSETCACHE_TEST_MEDIA_ROOT": media_root,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "PYTHONWARNINGS": "error",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "django", "assetcache_publish", *args, "--settings=tests.settings"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_subprocess_missing_source_exits_non_zero_with_one_line(
+    tmp_path: Path, settings
+) -> None:
+    result = manage("docs", str(tmp_path / "nowhere"), media_root=settings.MEDIA_ROOT)
+    assert result.returncode != 0
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"CommandError: {tmp_path / 'nowhere'}: no such file or directory"
+    ]
+    assert not Site.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_subprocess_publish_succeeds(sample_dir: Path, settings) -> None:
+    result = manage("docs", str(sample_dir), media_root=settings.MEDIA_ROOT)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "Created site docs."
+    assert lines[1].startswith("docs (new site): 5 added, 0 changed, 0 unchanged, 0 removed;")
+    progress = result.stderr.splitlines()
+    assert progress, "no progress on stderr"
+    assert all(line.startswith(("hashing docs [", "storing docs [")) for line in progress)
+    assert progress[-1].startswith("storing docs [") and " 100% " in progress[-1]
+    assert "Traceback" not in result.stderr
+    # The other process committed to the same database.
+    site = Site.objects.get(subdomain="docs")
+    assert dict(Asset.objects.filter(site=site).values_list("path", "blob_id")) == {
+        "/" + name: hashlib.sha256(
+            content.encode() if isinstance(content, str) else content
+        ).hexdigest()
+        for name, content in SAMPLE.items()
+    }
+    assert list(Change.objects.filter(site_id=site.pk).values_list("kind", "paths")) == [
+        ("settings", None),
+        ("publish", SAMPLE_PATHS),
+    ]
