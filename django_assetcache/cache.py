@@ -120,6 +120,9 @@ class AssetCache:
         #: Change ids skipped in the feed (a transaction that had taken its id
         #: had not committed yet), with when they were first missed.
         self.pending: dict[int, float] = {}
+        #: Bumped whenever a change is applied: a fill whose database read
+        #: began before that keeps what it read out of the cache.
+        self.epoch = 0
         self.created_at = time.time()
 
     # --- the hit path --------------------------------------------------------
@@ -142,6 +145,15 @@ class AssetCache:
             self.hits += 1
         return entry
 
+    def error_document(self, site: SiteInfo) -> Entry:
+        """The site's error document entry; not counted as a hit, since the
+        request it serves was a miss."""
+        entry = self.entries.get((site.id, site.error_path))
+        if entry is None:
+            return self._fill(site, site.error_path)
+        entry.hot = True
+        return entry
+
     def maybe_poll(self) -> None:
         """Apply new changes when a poll is due: one clock read otherwise."""
         if self.polling and time.monotonic() >= self.next_poll:
@@ -153,6 +165,7 @@ class AssetCache:
     # --- misses -------------------------------------------------------------
 
     def _resolve_host(self, raw_host: str) -> HostTarget:
+        epoch = self.epoch
         host = normalize_host(raw_host)
         if host is None:
             target: HostTarget = PASS
@@ -162,6 +175,8 @@ class AssetCache:
         else:
             target = self._load_host(host)
         with self.lock:
+            if self.epoch != epoch:
+                return target  # a change arrived meanwhile: answer, do not keep
             if len(self.hosts) >= max(1024, self.settings.MAX_ENTRIES // 16):
                 # Random Host headers must not grow memory without bound.
                 self.hosts.clear()
@@ -175,8 +190,13 @@ class AssetCache:
         return target
 
     def _fill(self, site: SiteInfo, path: str) -> Entry:
+        epoch = self.epoch
         found = self.loader.entries_for(site, path)
         with self.lock:
+            if self.epoch != epoch:
+                # A change was applied while we read: what we read may
+                # predate it. Answer this request with it, keep nothing.
+                return found[path]
             for key_path, entry in found.items():
                 self._insert((site.id, key_path), entry)
         return found[path]
@@ -269,6 +289,7 @@ class AssetCache:
             self.pending.pop(cid, None)  # rolled back, or pruned: never coming
 
     def _apply_one(self, change: ChangeRecord) -> None:
+        self.epoch += 1
         if change.kind == "prune":
             if change.paths and int(change.paths[0]) > self.last_change_id:
                 # Rows this process never saw are gone: start over.
@@ -315,6 +336,7 @@ class AssetCache:
             self.snapshot_loaded_at = time.time()
 
     def _drop_everything(self) -> None:
+        self.epoch += 1
         self.hosts = {}
         self.entries = {}
         self.clock = deque()
@@ -366,9 +388,12 @@ def normalize_host(raw_host: str) -> str | None:
         return None  # an IPv6 literal is never a site host
     host = host.rsplit(":", 1)[0] if ":" in host else host
     host = host.rstrip(".")
-    if not host or len(host) > 253:
-        return None
+    if not host or len(host) > 253 or not _HOST_CHARS.issuperset(host):
+        return None  # not a host name, so never a site host
     return host
+
+
+_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-")
 
 
 # --- the process-global instance --------------------------------------------

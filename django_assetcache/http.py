@@ -42,7 +42,17 @@ class Reply:
     ``file_path`` with ``offset`` and ``length`` names bytes of a local file.
     """
 
-    __slots__ = ("status", "status_line", "headers", "body", "file_path", "offset", "length", "_raw_headers")
+    __slots__ = (
+        "status",
+        "status_line",
+        "headers",
+        "body",
+        "file_path",
+        "offset",
+        "length",
+        "_raw_headers",
+        "adapter_headers",
+    )
 
     def __init__(
         self,
@@ -61,6 +71,8 @@ class Reply:
         self.offset = offset
         self.length = length
         self._raw_headers: list[tuple[bytes, bytes]] | None = None
+        #: Room for an adapter to keep its own form of ``headers``, built once.
+        self.adapter_headers: object = None
 
     @property
     def raw_headers(self) -> list[tuple[bytes, bytes]]:

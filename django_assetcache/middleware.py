@@ -10,10 +10,20 @@ from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBase
+from django.http.response import ResponseHeaders
 
 from .bodies import BLOCK_SIZE, FileRange
 from .http import BAD_GATEWAY, Reply
 from .serve import answer, answer_async
+
+def _header_store(reply: Reply) -> dict[str, tuple[str, str]]:
+    """The reply's headers as Django keeps them, validated by Django once
+    per reply rather than once per response."""
+    store = reply.adapter_headers
+    if store is None:
+        store = reply.adapter_headers = ResponseHeaders(dict(reply.headers))._store
+    return store  # type: ignore[return-value]
+
 
 def to_response(reply: Reply) -> HttpResponseBase:
     response: HttpResponseBase
@@ -26,11 +36,8 @@ def to_response(reply: Reply) -> HttpResponseBase:
         response.block_size = BLOCK_SIZE
     else:
         response = HttpResponse(reply.body, status=reply.status)
-        if reply.status == 304:
-            del response.headers["Content-Type"]
-    headers = response.headers
-    for name, value in reply.headers:
-        headers[name] = value
+    # Replaces the defaults Django set (a 304 has no Content-Type).
+    response.headers._store = _header_store(reply).copy()
     return response
 
 

@@ -53,6 +53,14 @@ def validate_hostname(value: str) -> None:
         )
 
 
+def validate_header_value(value: str) -> None:
+    if any(not (" " <= ch <= "~") for ch in value):
+        raise ValidationError(
+            _("Use printable ASCII characters only (it is sent as an HTTP header)."),
+            code="invalid_header_value",
+        )
+
+
 def validate_document_name(value: str) -> None:
     if value and ("/" in value or "\\" in value or value in {".", ".."} or "\x00" in value):
         raise ValidationError(
@@ -90,6 +98,7 @@ class Site(models.Model):
         _("Cache-Control"),
         max_length=255,
         blank=True,
+        validators=[validate_header_value],
         help_text=_("Blank uses ASSETCACHE_CACHE_CONTROL."),
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)

@@ -47,17 +47,17 @@ def answer(host: str, path: str, method: str, query_string: str, get: HeaderGett
     except Unavailable:
         logger.warning("assetcache: database unavailable resolving host %r", host, exc_info=True)
         normalized = normalize_host(host) or ""
-        return SERVICE_UNAVAILABLE if normalized.endswith(cache.domain_suffix) else None
+        return _for(method, SERVICE_UNAVAILABLE) if normalized.endswith(cache.domain_suffix) else None
     if site.__class__ is not SiteInfo:
-        return None if site is PASS else SITE_NOT_FOUND
+        return None if site is PASS else _for(method, SITE_NOT_FOUND)
     assert isinstance(site, SiteInfo)
     if not site.active:
-        return SITE_NOT_FOUND
+        return _for(method, SITE_NOT_FOUND)
     if method != "GET" and method != "HEAD":
         return METHOD_NOT_ALLOWED
     clean = clean_path(path, cache.max_path)
     if clean is None:
-        return BAD_REQUEST
+        return _for(method, BAD_REQUEST)
     try:
         entry = cache.entry(site, clean)
         kind = entry.kind
@@ -67,16 +67,33 @@ def answer(host: str, path: str, method: str, query_string: str, get: HeaderGett
             return redirect(entry, query_string)
         reply = NOT_FOUND
         if site.error_path:
-            document = cache.entry(site, site.error_path)
+            document = cache.error_document(site)
             if document.kind == _FILE:
                 reply = document.not_found()
     except BlobUnavailable:
         logger.error("assetcache: blob unavailable for %s%s", host, path, exc_info=True)
-        return BAD_GATEWAY
+        return _for(method, BAD_GATEWAY)
     except Unavailable:
         logger.warning("assetcache: database unavailable for %s%s", host, path, exc_info=True)
-        return SERVICE_UNAVAILABLE
+        return _for(method, SERVICE_UNAVAILABLE)
+    return _for(method, reply)
+
+
+def _for(method: str, reply: Reply) -> Reply:
+    """A fixed reply as the method wants it: a HEAD gets no body (adapters
+    send what they are given)."""
     return without_body(reply) if method == "HEAD" else reply
+
+
+def wsgi_path(path_info: str) -> str:
+    """A WSGI PATH_INFO (the request's bytes as latin-1) as the UTF-8 text
+    sites use; a path that is not UTF-8 becomes one that answers 400."""
+    if path_info.isascii():
+        return path_info
+    try:
+        return path_info.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return "\\"
 
 
 async def answer_async(

@@ -18,7 +18,7 @@ from typing import Any
 from .bodies import BLOCK_SIZE, FileRange
 from .cache import get_cache
 from .http import BAD_GATEWAY, Reply
-from .serve import answer, release_connections
+from .serve import answer, release_connections, wsgi_path
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -28,18 +28,11 @@ class AssetCacheWSGI:
         self.application = application
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "/")
-        if not path.isascii():
-            # WSGI hands over the path's bytes as latin-1; sites use UTF-8.
-            try:
-                path = path.encode("latin-1").decode("utf-8")
-            except UnicodeError:
-                path = "\\"  # not UTF-8: a site host answers 400, like any bad path
         cache = get_cache()
         queries = cache.loader.queries
         reply = answer(
             environ.get("HTTP_HOST", ""),
-            path,
+            wsgi_path(environ.get("PATH_INFO", "/")),
             environ["REQUEST_METHOD"],
             environ.get("QUERY_STRING", ""),
             environ.get,

@@ -1,0 +1,407 @@
+"""Unit tests of the Django-free decision core (django_assetcache/http.py)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from django_assetcache.http import (
+    UNSATISFIABLE,
+    Entry,
+    accepted_encodings,
+    build_file_entry,
+    build_redirect_entry,
+    clean_path,
+    decide,
+    etag_for,
+    etag_matches,
+    not_modified_since,
+    parse_range,
+    range_still_valid,
+    redirect,
+    without_body,
+)
+
+# --- parse_range ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "length", "expected"),
+    [
+        ("bytes=0-3", 10, (0, 3)),
+        ("bytes=5-", 10, (5, 9)),
+        ("bytes=-4", 10, (6, 9)),
+        ("bytes=0-0", 10, (0, 0)),
+        ("bytes=9-9", 10, (9, 9)),
+        ("bytes=9-", 10, (9, 9)),
+        ("bytes=-1", 10, (9, 9)),
+        ("bytes=0-9", 10, (0, 9)),
+        ("bytes=0-10", 10, (0, 9)),
+        ("bytes=3-1000000", 10, (3, 9)),
+        ("bytes=-10", 10, (0, 9)),
+        ("bytes=-11", 10, (0, 9)),
+        ("bytes=0-", 1, (0, 0)),
+        ("bytes=-5", 1, (0, 0)),
+        ("BYTES=1-2", 10, (1, 2)),
+        ("Bytes=1-2", 10, (1, 2)),
+        ("bytes=007-0008", 10, (7, 8)),
+        ("bytes=00-", 10, (0, 9)),
+        (" bytes = 1 - 2 ", 10, (1, 2)),
+        ("bytes=0-" + "9" * 5000, 10, (0, 9)),
+        ("bytes=" + "0" * 5000 + "1-2", 10, (1, 2)),
+        ("bytes=-" + "9" * 5000, 10, (0, 9)),
+        ("bytes=-99999999999999999999", 10, (0, 9)),
+        ("bytes=1-99999999999999999999", 10, (1, 9)),
+        # unsatisfiable
+        ("bytes=10-", 10, UNSATISFIABLE),
+        ("bytes=10-20", 10, UNSATISFIABLE),
+        ("bytes=999999-", 10, UNSATISFIABLE),
+        ("bytes=-0", 10, UNSATISFIABLE),
+        ("bytes=-000", 10, UNSATISFIABLE),
+        ("bytes=0-", 0, UNSATISFIABLE),
+        ("bytes=0-0", 0, UNSATISFIABLE),
+        ("bytes=-1", 0, UNSATISFIABLE),
+        ("bytes=" + "9" * 5000 + "-", 10, UNSATISFIABLE),
+        ("bytes=99999999999999999999-", 10, UNSATISFIABLE),
+        ("bytes=" + "9" * 30 + "-" + "9" * 31, 10, UNSATISFIABLE),
+        # ignored: syntax, several ranges, last before first
+        ("bytes=5-2", 10, None),
+        ("bytes=1-0", 10, None),
+        ("bytes=" + "9" * 31 + "-" + "9" * 30, 10, None),
+        ("bytes=" + "9" * 5001 + "-" + "9" * 5000, 10, None),
+        ("bytes=0-1,4-5", 10, None),
+        ("bytes=0-1, 4-5", 10, None),
+        ("bytes=0-1,", 10, None),
+        ("bytes=-", 10, None),
+        ("bytes=", 10, None),
+        ("bytes", 10, None),
+        ("", 10, None),
+        ("bytes 0-1", 10, None),
+        ("bytes:0-1", 10, None),
+        ("0-1", 10, None),
+        ("items=0-1", 10, None),
+        ("bytes=a-b", 10, None),
+        ("bytes=1-b", 10, None),
+        ("bytes=1.0-2", 10, None),
+        ("bytes=+1-2", 10, None),
+        ("bytes=-+1", 10, None),
+        ("bytes=0x1-2", 10, None),
+        ("bytes=--1", 10, None),
+        ("bytes=1--2", 10, None),
+        ("bytes=١-٢", 10, None),  # not ASCII digits
+        ("bytes=¹-²", 10, None),
+        ("bytes=1-2\x00", 10, None),
+    ],
+)
+def test_parse_range(header, length, expected):
+    assert parse_range(header, length) == expected
+
+
+# --- accepted_encodings -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "br", "gzip"),
+    [
+        ("", False, False),
+        ("identity", False, False),
+        ("gzip", False, True),
+        ("x-gzip", False, True),
+        ("GZip", False, True),
+        ("br", True, False),
+        ("BR", True, False),
+        ("gzip, br", True, True),
+        ("gzip,br", True, True),
+        ("  gzip ,  br  ", True, True),
+        ("gzip, deflate, br, zstd", True, True),
+        ("*", True, True),
+        ("*;q=0", False, False),
+        ("*;q=0, gzip", False, True),
+        ("br;q=0, *", False, True),
+        ("gzip;q=0, *", True, False),
+        ("gzip;q=0, br;q=0", False, False),
+        ("gzip;q=0, br;q=0, *", False, False),
+        ("gzip;q=0.001", False, True),
+        ("gzip;q=1", False, True),
+        ("gzip;q=1.000", False, True),
+        ("gzip;q=0.000", False, False),
+        ("gzip; q=0", False, False),
+        ("gzip ;Q=0", False, False),
+        ("gzip;level=9;q=0", False, False),
+        ("gzip;q=0;level=9", False, False),
+        ("gzip;level=9", False, True),
+        ("gzip;q=", False, False),
+        ("gzip;q=abc", False, False),
+        ("gzip;q=nan", False, False),
+        ("gzip;q=inf", False, False),
+        ("gzip;q=-0.5", False, False),
+        ("gzip;q=1.5", False, False),
+        ("gzip;q=0, x-gzip", False, False),  # gzip named: its own q decides
+        ("x-gzip;q=0", False, False),
+        ("deflate", False, False),
+        (",,,", False, False),
+        (";q=1", False, False),
+        ("brotli", False, False),
+        ("gzip-ish", False, False),
+    ],
+)
+def test_accepted_encodings(header, br, gzip):
+    assert accepted_encodings(header) == (br, gzip)
+    assert accepted_encodings(header) == (br, gzip)  # again, from its memo
+
+
+def test_accepted_encodings_memo_is_bounded():
+    from django_assetcache import http
+
+    for i in range(2000):
+        accepted_encodings(f"gzip;x={i}")
+    assert len(http._accept_cache) <= 512
+
+
+# --- etag_matches -----------------------------------------------------------------------------
+
+ETAG = '"0123456789abcdef0123456789abcdef"'
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (ETAG, True),
+        ("W/" + ETAG, True),
+        ("*", True),
+        (" * ", True),
+        (f'"a", {ETAG}', True),
+        (f'"a",{ETAG},"b"', True),
+        (f' "a" ,  W/{ETAG} ', True),
+        (f"{ETAG}, *", True),
+        ('"a"', False),
+        ('W/"a"', False),
+        ("", False),
+        (",", False),
+        (ETAG[1:-1], False),  # unquoted
+        (ETAG[:-2] + '"', False),  # a prefix
+        (ETAG + "x", False),
+        ('"' + ETAG + '"', False),
+        ("w/" + ETAG, False),  # the weak prefix is case-sensitive
+        ("W/ " + ETAG, False),
+        ('"*"', False),
+    ],
+)
+def test_etag_matches(header, expected):
+    assert etag_matches(header, ETAG) is expected
+
+
+def test_etag_for_is_strong_and_quoted():
+    sha = "ab" * 32
+    etag = etag_for(sha)
+    assert etag.startswith('"') and etag.endswith('"') and not etag.startswith("W/")
+    assert etag_for("cd" * 32) != etag
+
+
+# --- clean_path --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/index.html",
+        "/a/b/c.txt",
+        "/dir/",
+        "/.well-known/x",
+        "/.hidden",
+        "/...",
+        "/a..b",
+        "/a/..b/c",
+        "/a./b",
+        "/a b",
+        "/é",
+        "/%2e%2e",  # already decoded once: these are literal characters now
+        "/a//b",
+        "/" + "a" * 99,
+    ],
+)
+def test_clean_path_accepts(path):
+    assert clean_path(path, 100) == path
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "",
+        "index.html",
+        "../x",
+        "/..",
+        "/../x",
+        "/a/..",
+        "/a/../b",
+        "/.",
+        "/./x",
+        "/a/.",
+        "/a/./b",
+        "/a/./",
+        "/a\\b",
+        "\\",
+        "/a\\..\\b",
+        "/a\x00b",
+        "/\x00",
+        "/" + "a" * 100,
+    ],
+)
+def test_clean_path_rejects(path):
+    assert clean_path(path, 100) is None
+
+
+# --- conditional requests ----------------------------------------------------------------------
+
+LAST_MODIFIED = 1_704_164_645  # Tue, 02 Jan 2024 03:04:05 GMT
+
+
+def make_entry(body: bytes = b"0123456789", variants: bool = False) -> Entry:
+    return build_file_entry(
+        content_type="text/plain; charset=utf-8",
+        last_modified=LAST_MODIFIED,
+        cache_control="no-cache",
+        identity=("a" * 64, len(body), body, None),
+        variants=[("gzip", "b" * 64, 4, b"GZIP", None), ("br", "c" * 64, 2, b"BR", None)] if variants else (),
+    )
+
+
+def test_entry_headers_are_formatted_once():
+    entry = make_entry()
+    assert entry.last_modified == "Tue, 02 Jan 2024 03:04:05 GMT"
+    assert entry.identity is not None
+    assert dict(entry.identity.ok.headers)["Last-Modified"] == entry.last_modified
+    assert decide(entry, "GET", {}.get) is entry.identity.ok
+    assert decide(entry, "GET", {}.get) is decide(entry, "GET", {}.get)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("Tue, 02 Jan 2024 03:04:05 GMT", True),
+        ("Tue, 02 Jan 2024 03:04:06 GMT", True),
+        ("Wed, 03 Jan 2024 00:00:00 GMT", True),
+        ("Tuesday, 02-Jan-24 03:04:05 GMT", True),
+        ("Tue Jan  2 03:04:05 2024", True),
+        ("Tue, 02 Jan 2024 03:04:04 GMT", False),
+        ("Mon, 01 Jan 2024 00:00:00 GMT", False),
+        ("not a date", False),
+        ("", False),
+        ("Tue, 02 Jan 2024 03:04:05 GMT, Wed, 03 Jan 2024 00:00:00 GMT", False),
+        ("Fri, 31 Dec 9999 23:59:59 GMT", False),  # in the future: ignored
+    ],
+)
+def test_not_modified_since(header, expected):
+    assert not_modified_since(header, make_entry()) is expected
+
+
+def test_range_still_valid():
+    entry = make_entry()
+    rep = entry.identity
+    assert rep is not None
+    assert range_still_valid(rep.etag, rep, entry)
+    assert range_still_valid(f" {rep.etag} ", rep, entry)
+    assert range_still_valid("Tue, 02 Jan 2024 03:04:05 GMT", rep, entry)
+    assert not range_still_valid("W/" + rep.etag, rep, entry)  # If-Range needs a strong match
+    assert not range_still_valid('"other"', rep, entry)
+    assert not range_still_valid("Tue, 02 Jan 2024 03:04:06 GMT", rep, entry)  # only an exact date
+    assert not range_still_valid("Wed, 03 Jan 2024 00:00:00 GMT", rep, entry)
+    assert not range_still_valid("nonsense", rep, entry)
+    assert not range_still_valid("", rep, entry)
+
+
+def getter(**headers: str):
+    return {"HTTP_" + name.upper(): value for name, value in headers.items()}.get
+
+
+def test_decide():
+    entry = make_entry()
+    rep = entry.identity
+    assert rep is not None
+    assert decide(entry, "GET", getter()).status == 200
+    assert decide(entry, "HEAD", getter()).body == b""
+    assert decide(entry, "GET", getter(if_none_match=rep.etag)).status == 304
+    both = getter(if_none_match='"x"', if_modified_since=entry.last_modified)
+    assert decide(entry, "GET", both).status == 200
+    assert decide(entry, "GET", getter(if_modified_since=entry.last_modified)).status == 304
+    part = decide(entry, "GET", getter(range="bytes=2-4"))
+    assert (part.status, part.body) == (206, b"234")
+    assert dict(part.headers)["Content-Range"] == "bytes 2-4/10"
+    assert decide(entry, "HEAD", getter(range="bytes=2-4")).status == 200
+    assert decide(entry, "GET", getter(range="bytes=20-")).status == 416
+    assert decide(entry, "GET", getter(range="bytes=2-4", if_range='"x"')).status == 200
+    assert decide(entry, "GET", getter(range="bytes=2-4", if_range=rep.etag)).status == 206
+
+
+def test_decide_with_variants():
+    entry = make_entry(variants=True)
+    reply = decide(entry, "GET", getter(accept_encoding="gzip"))
+    headers = dict(reply.headers)
+    assert (reply.status, reply.body, headers["Content-Encoding"]) == (200, b"GZIP", "gzip")
+    assert headers["Vary"] == "Accept-Encoding"
+    assert headers["Content-Length"] == "4"
+    assert decide(entry, "GET", getter(accept_encoding="br, gzip")).body == b"BR"
+    assert decide(entry, "GET", getter(accept_encoding="identity")).body == b"0123456789"
+    gzip_etag = headers["ETag"]
+    assert decide(entry, "GET", getter(accept_encoding="gzip", if_none_match=gzip_etag)).status == 304
+    assert decide(entry, "GET", getter(if_none_match=gzip_etag)).status == 200
+    part = decide(entry, "GET", getter(accept_encoding="gzip", range="bytes=1-"))
+    assert (part.status, part.body, dict(part.headers)["Content-Range"]) == (206, b"ZIP", "bytes 1-3/4")
+    not_modified = dict(decide(entry, "GET", getter(if_none_match="*")).headers)
+    assert not_modified["Vary"] == "Accept-Encoding"
+    assert {"ETag", "Last-Modified", "Cache-Control"} <= set(not_modified)
+    assert "Content-Length" not in not_modified and "Content-Type" not in not_modified
+
+
+def test_file_entry_on_disk():
+    entry = build_file_entry(
+        content_type="application/octet-stream",
+        last_modified=LAST_MODIFIED,
+        cache_control="no-cache",
+        identity=("a" * 64, 1000, None, "/blobs/aa"),
+    )
+    whole = decide(entry, "GET", getter())
+    assert (whole.file_path, whole.offset, whole.length, whole.body) == ("/blobs/aa", 0, 1000, b"")
+    part = decide(entry, "GET", getter(range="bytes=100-199"))
+    assert (part.status, part.file_path, part.offset, part.length) == (206, "/blobs/aa", 100, 100)
+    head = decide(entry, "HEAD", getter())
+    assert head.file_path is None and head.body == b""
+    assert dict(head.headers)["Content-Length"] == "1000"
+    assert entry.cost == 0  # nothing held in memory
+
+
+def test_redirect():
+    entry = build_redirect_entry("/my docs/é")
+    reply = redirect(entry, "")
+    assert reply.status == 301
+    assert dict(reply.headers)["Location"] == "/my%20docs/%C3%A9/"
+    assert dict(redirect(entry, "a=1&b=2").headers)["Location"] == "/my%20docs/%C3%A9/?a=1&b=2"
+    assert dict(redirect(build_redirect_entry("/100%"), "").headers)["Location"] == "/100%25/"
+    assert dict(redirect(build_redirect_entry("/a?b#c"), "").headers)["Location"] == "/a%3Fb%23c/"
+    assert redirect(entry, "").body == b""
+
+
+def test_not_found_uses_the_error_document():
+    entry = make_entry(b"<h1>gone</h1>")
+    reply = entry.not_found()
+    assert (reply.status, reply.body) == (404, b"<h1>gone</h1>")
+    assert dict(reply.headers)["Content-Length"] == "13"
+    assert entry.not_found() is reply
+    head = without_body(reply)
+    assert (head.status, head.body, head.headers) == (404, b"", reply.headers)
+
+
+def test_future_if_modified_since_is_ignored_even_when_the_file_is_new():
+    now = time.time()
+    entry = build_file_entry(
+        content_type="text/plain",
+        last_modified=now - 10,
+        cache_control="no-cache",
+        identity=("a" * 64, 1, b"x", None),
+    )
+    from django.utils.http import http_date
+
+    assert not_modified_since(http_date(now - 5), entry)
+    assert not not_modified_since(http_date(now + 3600), entry)
