@@ -1,9 +1,10 @@
 """HTTP behaviour of a site host, through the serving adapter.
 
-Every request goes through the ``fetch`` fixture, which today drives the
-Django middleware with ``django.test.Client``. The same tests are meant to run
-against the WSGI and ASGI adapters by giving ``fetch`` another
-implementation: tests only see ``Result(status, headers, body)``.
+Every request goes through the ``fetch`` fixture, and every test runs once per
+adapter: the Django middleware (``django.test.Client``), the WSGI wrapper
+(called the way a WSGI server calls it, with ``wsgi.file_wrapper``), the
+ASGI wrapper streaming files, and the ASGI wrapper offered
+``http.response.pathsend``. Tests only see ``Result(status, headers, body)``.
 
 Tests where it matters run twice (``both_tiers``): with bodies kept in
 memory and with every body sent from its file (``FileResponse``).
@@ -11,26 +12,37 @@ memory and with every body sent from its file (``FileResponse``).
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import gzip
 import hashlib
 import io
 import random
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
+from urllib.parse import unquote, unquote_to_bytes
+from wsgiref.util import FileWrapper
 from pathlib import Path
 
 import brotli
 import pytest
 from django.http.request import validate_host
+from asgiref.sync import async_to_sync
+from django.core.handlers.asgi import ASGIHandler
+from django.core.handlers.wsgi import WSGIHandler
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from django.test import Client
 from django.utils.datastructures import CaseInsensitiveMapping
 
 from django_assetcache import cache, conf
+from django_assetcache.asgi import AssetCacheASGI
 from django_assetcache.models import Asset, Blob, Domain, Site
 from django_assetcache.publish import publish
 from django_assetcache.store import BlobStore
+from django_assetcache.wsgi import AssetCacheWSGI
 from tests.conftest import SAMPLE, write_tree
 
 HOST = "docs.sites.test"
@@ -64,20 +76,129 @@ def django_client_fetch(client: Client, method: str, path: str, host: str = HOST
     return Result(response.status_code, CaseInsensitiveMapping(dict(response.items())), body)
 
 
-@pytest.fixture
-def fetch(db) -> Fetch:
+def header_pairs(host: str, headers: dict[str, str]) -> list[tuple[str, str]]:
+    return [("Host", host), *((name.replace("_", "-").title(), value) for name, value in headers.items())]
+
+
+def wsgi_fetch(method: str, path: str, host: str = HOST, **headers: str) -> Result:
+    """Call the WSGI wrapper as a WSGI server does: PATH_INFO is the
+    percent-decoded bytes as latin-1, files go through wsgi.file_wrapper."""
+    raw_path, _, query = path.partition("?")
+    environ = {
+        "REQUEST_METHOD": method,
+        "SCRIPT_NAME": "",
+        "PATH_INFO": unquote_to_bytes(raw_path).decode("latin-1"),
+        "QUERY_STRING": query,
+        "SERVER_NAME": "testserver",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(),
+        "wsgi.errors": io.StringIO(),
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+        "wsgi.file_wrapper": FileWrapper,
+    }
+    for name, value in header_pairs(host, headers):
+        # On the wire a header is bytes; WSGI hands them over as latin-1.
+        environ["HTTP_" + name.upper().replace("-", "_")] = value.encode().decode("latin-1")
+    started: list[tuple[str, list[tuple[str, str]]]] = []
+
+    def start_response(status: str, response_headers: list[tuple[str, str]], exc_info: object = None) -> None:
+        started.append((status, response_headers))
+
+    iterable = WSGI_APP(environ, start_response)
+    try:
+        body = b"".join(iterable)
+    finally:
+        close = getattr(iterable, "close", None)
+        if close is not None:
+            close()
+    status, response_headers = started[-1]
+    return Result(int(status.split()[0]), CaseInsensitiveMapping(dict(response_headers)), body)
+
+
+def asgi_fetch(method: str, path: str, host: str = HOST, *, pathsend: bool = False, **headers: str) -> Result:
+    """Call the ASGI wrapper as an ASGI server does."""
+    raw_path, _, query = path.partition("?")
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": unquote(raw_path),
+        "raw_path": raw_path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(n.lower().encode(), v.encode()) for n, v in header_pairs(host, headers)],
+        "server": ("testserver", 80),
+        "client": ("127.0.0.1", 12345),
+        "extensions": {"http.response.pathsend": {}} if pathsend else {},
+    }
+    messages: list[dict[str, object]] = []
+
+    requests = [{"type": "http.request", "body": b"", "more_body": False}]
+
+    async def receive() -> dict[str, object]:
+        if requests:
+            return requests.pop()
+        # The client stays connected; Django cancels this wait once it has
+        # responded.
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, object]) -> None:
+        messages.append(message)
+
+    async_to_sync(ASGI_APP)(scope, receive, send)
+    start = messages[0]
+    assert start["type"] == "http.response.start"
+    body = b""
+    for message in messages[1:]:
+        if message["type"] == "http.response.pathsend":
+            body += Path(str(message["path"])).read_bytes()
+        else:
+            body += message.get("body", b"")  # type: ignore[operator]
+    response_headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in start["headers"]}  # type: ignore[union-attr]
+    return Result(int(start["status"]), CaseInsensitiveMapping(response_headers), body)  # type: ignore[call-overload]
+
+
+WSGI_APP = AssetCacheWSGI(WSGIHandler())
+ASGI_APP = AssetCacheASGI(ASGIHandler())
+
+
+@pytest.fixture(params=["middleware", "wsgi", "asgi", "asgi-pathsend"])
+def fetch(request: pytest.FixtureRequest, db) -> Iterator[Fetch]:
     """``fetch(method, path, host=HOST, **headers) -> Result``.
 
     Header names are given as keywords (``range=``, ``if_none_match=``) or as
     ``**{"If-None-Match": ...}``. ``path`` is what goes on the request line,
     percent-encoding and query string included.
     """
-    client = Client()
+    if request.param == "middleware":
+        client = Client()
 
-    def fetch(method: str, path: str, host: str = HOST, **headers: str) -> Result:
-        return django_client_fetch(client, method, path, host, **headers)
+        def fetch(method: str, path: str, host: str = HOST, **headers: str) -> Result:
+            return django_client_fetch(client, method, path, host, **headers)
 
-    return fetch
+        yield fetch
+        return
+    # Django's handlers close "old" connections at request boundaries, which
+    # would end the test's transaction; its own test client disconnects
+    # these receivers the same way.
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        if request.param == "wsgi":
+            yield wsgi_fetch
+        else:
+            yield partial(asgi_fetch, pathsend=request.param == "asgi-pathsend")
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
 
 
 # --- the published site --------------------------------------------------------
