@@ -1,19 +1,42 @@
-"""The Django admin for sites, their domains, assets and blobs."""
+"""The Django admin for sites, their domains, assets and blobs: the control room.
+
+Besides the usual pages, a site can be published to by upload, purged, warmed,
+activated and deactivated from here, and the cache page shows what the process
+serving the admin holds. Every one of those goes through the same functions
+the management commands use (publish, purge, warm_up), and writes the admin
+log as well as the change feed.
+"""
 
 from __future__ import annotations
 
+import os
+import time
+from datetime import datetime
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Count, OuterRef, QuerySet, Subquery, Sum
+from django.db.models import Count, Max, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from . import cache as process_cache
+from . import conf
+from .forms import SiteForm, UploadForm
+from .maintenance import MaintenanceError, purge
 from .models import Asset, Blob, Change, Domain, Site, record_change
 from .progress import human_bytes
+from .publish import PublishSummary
+from .warmup import WarmupError, warm_up
 
 
 class DomainInline(admin.TabularInline):
@@ -21,8 +44,26 @@ class DomainInline(admin.TabularInline):
     extra = 0
 
 
+def summary_message(upload: str, summary: PublishSummary) -> str:
+    return gettext(
+        "Published %(upload)s to %(site)s: %(added)d added, %(changed)d changed, "
+        "%(removed)d removed, %(unchanged)d unchanged; %(stored)s stored, "
+        "%(deduplicated)s deduplicated."
+    ) % {
+        "upload": upload,
+        "site": summary.subdomain,
+        "added": len(summary.added),
+        "changed": len(summary.changed),
+        "removed": len(summary.removed),
+        "unchanged": summary.unchanged,
+        "stored": human_bytes(summary.bytes_stored),
+        "deduplicated": human_bytes(summary.bytes_deduplicated),
+    }
+
+
 @admin.register(Site)
 class SiteAdmin(admin.ModelAdmin):
+    form = SiteForm
     list_display = [
         "subdomain",
         "name",
@@ -34,13 +75,27 @@ class SiteAdmin(admin.ModelAdmin):
     ]
     list_filter = ["is_active"]
     search_fields = ["subdomain", "name", "domains__hostname"]
-    readonly_fields = ["generation", "created_at", "updated_at", "live_url"]
+    readonly_fields = [
+        "generation",
+        "created_at",
+        "updated_at",
+        "live_url",
+        "files_link",
+        "total_size",
+    ]
     inlines = [DomainInline]
     fieldsets = [
         (None, {"fields": ["subdomain", "name", "is_active", "live_url"]}),
         (_("Documents"), {"fields": ["index_document", "error_document", "cache_control"]}),
-        (_("State"), {"fields": ["generation", "created_at", "updated_at"]}),
+        (_("Content"), {"fields": ["files_link", "total_size", "generation"]}),
+        (_("State"), {"fields": ["created_at", "updated_at"]}),
     ]
+    #: A site being added has no content or history yet.
+    add_fieldsets = [
+        (None, {"fields": ["subdomain", "name", "is_active"]}),
+        (_("Documents"), {"fields": ["index_document", "error_document", "cache_control"]}),
+    ]
+    actions = ["purge_cache", "warm_now", "activate", "deactivate"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Site]:
         # Subqueries, not joins: a search through domains__hostname joins the
@@ -57,6 +112,11 @@ class SiteAdmin(admin.ModelAdmin):
             )
         )
 
+    def get_fieldsets(self, request: HttpRequest, obj: Site | None = None) -> Any:
+        return self.add_fieldsets if obj is None else self.fieldsets
+
+    # --- columns and read-only fields ---------------------------------------------------
+
     @admin.display(description=_("live URL"))
     def live_url(self, site: Site) -> str:
         if not site.pk:
@@ -65,14 +125,204 @@ class SiteAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("files"), ordering="asset_count")
     def file_count(self, site: Site) -> int:
-        return getattr(site, "asset_count", None) or site.assets.count()
+        if not site.pk:
+            return 0
+        count = getattr(site, "asset_count", None)
+        return site.assets.count() if count is None else count
 
     @admin.display(description=_("total size"), ordering="asset_bytes")
     def total_size(self, site: Site) -> str:
+        if not site.pk:
+            return "-"
         size = getattr(site, "asset_bytes", None)
         if size is None:
             size = site.assets.aggregate(total=Sum("blob__size"))["total"]
         return human_bytes(size or 0)
+
+    @admin.display(description=_("files"))
+    def files_link(self, site: Site) -> str:
+        if not site.pk:
+            return "-"
+        count = self.file_count(site)
+        url = reverse("admin:django_assetcache_asset_changelist") + f"?site__id__exact={site.pk}"
+        label = ngettext("%(count)d file", "%(count)d files", count) % {"count": count}
+        return format_html('{} — <a href="{}">{}</a>', label, url, gettext("browse"))
+
+    # --- URLs -----------------------------------------------------------------------------
+
+    def get_urls(self) -> list[URLPattern]:
+        info = self.opts.app_label, self.opts.model_name
+        own = [
+            # Before the model's own patterns: "<path:object_id>/" would take "cache/".
+            path("cache/", self.admin_site.admin_view(self.cache_view), name="%s_%s_cache" % info),
+            path(
+                "<path:object_id>/upload/",
+                self.admin_site.admin_view(self.upload_view),
+                name="%s_%s_upload" % info,
+            ),
+        ]
+        return own + super().get_urls()
+
+    # --- publish by upload ----------------------------------------------------------------
+
+    def upload_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        site = self.get_object(request, unquote(object_id))
+        if site is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_change_permission(request, site):
+            raise PermissionDenied
+        # Django's upload handlers stream a file over FILE_UPLOAD_MAX_MEMORY_SIZE
+        # to FILE_UPLOAD_TEMP_DIR; the form publishes from there.
+        if request.method == "POST":
+            form = UploadForm(request.POST, request.FILES)
+            if form.is_valid():
+                summary = form.publish(site)
+                if summary is not None:
+                    text = summary_message(form.describe(), summary)
+                    self.log_change(request, site, text)
+                    self.message_user(request, text, messages.SUCCESS)
+                    return HttpResponseRedirect(
+                        reverse("admin:django_assetcache_site_change", args=[site.pk])
+                    )
+        else:
+            form = UploadForm()
+        context = {
+            **self.admin_site.each_context(request),
+            "title": gettext("Upload files to %(site)s") % {"site": site},
+            "subtitle": None,
+            "opts": self.opts,
+            "original": site,
+            "form": form,
+            # Rendered like any admin form, with the admin's own fieldset template.
+            "adminform": helpers.AdminForm(form, [(None, {"fields": ["files", "delete"]})], {}),
+            "has_view_permission": self.has_view_permission(request, site),
+            "has_change_permission": True,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/django_assetcache/site/upload.html", context)
+
+    # --- the cache page -------------------------------------------------------------------
+
+    def cache_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        stats = process_cache.stats()
+        now = time.time()
+        latest = Change.objects.aggregate(latest=Max("id"))["latest"] or 0
+        lookups = stats["hits"] + stats["negative_hits"] + stats["misses"]
+        limit = stats["memory_limit"] or 0
+        context = {
+            **self.admin_site.each_context(request),
+            "title": gettext("Cache of this process"),
+            "subtitle": None,
+            "opts": self.opts,
+            "stats": stats,
+            "pid": os.getpid(),
+            "lookups": lookups,
+            "hit_percent": stats["hit_ratio"] * 100,
+            "bytes_held": human_bytes(stats["bytes_held"]),
+            "memory_limit": human_bytes(limit),
+            "memory_percent": (stats["bytes_held"] / limit * 100) if limit else 0,
+            "max_entries": conf.get().MAX_ENTRIES,
+            "poll_interval": conf.get().POLL_INTERVAL,
+            "snapshot_loaded": _moment(stats["snapshot_loaded_at"], now),
+            "last_change": _moment(stats["last_change_at"], now),
+            "latest_change_id": latest,
+            "changes_behind": max(0, latest - (stats["last_change_id"] or 0)),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/django_assetcache/cache.html", context)
+
+    # --- actions --------------------------------------------------------------------------
+
+    @admin.action(description=_("Purge cache"), permissions=["change"])
+    def purge_cache(self, request: HttpRequest, queryset: QuerySet[Site]) -> None:
+        sites = list(queryset.order_by())
+        try:
+            purge([site.subdomain for site in sites])
+        except MaintenanceError as exc:  # a site deleted meanwhile
+            self.message_user(request, str(exc), messages.ERROR)
+            return
+        for site in sites:
+            self.log_change(request, site, gettext("Purged the cache."))
+        self.message_user(
+            request,
+            ngettext(
+                "Purged the cache of %(count)d site: every process reloads its files.",
+                "Purged the cache of %(count)d sites: every process reloads their files.",
+                len(sites),
+            )
+            % {"count": len(sites)},
+            messages.SUCCESS,
+        )
+
+    @admin.action(description=_("Warm now"), permissions=["change"])
+    def warm_now(self, request: HttpRequest, queryset: QuerySet[Site]) -> None:
+        sites = list(queryset.order_by())
+        try:
+            summary = warm_up([site.subdomain for site in sites])
+        except (WarmupError, OSError) as exc:
+            self.message_user(request, gettext("Warm-up failed: %(error)s") % {"error": exc}, messages.ERROR)
+            return
+        for site in sites:
+            self.log_change(request, site, gettext("Warmed: %(summary)s") % {"summary": summary})
+        self.message_user(request, gettext("Warm-up done: %(summary)s") % {"summary": summary}, messages.SUCCESS)
+
+    @admin.action(description=_("Activate"), permissions=["change"])
+    def activate(self, request: HttpRequest, queryset: QuerySet[Site]) -> None:
+        self._set_active(request, queryset, True)
+
+    @admin.action(description=_("Deactivate"), permissions=["change"])
+    def deactivate(self, request: HttpRequest, queryset: QuerySet[Site]) -> None:
+        self._set_active(request, queryset, False)
+
+    def _set_active(self, request: HttpRequest, queryset: QuerySet[Site], active: bool) -> None:
+        # Saved one by one, not with queryset.update(): save() fires the
+        # post_save receiver that writes the Change every process follows.
+        changed = []
+        ids = list(queryset.values_list("pk", flat=True))
+        with transaction.atomic():
+            for site in Site.objects.select_for_update().filter(pk__in=ids):
+                if site.is_active == active:
+                    continue
+                site.is_active = active
+                site.save(update_fields=["is_active", "updated_at"])
+                changed.append(site)
+        text = gettext("Activated.") if active else gettext("Deactivated: its hosts answer 404.")
+        for site in changed:
+            self.log_change(request, site, text)
+        if active:
+            message = ngettext(
+                "Activated %(count)d site.", "Activated %(count)d sites.", len(changed)
+            )
+        else:
+            message = ngettext(
+                "Deactivated %(count)d site: it answers 404 now.",
+                "Deactivated %(count)d sites: they answer 404 now.",
+                len(changed),
+            )
+        self.message_user(request, message % {"count": len(changed)}, messages.SUCCESS)
+
+
+def _moment(timestamp: float | None, now: float) -> dict[str, Any] | None:
+    """A Unix time as a datetime and an age, for the templates."""
+    if timestamp is None:
+        return None
+    age = max(0.0, now - timestamp)
+    # timesince() would say "0 minutes" for most of what this page shows.
+    if age < 90:
+        text = gettext("%(n)d s") % {"n": age}
+    elif age < 90 * 60:
+        text = gettext("%(n)d min") % {"n": age // 60}
+    elif age < 48 * 3600:
+        text = gettext("%(n)d h") % {"n": age // 3600}
+    else:
+        text = gettext("%(n)d days") % {"n": age // 86400}
+    return {
+        "at": datetime.fromtimestamp(timestamp, tz=timezone.get_current_timezone()),
+        "age": age,
+        "age_text": text,
+    }
 
 
 @admin.register(Asset)
@@ -82,6 +332,7 @@ class AssetAdmin(admin.ModelAdmin):
     list_select_related = ["site", "blob"]
     search_fields = ["path"]
     readonly_fields = ["site", "path", "blob", "content_type", "last_modified"]
+    actions = ["purge_paths"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -89,6 +340,11 @@ class AssetAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Assets are written by publishing; the admin shows them read-only.
         return False
+
+    def has_purge_permission(self, request: HttpRequest) -> bool:
+        # Purging changes what sites serve: the same permission as any other
+        # change to a site.
+        return request.user.has_perm(f"{Site._meta.app_label}.change_site")
 
     @admin.display(description=_("size"), ordering="blob__size")
     def size(self, asset: Asset) -> str:
@@ -102,6 +358,30 @@ class AssetAdmin(admin.ModelAdmin):
     def live(self, asset: Asset) -> str:
         url = asset.site.url.rstrip("/") + asset.path
         return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', url, _("open"))
+
+    @admin.action(description=_("Purge cache for these paths"), permissions=["purge"])
+    def purge_paths(self, request: HttpRequest, queryset: QuerySet[Asset]) -> None:
+        by_site: dict[Site, list[str]] = {}
+        for asset in queryset.select_related("site").order_by("site", "path"):
+            by_site.setdefault(asset.site, []).append(asset.path)
+        with transaction.atomic():
+            for site, paths in by_site.items():
+                purge([site.subdomain], paths)
+        for site, paths in by_site.items():
+            self.log_change(
+                request, site, gettext("Purged the cache for %(paths)s.") % {"paths": ", ".join(paths)}
+            )
+        count = sum(len(paths) for paths in by_site.values())
+        self.message_user(
+            request,
+            ngettext(
+                "Purged the cache for %(count)d path: every process reloads it.",
+                "Purged the cache for %(count)d paths: every process reloads them.",
+                count,
+            )
+            % {"count": count},
+            messages.SUCCESS,
+        )
 
     def delete_model(self, request: HttpRequest, obj: Asset) -> None:
         with transaction.atomic():

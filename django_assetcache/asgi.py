@@ -19,8 +19,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from .bodies import BLOCK_SIZE, FileRange
-from .http import BAD_GATEWAY, Reply
-from .serve import answer_async
+from .http import Reply
+from .serve import answer_with_body_async
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -53,29 +53,24 @@ class AssetCacheASGI:
                 text = value.decode("latin-1")
                 # Repeated fields combine into one list, as in WSGI.
                 headers[key] = f"{headers[key]}, {text}" if key in headers else text
-        reply = await answer_async(
+        answered = await answer_with_body_async(
             headers.get("HTTP_HOST", ""),
             scope["path"],
             scope["method"],
             scope.get("query_string", b"").decode("latin-1"),
             headers.get,
         )
-        if reply is None:
+        if answered is None:
             return await self.application(scope, receive, send)
-        await respond(reply, scope, send)
+        await respond(*answered, scope, send)
 
 
-async def respond(reply: Reply, scope: Scope, send: Send) -> None:
-    if reply.file_path is None:
+async def respond(reply: Reply, body: FileRange | None, scope: Scope, send: Send) -> None:
+    if body is None:
         await send({"type": "http.response.start", "status": reply.status, "headers": reply.raw_headers})
         await send({"type": "http.response.body", "body": reply.body})
         return
     loop = asyncio.get_running_loop()
-    try:
-        body = await loop.run_in_executor(None, FileRange, reply.file_path, reply.offset, reply.length)
-    except OSError:
-        await respond(BAD_GATEWAY, scope, send)
-        return
     try:
         await send({"type": "http.response.start", "status": reply.status, "headers": reply.raw_headers})
         whole_file = reply.offset == 0 and reply.status == 200

@@ -100,6 +100,8 @@ class AssetCache:
         self.max_path = self.settings.MAX_PATH_LENGTH
         self.lock = threading.RLock()
         self.poll_lock = threading.Lock()
+        #: Set by every poll() call; cleared by the thread that reads the feed.
+        self.poll_again = False
         self.hosts: dict[str, HostTarget] = {}
         self.entries: dict[tuple[int, str], Entry] = {}
         self.clock: deque[tuple[tuple[int, str], Entry]] = deque()
@@ -246,22 +248,37 @@ class AssetCache:
         self.next_poll = time.monotonic() + self.poll_interval
 
     def poll(self) -> None:
-        """Read and apply the changes committed since the last one applied."""
-        if not self.poll_lock.acquire(blocking=False):
-            return  # another thread is polling
-        try:
-            self.next_poll = time.monotonic() + self.poll_interval
+        """Read and apply the changes committed since the last one applied.
+
+        Never waits: when another thread is polling, it reads the feed once
+        more before it lets go, since the read it is doing may predate the
+        commit this call was told of (a push notification, this process's
+        own commit).
+        """
+        self.poll_again = True
+        while self.poll_again:
+            if not self.poll_lock.acquire(blocking=False):
+                return  # the thread polling now sees poll_again
             try:
-                changes = self.loader.changes_after(self.last_change_id, list(self.pending))
-            except SynchronousOnlyOperation:
-                self.next_poll = 0.0  # called on an event loop: poll from a thread instead
-                raise
-            except Exception:
-                logger.warning("assetcache: cannot read the change feed", exc_info=True)
-                return
-            self.apply(changes)
-        finally:
-            self.poll_lock.release()
+                while self.poll_again:
+                    self.poll_again = False
+                    self._poll_once()
+            finally:
+                self.poll_lock.release()
+            # A request made between our last read and the release is ours
+            # to serve, unless another thread has taken the lock meanwhile.
+
+    def _poll_once(self) -> None:
+        self.next_poll = time.monotonic() + self.poll_interval
+        try:
+            changes = self.loader.changes_after(self.last_change_id, list(self.pending))
+        except SynchronousOnlyOperation:
+            self.next_poll = 0.0  # called on an event loop: poll from a thread instead
+            raise
+        except Exception:
+            logger.warning("assetcache: cannot read the change feed", exc_info=True)
+            return
+        self.apply(changes)
 
     def apply(self, changes: Iterable[ChangeRecord]) -> None:
         from .signals import invalidated
@@ -326,6 +343,15 @@ class AssetCache:
             for host, target in self.hosts.items()
             if isinstance(target, SiteInfo) and target.id != site_id
         }
+
+    def forget_files(self, paths: Iterable[str]) -> None:
+        """Drop entries that send any of these local files (gone or going)."""
+        gone = set(paths)
+        with self.lock:
+            for key, entry in list(self.entries.items()):
+                if entry.kind == Entry.FILE and not gone.isdisjoint(entry.file_paths()):
+                    del self.entries[key]
+                    self.bytes_held -= entry.cost
 
     def use_snapshot(self, snapshot: Any) -> None:
         """Answer from a loaded snapshot; changes after its stamp come next."""
@@ -466,10 +492,29 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 def warm() -> AssetCache:
     """Create this process's cache now, from the snapshot when there is one.
 
-    Call it from gunicorn's ``post_fork`` (or at import under ``--preload``)
-    so the first request does not pay for loading.
+    Call it from gunicorn's ``post_worker_init`` or ``post_fork`` hook (or at
+    the end of ``wsgi.py`` under ``--preload``) so the first request does not
+    pay for loading. ``post_fork`` runs before a worker loads the application:
+    Django is set up here then (DJANGO_SETTINGS_MODULE must be in the
+    environment).
+
+    The database connections loading opened are closed again: under
+    ``--preload`` this process forks next, and workers sharing one
+    connection's socket garble each other's queries.
     """
-    return get_cache()
+    from django.apps import apps
+
+    if not apps.ready:
+        import django
+
+        django.setup()
+    cache = get_cache()
+    from django.db import connections
+
+    for connection in connections.all(initialized_only=True):
+        if not connection.in_atomic_block:
+            connection.close()
+    return cache
 
 
 def stats() -> dict[str, Any]:

@@ -68,6 +68,18 @@ class Settings:
     CHANGE_RETENTION: float = 7 * 24 * 3600
     #: Where ``assetcache_warmup`` writes the snapshot and processes read it.
     SNAPSHOT_PATH: str = ""
+    #: The local disk tier: where blobs of a storage without local paths
+    #: (S3 and the like) are copied to be served. Default:
+    #: ``MEDIA_ROOT/assetcache/local``.
+    LOCAL_DIR: str = ""
+    #: Bound of the local disk tier. A float below 1: the largest fraction of
+    #: the filesystem holding it that may be in use (other files count too,
+    #: measured with statvfs); otherwise bytes the tier's files may occupy
+    #: (allocated blocks, not apparent sizes).
+    DISK_LIMIT: float | int = 0.9
+    #: Seconds an evicted blob stays on disk before it is deleted, so that
+    #: responses already sending it (or about to open it) finish.
+    DELETE_DELAY: float = 60.0
     #: Build gzip/brotli variants for these media types (prefixes).
     COMPRESSIBLE_TYPES: tuple[str, ...] = (
         "text/",
@@ -99,6 +111,11 @@ def _default_snapshot_path() -> str:
     return str(Path(base) / "assetcache" / "snapshot.bin")
 
 
+def _default_local_dir() -> str:
+    base = getattr(django_settings, "MEDIA_ROOT", "") or "."
+    return str(Path(base) / "assetcache" / "local")
+
+
 def get() -> Settings:
     """The current settings, read from Django's settings on first use."""
     global _current
@@ -114,6 +131,8 @@ def get() -> Settings:
         current = Settings(**values)
         if not current.SNAPSHOT_PATH:
             current = replace(current, SNAPSHOT_PATH=_default_snapshot_path())
+        if not current.LOCAL_DIR:
+            current = replace(current, LOCAL_DIR=_default_local_dir())
         _current = replace(current, DOMAIN=current.DOMAIN.lower().strip("."))
     return _current
 

@@ -224,6 +224,11 @@ class Entry:
         self.hot = False
         self._not_found: Reply | None = None
 
+    def file_paths(self) -> list[str]:
+        """Local files this entry sends (large bodies only)."""
+        reps = (self.identity, self.br, self.gzip)
+        return [rep.file_path for rep in reps if rep is not None and rep.file_path]
+
     @property
     def has_variants(self) -> bool:
         return self.br is not None or self.gzip is not None

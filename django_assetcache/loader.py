@@ -8,8 +8,8 @@ from typing import Any
 from django.db import DatabaseError
 from django.db.models import Q
 
-from . import conf
-from .cache import ENTRY_OVERHEAD, PASS, HostTarget, SiteInfo
+from . import conf, localtier
+from .cache import ENTRY_OVERHEAD, PASS, HostTarget, SiteInfo, cache_ready, get_cache
 from .http import Entry, build_file_entry, build_missing_entry, build_redirect_entry
 from .mediatypes import header_value
 from .models import Asset, Change, Site
@@ -157,9 +157,12 @@ class DatabaseLoader:
             data = self.snapshot.body(sha256)
             if data is not None:
                 return data, None
-        path = self.store.local_path(sha256)
-        if path is None:
-            raise BlobUnavailable(f"blob {sha256} has no local file")
+        try:
+            # From a remote storage this may download the blob into the
+            # local tier: on a miss only, never on a hit.
+            path = self.store.local_path(sha256, size)
+        except OSError as exc:
+            raise BlobUnavailable(f"blob {sha256}: {exc}") from exc
         if size > self.settings.MEMORY_FILE_LIMIT:
             return None, path
         try:
@@ -190,6 +193,21 @@ class DatabaseLoader:
             condition |= Q(id__in=pending)
         fields = ("id", "site_id", "kind", "paths")
         return list(Change.objects.filter(condition).order_by("id").only(*fields)[:10_000])
+
+
+def _on_tier_eviction(paths: list[str]) -> None:
+    """Drop this process's entries that send an evicted tier file.
+
+    A hit never checks that its file still exists (it must not stat), so an
+    entry must go before its file does; the next request builds it again and
+    the tier brings the blob back (from its delayed-delete list, else by
+    downloading it).
+    """
+    if cache_ready():
+        get_cache().forget_files(paths)
+
+
+localtier.listeners.append(_on_tier_eviction)
 
 
 def _snapshot_row(row: list[Any]) -> AssetRow:

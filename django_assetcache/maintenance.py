@@ -48,6 +48,7 @@ class GarbageSummary:
     blobs_deleted: int = 0
     bytes_freed: int = 0
     orphan_files_deleted: int = 0
+    tier_files_deleted: int = 0
     changes_pruned: int = 0
     dry_run: bool = False
     seconds: float = 0.0
@@ -57,7 +58,8 @@ class GarbageSummary:
         verb = "would delete" if self.dry_run else "deleted"
         return (
             f"{verb} {self.blobs_deleted} unused blobs ({human_bytes(self.bytes_freed)}), "
-            f"{self.orphan_files_deleted} orphan files, {self.changes_pruned} old change rows; "
+            f"{self.orphan_files_deleted} orphan files, {self.tier_files_deleted} local tier files, "
+            f"{self.changes_pruned} old change rows; "
             f"{self.seconds:.2f} s"
         )
 
@@ -103,8 +105,26 @@ def collect_garbage(*, dry_run: bool = False, store: BlobStore | None = None) ->
         if store.modified(sha) > cutoff:
             continue
         summary.orphan_files_deleted += 1
+        deleted.add(sha)
         if not dry_run:
             store.delete(sha)
+
+    # 2b. The local disk tier follows the storage: the copies of what went
+    # above, and copies without a row past the same grace (a server may have
+    # fetched a blob a publish uploaded and has not committed yet). Rows are
+    # read again: a publish may have committed since.
+    tier = store.tier
+    if tier is not None:
+        known = set(Blob.objects.values_list("sha256", flat=True))
+        tier_cutoff = cutoff.timestamp()
+        for sha, st in list(tier.walk()):
+            if sha in deleted or (sha not in known and st.st_mtime < tier_cutoff):
+                summary.tier_files_deleted += 1
+                if not dry_run:
+                    # At once, not after ASSETCACHE_DELETE_DELAY: no asset
+                    # refers to it, and on POSIX a response still sending it
+                    # keeps reading from its open descriptor.
+                    tier.remove(sha)
 
     # 3. Old feed rows, leaving a marker so a process that was away longer
     # than the retention knows it missed some and starts over.

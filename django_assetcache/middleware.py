@@ -13,8 +13,9 @@ from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBas
 from django.http.response import ResponseHeaders
 
 from .bodies import BLOCK_SIZE, FileRange
-from .http import BAD_GATEWAY, Reply
-from .serve import answer, answer_async
+from .http import Reply
+from .serve import answer_with_body, answer_with_body_async
+
 
 def _header_store(reply: Reply) -> dict[str, tuple[str, str]]:
     """The reply's headers as Django keeps them, validated by Django once
@@ -25,21 +26,18 @@ def _header_store(reply: Reply) -> dict[str, tuple[str, str]]:
     return store  # type: ignore[return-value]
 
 
-def to_response(reply: Reply) -> HttpResponseBase:
+def to_response(reply: Reply, file: FileRange | None) -> HttpResponseBase:
     response: HttpResponseBase
-    if reply.file_path is not None:
-        try:
-            body = FileRange(reply.file_path, reply.offset, reply.length)
-        except OSError:
-            return to_response(BAD_GATEWAY)
-        response = FileResponse(body, status=reply.status)
+    if file is not None:
+        # FileResponse hands the file to wsgi.file_wrapper (sendfile) where
+        # the server has one, and streams it in blocks otherwise.
+        response = FileResponse(file, status=reply.status)
         response.block_size = BLOCK_SIZE
     else:
         response = HttpResponse(reply.body, status=reply.status)
     # Replaces the defaults Django set (a 304 has no Content-Type).
     response.headers._store = _header_store(reply).copy()
     return response
-
 
 
 class AssetCacheMiddleware:
@@ -55,29 +53,22 @@ class AssetCacheMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self.is_async:
             return self.__acall__(request)
-        reply = _answer(request)
-        if reply is None:
+        answered = answer_with_body(*_request_args(request))
+        if answered is None:
             return self.get_response(request)
-        return to_response(reply)
+        return to_response(*answered)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
-        meta = request.META
-        reply = await answer_async(
-            meta.get("HTTP_HOST", ""),
-            request.path_info,
-            request.method or "GET",
-            meta.get("QUERY_STRING", ""),
-            meta.get,
-        )
-        if reply is None:
+        answered = await answer_with_body_async(*_request_args(request))
+        if answered is None:
             response: Awaitable[HttpResponseBase] = self.get_response(request)
             return await response
-        return to_response(reply)
+        return to_response(*answered)
 
 
-def _answer(request: HttpRequest) -> Reply | None:
+def _request_args(request: HttpRequest) -> tuple[str, str, str, str, Callable[[str], Any]]:
     meta = request.META
-    return answer(
+    return (
         meta.get("HTTP_HOST", ""),
         request.path_info,
         request.method or "GET",

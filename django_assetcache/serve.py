@@ -13,6 +13,7 @@ from asgiref.sync import sync_to_async
 from django.core.exceptions import SynchronousOnlyOperation
 from django.db import connections
 
+from .bodies import FileRange
 from .cache import PASS, SiteInfo, cache_ready, get_cache, normalize_host
 from .http import (
     BAD_GATEWAY,
@@ -83,6 +84,50 @@ def _for(method: str, reply: Reply) -> Reply:
     """A fixed reply as the method wants it: a HEAD gets no body (adapters
     send what they are given)."""
     return without_body(reply) if method == "HEAD" else reply
+
+
+Answer = tuple[Reply, FileRange | None]
+
+
+def answer_with_body(host: str, path: str, method: str, query_string: str, get: HeaderGetter) -> Answer | None:
+    """``answer``, with the reply's file opened: what adapters send."""
+    reply = answer(host, path, method, query_string, get)
+    if reply is None:
+        return None
+    opened = _open(reply)
+    if opened is not None:
+        return opened
+    return _open(answer(host, path, method, query_string, get)) or (BAD_GATEWAY, None)  # type: ignore[arg-type]
+
+
+async def answer_with_body_async(
+    host: str, path: str, method: str, query_string: str, get: HeaderGetter
+) -> Answer | None:
+    reply = await answer_async(host, path, method, query_string, get)
+    if reply is None:
+        return None
+    opened = _open(reply)
+    if opened is not None:
+        return opened
+    again = await answer_async(host, path, method, query_string, get)
+    return _open(again) or (BAD_GATEWAY, None)  # type: ignore[arg-type]
+
+
+def _open(reply: Reply | None) -> Answer | None:
+    """The reply with its file open, or None when the file is gone.
+
+    A cached entry never checks its file on a hit; if the file went away
+    (another process's local tier evicted it), the entry is dropped so the
+    caller's second ``answer`` rebuilds it and brings the file back.
+    """
+    if reply is None or reply.file_path is None:
+        return (reply, None) if reply is not None else None
+    try:
+        return reply, FileRange(reply.file_path, reply.offset, reply.length)
+    except OSError:
+        logger.warning("assetcache: %s is gone; rebuilding its cache entry", reply.file_path)
+        get_cache().forget_files([reply.file_path])
+        return None
 
 
 def wsgi_path(path_info: str) -> str:

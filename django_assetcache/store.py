@@ -3,6 +3,10 @@
 A blob is kept once under a name derived from its SHA-256 (``ab/cd/abcd…``),
 so saving bytes that are already stored uploads nothing, and a URL path can
 never be joined onto a directory: files are found by hash only.
+
+A storage with local paths (``FileSystemStorage``) is served in place. Any
+other (django-storages' S3Storage, …) is served from the local disk tier
+(``localtier.py``): ``local_path`` downloads a blob there on first use.
 """
 
 from __future__ import annotations
@@ -11,15 +15,20 @@ import hashlib
 from datetime import datetime
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO, Any, BinaryIO
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, InvalidStorageError, Storage, storages
 
 from . import conf
+from .localtier import LocalTier, get_tier
 
 CHUNK_SIZE = 1024 * 1024
+#: Where ``assetcache_warmup --upload-snapshot`` puts the snapshot in the
+#: storage (blob names are ``xx/yy/<sha256>``, so it cannot clash with one).
+SNAPSHOT_NAME = "snapshot/snapshot.bin"
 
 
 class BlobTooLarge(ValueError):
@@ -62,8 +71,30 @@ def get_storage() -> Storage:
 class BlobStore:
     """Saves and finds blobs by hash in one Django storage."""
 
-    def __init__(self, storage: Storage | None = None) -> None:
+    def __init__(self, storage: Storage | None = None, tier: LocalTier | None = None) -> None:
         self.storage = storage if storage is not None else get_storage()
+        self._tier = tier
+        self._has_paths: bool | None = None
+
+    @property
+    def remote(self) -> bool:
+        """Whether the storage has no local paths (blobs go through the tier)."""
+        if self._has_paths is None:
+            try:
+                self.storage.path(blob_name("0" * 64))
+                self._has_paths = True
+            except NotImplementedError:
+                self._has_paths = False
+        return not self._has_paths
+
+    @property
+    def tier(self) -> LocalTier | None:
+        """The local disk tier, for a remote storage; None otherwise."""
+        if not self.remote:
+            return None
+        if self._tier is None:
+            self._tier = get_tier()
+        return self._tier
 
     def has(self, sha256: str, size: int) -> bool:
         """Whether the storage holds the whole blob.
@@ -81,10 +112,15 @@ class BlobStore:
 
         Returns whether bytes were uploaded.
         """
-        if self.has(sha256, size):
-            return False
         name = blob_name(sha256)
-        if self.storage.exists(name):
+        try:
+            # One existence check (a HEAD request on S3) for a new blob.
+            present = self.storage.exists(name)
+            if present and self.storage.size(name) == size:
+                return False
+        except (OSError, NotImplementedError):
+            present = False
+        if present:
             # A partial file from an interrupted save: replace it.
             self.storage.delete(name)
         saved = self.storage.save(name, File(stream, name=name))
@@ -97,12 +133,19 @@ class BlobStore:
     def open(self, sha256: str) -> IO[bytes]:
         return self.storage.open(blob_name(sha256), "rb")
 
-    def local_path(self, sha256: str) -> str | None:
-        """A path on this machine to the blob's bytes, if the storage has one."""
-        try:
+    def local_path(self, sha256: str, size: int | None = None) -> str:
+        """A path on this machine to the blob's bytes.
+
+        The storage's own path when it has one; else the local tier's copy,
+        downloaded now if missing and checked against the hash (and ``size``
+        when given). Raises ``localtier.TierError`` (an OSError) when the
+        bytes cannot be had.
+        """
+        tier = self.tier
+        if tier is None:
             return self.storage.path(blob_name(sha256))
-        except NotImplementedError:
-            return None
+        name = blob_name(sha256)
+        return tier.path_for(sha256, size, lambda: stream_object(self.storage, name))
 
     def delete(self, sha256: str) -> None:
         self.storage.delete(blob_name(sha256))
@@ -118,6 +161,50 @@ class BlobStore:
                 for name in files:
                     if len(name) == 64 and name.startswith(top + mid):
                         yield name
+
+
+def stream_object(storage: Storage, name: str) -> Iterator[bytes]:
+    """The bytes of a stored file, in chunks, as they arrive.
+
+    From S3 (django-storages' S3Storage and subclasses) this is one streamed
+    GET: ``storage.open`` would spool the whole object into a temporary file
+    before the first byte could be hashed. Other storages are read through
+    their file object, in chunks. Raises FileNotFoundError for a missing file.
+    """
+    if _is_s3(storage):
+        yield from _stream_s3(storage, name)
+        return
+    with storage.open(name, "rb") as stream:
+        yield from iter_chunks(stream)
+
+
+def _is_s3(storage: Storage) -> bool:
+    try:
+        from storages.backends.s3 import S3Storage
+    except (ImportError, ImproperlyConfigured):  # django-storages or boto3 missing
+        return False
+    return isinstance(storage, S3Storage)
+
+
+def _stream_s3(storage: Any, name: str) -> Iterator[bytes]:
+    from botocore.exceptions import ClientError
+    from s3transfer.constants import ALLOWED_DOWNLOAD_ARGS
+    from storages.utils import clean_name
+
+    key = storage._normalize_name(clean_name(name))
+    # The same download parameters S3Storage itself sends (SSE-C keys, …).
+    params = {k: v for k, v in storage.get_object_parameters(key).items() if k in ALLOWED_DOWNLOAD_ARGS}
+    try:
+        response = storage.connection.meta.client.get_object(Bucket=storage.bucket_name, Key=key, **params)
+    except ClientError as exc:
+        if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+            raise FileNotFoundError(f"{name}: not in the storage") from exc
+        raise
+    body = response["Body"]
+    try:
+        yield from body.iter_chunks(CHUNK_SIZE)
+    finally:
+        body.close()
 
 
 def _listdir(storage: Storage, path: str) -> list[str]:

@@ -1,13 +1,26 @@
-"""Deploy-time preparation: local blobs, compressed variants, the snapshot."""
+"""Deploy-time preparation: local blobs, compressed variants, the snapshot.
+
+With a remote storage, every referenced blob is first downloaded into the
+local disk tier (in parallel), so the first request for any of them does not
+wait for the network. The snapshot can be uploaded to the storage
+(``upload_snapshot``) and fetched from it on another machine
+(``warm_up_from_storage``), which then needs no database to start hot.
+"""
 
 from __future__ import annotations
 
 import gzip
 import io
+import logging
+import os
+import tempfile
 import time
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TextIO
 
+from django.core.files import File
 from django.db import transaction
 from django.db.models import Max
 
@@ -15,8 +28,10 @@ from . import conf
 from .mediatypes import is_compressible
 from .models import Asset, Blob, Change, Site, record_change
 from .progress import Progress, human_bytes
-from .snapshot import SnapshotSummary, write_snapshot
-from .store import BlobStore, hash_stream
+from .snapshot import Snapshot, SnapshotError, SnapshotSummary, write_snapshot
+from .store import SNAPSHOT_NAME, BlobStore, hash_stream, stream_object
+
+logger = logging.getLogger("django_assetcache")
 
 #: Files smaller than this gain nothing worth a variant.
 MIN_COMPRESS_SIZE = 256
@@ -24,6 +39,9 @@ MIN_COMPRESS_SIZE = 256
 MAX_COMPRESS_SIZE = 32 * 1024 * 1024
 #: A variant is kept only when it is at most this fraction of the original.
 MAX_RATIO = 0.9
+#: Parallel downloads into the local tier: enough to hide per-request
+#: latency of an object store, few enough not to saturate a small machine.
+DOWNLOAD_WORKERS = 8
 
 
 class WarmupError(Exception):
@@ -39,6 +57,14 @@ class WarmupSummary:
     missing_blobs: int = 0
     snapshot: SnapshotSummary | None = None
     seconds: float = 0.0
+    #: Blobs and bytes downloaded into the local tier.
+    downloaded: int = 0
+    downloaded_bytes: int = 0
+    #: Blobs the tier evicted while warming: it is smaller than the sites.
+    tier_evictions: int = 0
+    #: Storage name of the uploaded snapshot, if it was uploaded.
+    uploaded_snapshot: str | None = None
+    missing: set[str] = field(default_factory=set, repr=False)
 
     def __str__(self) -> str:
         snap = self.snapshot
@@ -47,8 +73,17 @@ class WarmupSummary:
             f"warmed {self.sites} sites, {self.assets} assets; {memory} of bodies in the snapshot; "
             f"{self.variants_built} compressed variants built"
         )
+        if self.downloaded:
+            text += f"; {self.downloaded} blobs ({human_bytes(self.downloaded_bytes)}) downloaded to the local tier"
+        if self.tier_evictions:
+            text += (
+                f"; the local tier evicted {self.tier_evictions} blobs while warming "
+                "(ASSETCACHE_DISK_LIMIT is smaller than the sites)"
+            )
         if self.missing_blobs:
             text += f"; {self.missing_blobs} blobs missing from storage"
+        if self.uploaded_snapshot:
+            text += f"; snapshot uploaded to {self.uploaded_snapshot}"
         return text + f"; {self.seconds:.2f} s"
 
 
@@ -76,10 +111,12 @@ def warm_up(
     *,
     compress: bool = True,
     progress_stream: TextIO | None = None,
+    upload: bool = False,
+    store: BlobStore | None = None,
 ) -> WarmupSummary:
     started = time.monotonic()
     settings = conf.get()
-    store = BlobStore()
+    store = store or BlobStore()
     summary = WarmupSummary()
     sites = Site.objects.all()
     if subdomains:
@@ -87,6 +124,14 @@ def warm_up(
         missing = sorted(set(subdomains) - set(sites.values_list("subdomain", flat=True)))
         if missing:
             raise WarmupError(f"no such site: {', '.join(missing)}")
+
+    if store.remote:
+        # Before compressing: compression reads every compressible source.
+        referenced = dict(Blob.objects.filter(assets__site__in=sites).values_list("sha256", "size").distinct())
+        referenced.update(
+            Blob.objects.filter(source__assets__site__in=sites).values_list("sha256", "size").distinct()
+        )
+        fill_tier(store, referenced, summary, progress_stream)
 
     if compress:
         _compress(store, sites, summary, progress_stream)
@@ -134,11 +179,11 @@ def warm_up(
 
     def bodies() -> Any:
         for sha, size in small.items():
-            data = _read_local(store, sha)
+            data = _read_local(store, sha, size)
             if progress is not None:
                 progress.advance(size)
             if data is None:
-                summary.missing_blobs += 1
+                summary.missing.add(sha)
                 continue
             yield sha, data
 
@@ -151,15 +196,141 @@ def warm_up(
     )
     if progress is not None:
         progress.close()
+    if upload:
+        summary.uploaded_snapshot = upload_snapshot(store, settings.SNAPSHOT_PATH)
+    summary.missing_blobs = len(summary.missing)
     summary.seconds = time.monotonic() - started
     return summary
 
 
-def _read_local(store: BlobStore, sha: str) -> bytes | None:
-    path = store.local_path(sha)
-    if path is None:
-        return None
+def fill_tier(
+    store: BlobStore,
+    blobs: dict[str, int],
+    summary: WarmupSummary,
+    progress_stream: TextIO | None,
+    workers: int = DOWNLOAD_WORKERS,
+) -> None:
+    """Make every blob of ``blobs`` ({sha256: size}) present in the local
+    tier, downloading (and verifying) those that are not, in parallel."""
+    tier = store.tier
+    if tier is None or not blobs:
+        return
+    downloads, download_bytes, evictions = tier.downloads, tier.download_bytes, tier.evictions
+    progress = (
+        Progress("downloading", sum(blobs.values()), stream=progress_stream, unit_bytes=True)
+        if progress_stream is not None
+        else None
+    )
+    # The pool only downloads; the progress bar is drawn from this thread.
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(blobs))), thread_name_prefix="assetcache-download") as pool:
+        futures = {pool.submit(store.local_path, sha, size): (sha, size) for sha, size in blobs.items()}
+        for future in as_completed(futures):
+            sha, size = futures[future]
+            try:
+                future.result()
+            except OSError as exc:
+                summary.missing.add(sha)
+                logger.warning("assetcache: warmup could not fetch blob %s: %s", sha, exc)
+            if progress is not None:
+                progress.advance(size)
+    if progress is not None:
+        progress.close()
+    summary.downloaded += tier.downloads - downloads
+    summary.downloaded_bytes += tier.download_bytes - download_bytes
+    summary.tier_evictions += tier.evictions - evictions
+    summary.missing_blobs = len(summary.missing)
+
+
+def upload_snapshot(store: BlobStore, path: str | os.PathLike[str]) -> str:
+    """Upload the snapshot file to the storage as ``SNAPSHOT_NAME``."""
+    storage = store.storage
+    if storage.exists(SNAPSHOT_NAME) and storage.get_available_name(SNAPSHOT_NAME) != SNAPSHOT_NAME:
+        # This storage does not overwrite (S3 does, in one PUT): make room.
+        storage.delete(SNAPSHOT_NAME)
+    with open(path, "rb") as f:
+        saved = storage.save(SNAPSHOT_NAME, File(f, name=SNAPSHOT_NAME))
+    if saved != SNAPSHOT_NAME:
+        storage.delete(saved)
+        raise WarmupError(f"the storage saved the snapshot as {saved!r}, not {SNAPSHOT_NAME!r}")
+    return saved
+
+
+def warm_up_from_storage(
+    *, progress_stream: TextIO | None = None, store: BlobStore | None = None
+) -> WarmupSummary:
+    """Fetch the snapshot another machine uploaded, then fill the local tier
+    with the blobs it references: no database query.
+
+    Blobs whose bodies the snapshot holds are not downloaded: they are served
+    from the snapshot (and fetched on demand should a body be damaged).
+    """
+    started = time.monotonic()
+    settings = conf.get()
+    store = store or BlobStore()
+    summary = WarmupSummary()
+    target = Path(settings.SNAPSHOT_PATH)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=".snapshot-", dir=target.parent)
     try:
+        with os.fdopen(fd, "wb") as out:
+            try:
+                for chunk in stream_object(store.storage, SNAPSHOT_NAME):
+                    out.write(chunk)
+            except OSError:
+                raise
+            except Exception as exc:  # the storage's own errors (botocore, …)
+                raise WarmupError(f"cannot fetch the snapshot from the storage: {exc}") from exc
+            out.flush()
+            os.fsync(out.fileno())
+        # Checked before it replaces a good snapshot: a cut or damaged
+        # download is refused here, not by every server process.
+        snapshot = Snapshot(temp)
+        if snapshot.domain != settings.DOMAIN:
+            raise WarmupError(
+                f"the stored snapshot was made for domain {snapshot.domain!r}, not {settings.DOMAIN!r}"
+            )
+        os.replace(temp, target)
+    except FileNotFoundError as exc:
+        raise WarmupError(
+            f"no snapshot in the storage at {SNAPSHOT_NAME!r} (run assetcache_warmup --upload-snapshot)"
+        ) from exc
+    except SnapshotError as exc:
+        raise WarmupError(f"the stored snapshot is unusable: {exc}") from exc
+    finally:
+        try:
+            os.unlink(temp)
+        except FileNotFoundError:
+            pass
+    referenced: dict[str, int] = {}
+    assets = 0
+    for rows in snapshot.assets.values():
+        for row in rows.values():
+            if row is None:
+                continue
+            assets += 1
+            _, _, _, sha, size, variants = row
+            for blob_sha, blob_size in [(sha, size), *((v[1], v[2]) for v in variants)]:
+                if blob_sha not in snapshot.bodies:
+                    referenced[blob_sha] = blob_size
+    summary.sites = len(snapshot.sites)
+    summary.assets = assets
+    summary.snapshot = SnapshotSummary(
+        path=str(target),
+        sites=summary.sites,
+        assets=assets,
+        bodies=len(snapshot.bodies),
+        body_bytes=sum(length for _, length in snapshot.bodies.values()),
+        file_bytes=target.stat().st_size,
+        change_id=snapshot.change_id,
+    )
+    fill_tier(store, referenced, summary, progress_stream)
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def _read_local(store: BlobStore, sha: str, size: int | None = None) -> bytes | None:
+    try:
+        path = store.local_path(sha, size)
         with open(path, "rb") as f:
             return f.read()
     except OSError:
@@ -200,7 +371,7 @@ def _compress(
     )
     new_variants: list[Blob] = []
     for sha, size in todo.items():
-        data = _read_local(store, sha)
+        data = _read_local(store, sha, size)
         if data is not None:
             for encoding, encode in encoders:
                 if encoding in candidates[sha][1]:
@@ -210,6 +381,9 @@ def _compress(
                     continue
                 variant_sha, variant_size = hash_stream(io.BytesIO(compressed))
                 store.save(variant_sha, variant_size, io.BytesIO(compressed))
+                if store.tier is not None:
+                    # The bytes are here already: spare the tier a download.
+                    store.tier.add_bytes(variant_sha, compressed)
                 new_variants.append(
                     Blob(sha256=variant_sha, size=variant_size, source_id=sha, encoding=encoding)
                 )

@@ -15,10 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .bodies import BLOCK_SIZE, FileRange
+from .bodies import BLOCK_SIZE
 from .cache import get_cache
-from .http import BAD_GATEWAY, Reply
-from .serve import answer, release_connections, wsgi_path
+from .serve import answer_with_body, release_connections, wsgi_path
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -30,7 +29,7 @@ class AssetCacheWSGI:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         cache = get_cache()
         queries = cache.loader.queries
-        reply = answer(
+        answered = answer_with_body(
             environ.get("HTTP_HOST", ""),
             wsgi_path(environ.get("PATH_INFO", "/")),
             environ["REQUEST_METHOD"],
@@ -39,21 +38,13 @@ class AssetCacheWSGI:
         )
         if cache.loader.queries != queries:
             release_connections()
-        if reply is None:
+        if answered is None:
             return self.application(environ, start_response)
-        return send(reply, environ, start_response)
-
-
-def send(reply: Reply, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-    if reply.file_path is None:
+        reply, file = answered
         start_response(reply.status_line, reply.headers)
-        return (reply.body,)
-    try:
-        body = FileRange(reply.file_path, reply.offset, reply.length)
-    except OSError:
-        return send(BAD_GATEWAY, environ, start_response)
-    start_response(reply.status_line, reply.headers)
-    file_wrapper = environ.get("wsgi.file_wrapper")
-    if file_wrapper is not None:
-        return file_wrapper(body, BLOCK_SIZE)
-    return body
+        if file is None:
+            return (reply.body,)
+        file_wrapper = environ.get("wsgi.file_wrapper")
+        if file_wrapper is not None:
+            return file_wrapper(file, BLOCK_SIZE)
+        return file
