@@ -117,22 +117,44 @@ def without_body(reply: Reply) -> Reply:
     return Reply(reply.status, reply.headers)
 
 
-class Representation:
-    """One encoding of one file, with its prepared replies."""
+class _Shared:
+    """Header tuples many representations have in common (same type, date,
+    Cache-Control, Vary, coding): kept once, not once per file."""
 
-    __slots__ = (
-        "encoding",
-        "etag",
-        "length",
-        "body",
-        "file_path",
-        "content_type",
-        "validators",
-        "range_headers",
-        "ok",
-        "head",
-        "not_modified",
-    )
+    __slots__ = ("entity", "tail")
+
+    def __init__(self, content_type: str, last_modified: str, cache_control: str, vary: bool, encoding: str) -> None:
+        entity = [("Content-Type", content_type), ACCEPT_RANGES, NOSNIFF]
+        if encoding:
+            entity.append(("Content-Encoding", encoding))
+        tail = [("Last-Modified", last_modified), ("Cache-Control", cache_control)]
+        if vary:
+            tail.append(VARY)
+        self.entity = tuple(entity)
+        self.tail = tuple(tail)
+
+
+_shared: dict[tuple[str, str, str, bool, str], _Shared] = {}
+
+
+def _shared_headers(content_type: str, last_modified: str, cache_control: str, vary: bool, encoding: str) -> _Shared:
+    key = (content_type, last_modified, cache_control, vary, encoding)
+    shared = _shared.get(key)
+    if shared is None:
+        if len(_shared) >= 4096:
+            _shared.clear()  # only sharing is lost, never correctness
+        shared = _shared[key] = _Shared(*key)
+    return shared
+
+
+class Representation:
+    """One encoding of one file.
+
+    Its replies (200, HEAD, 304) are built on first use and then kept, so a
+    hit builds nothing while a file never asked for that way costs nothing.
+    """
+
+    __slots__ = ("encoding", "etag", "length", "body", "file_path", "shared", "_ok", "_head", "_not_modified")
 
     def __init__(
         self,
@@ -152,29 +174,54 @@ class Representation:
         self.length = length
         self.body = body
         self.file_path = file_path
-        self.content_type = content_type
-        #: What a cache needs to update a stored response (RFC 9110 15.4.5).
-        self.validators = common = [("ETag", etag), ("Last-Modified", last_modified), ("Cache-Control", cache_control)]
-        if vary:
-            common.append(VARY)
-        entity = [("Content-Type", content_type), ACCEPT_RANGES, NOSNIFF]
-        if encoding:
-            entity.append(("Content-Encoding", encoding))
-        #: Headers of a 206, but for Content-Length and Content-Range.
-        self.range_headers = entity + common
-        ok_headers = [*entity, ("Content-Length", str(length)), *common]
-        if body is not None:
-            self.ok = Reply(200, ok_headers, body)
-        else:
-            self.ok = Reply(200, ok_headers, file_path=file_path, offset=0, length=length)
-        self.head = Reply(200, ok_headers)
-        self.not_modified = Reply(304, [*common, NOSNIFF])
+        self.shared = _shared_headers(content_type, last_modified, cache_control, vary, encoding)
+        self._ok: Reply | None = None
+        self._head: Reply | None = None
+        self._not_modified: Reply | None = None
+
+    @property
+    def content_type(self) -> str:
+        return self.shared.entity[0][1]
+
+    @property
+    def validators(self) -> list[tuple[str, str]]:
+        """What a cache needs to update a stored response (RFC 9110 15.4.5)."""
+        return [("ETag", self.etag), *self.shared.tail]
+
+    def _ok_headers(self) -> list[tuple[str, str]]:
+        return [*self.shared.entity, ("Content-Length", str(self.length)), *self.validators]
+
+    @property
+    def ok(self) -> Reply:
+        reply = self._ok
+        if reply is None:
+            if self.body is not None:
+                reply = Reply(200, self._ok_headers(), self.body)
+            else:
+                reply = Reply(200, self._ok_headers(), file_path=self.file_path, offset=0, length=self.length)
+            self._ok = reply
+        return reply
+
+    @property
+    def head(self) -> Reply:
+        reply = self._head
+        if reply is None:
+            reply = self._head = Reply(200, self.ok.headers)
+        return reply
+
+    @property
+    def not_modified(self) -> Reply:
+        reply = self._not_modified
+        if reply is None:
+            reply = self._not_modified = Reply(304, [*self.validators, NOSNIFF])
+        return reply
 
     def part(self, start: int, end: int) -> Reply:
         """A 206 for bytes ``start``..``end`` inclusive."""
         length = end - start + 1
         headers = [
-            *self.range_headers,
+            *self.shared.entity,
+            *self.validators,
             ("Content-Length", str(length)),
             ("Content-Range", f"bytes {start}-{end}/{self.length}"),
         ]

@@ -36,17 +36,29 @@ def cache_control_for(site: SiteInfo, path: str, settings: conf.Settings) -> str
 
 
 class AssetRow:
-    """One asset as read from the database, with its compressed variants."""
+    """One asset as read from the database or the snapshot, with its
+    compressed variants (encoding, sha256, size, body offset). A body offset
+    of -1 means the snapshot does not hold that body."""
 
-    __slots__ = ("path", "content_type", "last_modified", "sha256", "size", "variants")
+    __slots__ = ("path", "content_type", "last_modified", "sha256", "size", "body_offset", "variants")
 
-    def __init__(self, path: str, content_type: str, last_modified: float, sha256: str, size: int) -> None:
+    def __init__(
+        self,
+        path: str,
+        content_type: str,
+        last_modified: float,
+        sha256: str,
+        size: int,
+        body_offset: int = -1,
+        variants: list[tuple[str, str, int, int]] | None = None,
+    ) -> None:
         self.path = path
         self.content_type = content_type
         self.last_modified = last_modified
         self.sha256 = sha256
         self.size = size
-        self.variants: list[tuple[str, str, int]] = []
+        self.body_offset = body_offset
+        self.variants = variants if variants is not None else []
 
 
 class DatabaseLoader:
@@ -112,9 +124,11 @@ class DatabaseLoader:
     def rows(self, site_id: int, paths: list[str]) -> dict[str, AssetRow]:
         if self.snapshot is not None:
             known = self.snapshot.assets.get(site_id)
-            if known is not None and all(known.get(path, True) is not None for path in paths):
+            if known is not None and all(known.get(path, -1) is not None for path in paths):
                 return {
-                    path: _snapshot_row(row) for path in paths if (row := known.get(path)) is not None
+                    path: AssetRow(path, *self.snapshot.row(number))
+                    for path in paths
+                    if (number := known.get(path)) is not None
                 }
         self.queries += 1
         query = Asset.objects.filter(site_id=site_id, path__in=paths).values_list(
@@ -134,7 +148,7 @@ class DatabaseLoader:
                 if row is None:
                     row = found[path] = AssetRow(path, content_type, modified.timestamp(), sha, size)
                 if v_sha is not None:
-                    row.variants.append((v_encoding, v_sha, v_size))
+                    row.variants.append((v_encoding, v_sha, v_size, -1))
         except DatabaseError as exc:
             raise Unavailable(str(exc)) from exc
         return found
@@ -144,17 +158,18 @@ class DatabaseLoader:
             content_type=header_value(row.content_type),
             last_modified=row.last_modified,
             cache_control=cache_control_for(site, row.path, self.settings),
-            identity=(row.sha256, row.size, *self.body(row.sha256, row.size)),
+            identity=(row.sha256, row.size, *self.body(row.sha256, row.size, row.body_offset)),
             variants=[
-                (encoding, sha, size, *self.body(sha, size)) for encoding, sha, size in row.variants
+                (encoding, sha, size, *self.body(sha, size, offset))
+                for encoding, sha, size, offset in row.variants
             ],
             per_entry_overhead=ENTRY_OVERHEAD,
         )
 
-    def body(self, sha256: str, size: int) -> tuple[bytes | None, str | None]:
+    def body(self, sha256: str, size: int, snapshot_offset: int = -1) -> tuple[bytes | None, str | None]:
         """(bytes, None) for a body kept in memory, (None, path) for one sent from disk."""
-        if size <= self.settings.MEMORY_FILE_LIMIT and self.snapshot is not None:
-            data = self.snapshot.body(sha256)
+        if snapshot_offset >= 0 and size <= self.settings.MEMORY_FILE_LIMIT and self.snapshot is not None:
+            data = self.snapshot.body_at(snapshot_offset, size, sha256)
             if data is not None:
                 return data, None
         try:
@@ -208,10 +223,3 @@ def _on_tier_eviction(paths: list[str]) -> None:
 
 
 localtier.listeners.append(_on_tier_eviction)
-
-
-def _snapshot_row(row: list[Any]) -> AssetRow:
-    path, content_type, last_modified, sha, size, variants = row
-    asset = AssetRow(path, content_type, float(last_modified), sha, size)
-    asset.variants = [tuple(variant) for variant in variants]  # type: ignore[misc]
-    return asset

@@ -1,17 +1,19 @@
 """The warm snapshot: the whole index plus small bodies, in one file.
 
-Layout: ``MAGIC`` (8 bytes), the bodies, the index as UTF-8 JSON, then a
-footer: the index length and its CRC-32 (two little-endian u64) and
-``MAGIC`` again. The index names, for every body it holds, an offset and a
-length. Bodies are written once, as they are read; a file cut short loses
-its footer and is refused.
+Layout: ``MAGIC`` (8 bytes); the bodies; one fixed-size record per asset
+(``_RECORD``: hash, size, Last-Modified, where its body is, its media type
+and variants); one record per compressed variant (``_VARIANT``); the index
+as UTF-8 JSON (sites, their hosts, their paths in record order, media
+types); then a footer: the index length and its CRC-32 and ``MAGIC`` again.
+Bodies are written once, as they are read; a file cut short loses its
+footer and is refused.
 
 A process maps the file (``mmap``), so every worker on a machine shares one
-copy of the bodies through the page cache. Entries are built from the index
-lazily, on the first request for a path: loading stays fast however many
-assets there are, and memory goes only to what is asked for. A body is
-checked against its SHA-256 when its entry is built; a body that does not
-match is read from the blob store instead.
+copy of bodies and records through the page cache. Loading parses only the
+JSON index: per asset, the process keeps its path and a record number, and
+reads the record when the path is first requested. A body is checked
+against its SHA-256 when its entry is built; a body that does not match is
+read from the blob store instead.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ import struct
 import tempfile
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,9 +40,18 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("django_assetcache")
 
-MAGIC = b"ACSNAP01"
-VERSION = 1
+MAGIC = b"ACSNAP02"
+VERSION = 2
 _FOOTER = struct.Struct("<QQ8s")
+#: sha256, size, Last-Modified, body offset (-1: not in the snapshot),
+#: media type index, variant count, first variant.
+_RECORD = struct.Struct("<32sQqqHHI")
+#: sha256, size, body offset, content coding.
+_VARIANT = struct.Struct("<32sQq8s")
+
+#: A decoded record: (content_type, last_modified, sha256, size, body_offset,
+#: variants [(encoding, sha256, size, body_offset), …]).
+Row = tuple[str, int, str, int, int, list[tuple[str, str, int, int]]]
 
 
 class SnapshotError(Exception):
@@ -84,25 +96,51 @@ def write_snapshot(
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(MAGIC)
-            offsets: dict[str, list[int]] = {}
+            offsets: dict[str, int] = {}
             position = 0
             for sha, data in bodies:
                 if sha in offsets:
                     continue
                 out.write(data)
-                offsets[sha] = [position, len(data)]
+                offsets[sha] = position
                 position += len(data)
                 summary.bodies += 1
             summary.body_bytes = position
+            types: dict[str, int] = {}
+            variants: list[bytes] = []
+            site_entries = []
+            record_count = 0
+            for site in sites:
+                rows = assets.get(site["id"], [])
+                for path, content_type, modified, sha, size, blob_variants in rows:
+                    out.write(
+                        _RECORD.pack(
+                            bytes.fromhex(sha),
+                            size,
+                            int(modified),
+                            offsets.get(sha, -1),
+                            types.setdefault(content_type, len(types)),
+                            len(blob_variants),
+                            len(variants),
+                        )
+                    )
+                    for encoding, v_sha, v_size in blob_variants:
+                        variants.append(
+                            _VARIANT.pack(bytes.fromhex(v_sha), v_size, offsets.get(v_sha, -1), encoding.encode())
+                        )
+                record_count += len(rows)
+                site_entries.append({**site, "paths": [row[0] for row in rows]})
+            out.write(b"".join(variants))
             index = {
                 "version": VERSION,
                 "change_id": change_id,
                 "created": time.time(),
                 "domain": conf.get().DOMAIN,
-                "sites": sites,
-                "assets": {str(site_id): rows for site_id, rows in assets.items()},
-                "bodies": offsets,
+                "sites": site_entries,
+                "types": list(types),
                 "bodies_length": position,
+                "records": record_count,
+                "variants": len(variants),
             }
             encoded = json.dumps(index, separators=(",", ":")).encode()
             out.write(encoded)
@@ -155,33 +193,61 @@ class Snapshot:
             raise SnapshotError(f"unreadable index: {exc}") from exc
         if index.get("version") != VERSION:
             raise SnapshotError(f"version {index.get('version')!r}, expected {VERSION}")
-        if len(MAGIC) + index["bodies_length"] != index_start:
-            raise SnapshotError("bodies and index disagree in length")
         self.bodies_start = len(MAGIC)
+        self.records_start = self.bodies_start + index["bodies_length"]
+        self.variants_start = self.records_start + index["records"] * _RECORD.size
+        if self.variants_start + index["variants"] * _VARIANT.size != index_start:
+            raise SnapshotError("records and index disagree in length")
         self.change_id: int = index["change_id"]
         self.created: float = index["created"]
         self.domain: str = index["domain"]
-        self.bodies: dict[str, list[int]] = index["bodies"]
-        self.sites: dict[int, dict[str, Any]] = {site["id"]: site for site in index["sites"]}
+        self.types: list[str] = index["types"]
+        self.record_count: int = index["records"]
+        self.sites: dict[int, dict[str, Any]] = {}
         self.hosts: dict[str, int] = {}
+        # Per site, path → record number. None marks a path that changed
+        # after the snapshot: the database knows better.
+        self.assets: dict[int, dict[str, int | None]] = {}
+        first = 0
         for site in index["sites"]:
+            paths = site.pop("paths")
+            self.assets[site["id"]] = dict(zip(paths, range(first, first + len(paths))))
+            first += len(paths)
+            self.sites[site["id"]] = site
             self.hosts[f"{site['subdomain']}.{self.domain}"] = site["id"]
             for hostname in site["domains"]:
                 self.hosts[hostname] = site["id"]
-        # Rows stay as parsed lists until a request asks for their path. A
-        # path mapped to None changed after the snapshot: ask the database.
-        self.assets: dict[int, dict[str, list[Any] | None]] = {
-            int(site_id): {row[0]: row for row in rows} for site_id, rows in index["assets"].items()
-        }
 
-    def body(self, sha256: str) -> bytes | None:
-        """The body with this hash, if the snapshot holds it and it is intact."""
-        location = self.bodies.get(sha256)
-        if location is None:
-            return None
-        offset, length = location
+    def row(self, number: int) -> Row:
+        sha, size, modified, body_offset, type_index, variant_count, first_variant = _RECORD.unpack_from(
+            self._map, self.records_start + number * _RECORD.size
+        )
+        variants = []
+        for index in range(first_variant, first_variant + variant_count):
+            v_sha, v_size, v_offset, encoding = _VARIANT.unpack_from(
+                self._map, self.variants_start + index * _VARIANT.size
+            )
+            variants.append((encoding.rstrip(b"\0").decode(), v_sha.hex(), v_size, v_offset))
+        return self.types[type_index], modified, sha.hex(), size, body_offset, variants
+
+    def rows(self) -> Iterator[Row]:
+        for number in range(self.record_count):
+            yield self.row(number)
+
+    @cached_property
+    def bodies(self) -> dict[str, tuple[int, int]]:
+        """sha256 → (offset, length) of every body held (for tools, not requests)."""
+        held: dict[str, tuple[int, int]] = {}
+        for _, _, sha, size, offset, variants in self.rows():
+            for blob_sha, blob_size, blob_offset in [(sha, size, offset), *((v[1], v[2], v[3]) for v in variants)]:
+                if blob_offset >= 0:
+                    held[blob_sha] = (blob_offset, blob_size)
+        return held
+
+    def body_at(self, offset: int, size: int, sha256: str) -> bytes | None:
+        """The body stored at ``offset``, if intact."""
         start = self.bodies_start + offset
-        data = self._map[start : start + length]
+        data = self._map[start : start + size]
         if hashlib.sha256(data).hexdigest() != sha256:
             logger.warning("assetcache: snapshot body %s is damaged; reading the blob store", sha256)
             return None

@@ -303,15 +303,12 @@ def warm_up_from_storage(
             pass
     referenced: dict[str, int] = {}
     assets = 0
-    for rows in snapshot.assets.values():
-        for row in rows.values():
-            if row is None:
-                continue
-            assets += 1
-            _, _, _, sha, size, variants = row
-            for blob_sha, blob_size in [(sha, size), *((v[1], v[2]) for v in variants)]:
-                if blob_sha not in snapshot.bodies:
-                    referenced[blob_sha] = blob_size
+    held = snapshot.bodies
+    for _, _, sha, size, _, variants in snapshot.rows():
+        assets += 1
+        for blob_sha, blob_size in [(sha, size), *((v[1], v[2]) for v in variants)]:
+            if blob_sha not in held:
+                referenced[blob_sha] = blob_size
     summary.sites = len(snapshot.sites)
     summary.assets = assets
     summary.snapshot = SnapshotSummary(

@@ -57,15 +57,35 @@ TEMPLATES = [
 ]
 
 # A server started by a test may be pointed at another (even a missing) file
-# to play a database outage.
-_db_file = os.environ.get("ASSETCACHE_TEST_DB", str(TEST_DIR / "db.sqlite3"))
-DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": _db_file,
-        "TEST": {"NAME": _db_file},
+# to play a database outage: ASSETCACHE_TEST_DB always means SQLite.
+# Otherwise ASSETCACHE_TEST_PG_PORT (with _HOST, _NAME, _USER, _PASSWORD)
+# selects PostgreSQL (``make test-postgres`` starts a throwaway server).
+# The test database is the configured one itself, so the servers a test
+# starts see what the test wrote.
+_db_file = os.environ.get("ASSETCACHE_TEST_DB")
+_pg_port = os.environ.get("ASSETCACHE_TEST_PG_PORT")
+if _pg_port and not _db_file:
+    _pg_name = os.environ.get("ASSETCACHE_TEST_PG_NAME", "assetcache_test")
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "HOST": os.environ.get("ASSETCACHE_TEST_PG_HOST", "127.0.0.1"),
+            "PORT": _pg_port,
+            "NAME": _pg_name,
+            "USER": os.environ.get("ASSETCACHE_TEST_PG_USER", "postgres"),
+            "PASSWORD": os.environ.get("ASSETCACHE_TEST_PG_PASSWORD", ""),
+            "TEST": {"NAME": _pg_name},
+        }
     }
-}
+else:
+    _db_file = _db_file or str(TEST_DIR / "db.sqlite3")
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": _db_file,
+            "TEST": {"NAME": _db_file},
+        }
+    }
 
 MEDIA_ROOT = os.environ.get("ASSETCACHE_TEST_MEDIA_ROOT", str(TEST_DIR / "media"))
 STATIC_URL = "/static/"
@@ -73,5 +93,7 @@ STATIC_URL = "/static/"
 ASSETCACHE_DOMAIN = "sites.test"
 ASSETCACHE_INVALIDATION = os.environ.get("ASSETCACHE_TEST_INVALIDATION", "local")
 ASSETCACHE_POLL_INTERVAL = float(os.environ.get("ASSETCACHE_TEST_POLL_INTERVAL", "1.0"))
+ASSETCACHE_REDIS_URL = os.environ.get("ASSETCACHE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+ASSETCACHE_MEMORY_LIMIT = int(os.environ.get("ASSETCACHE_TEST_MEMORY_LIMIT", str(64 * 1024 * 1024)))

@@ -1,0 +1,44 @@
+"""Django settings for benchmarks/serve_bench.py: one static-file middleware, nothing else.
+
+``BENCH_DIR`` (required) holds the SQLite database, MEDIA_ROOT (the blob store
+and the warm snapshot) and ``site/``, the files whitenoise serves.
+``BENCH_MIDDLEWARE`` picks the contender: ``assetcache`` or ``whitenoise``.
+This module is also the URLconf (no URL patterns): every request the
+middleware does not answer is a 404.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+BENCH_DIR = Path(os.environ["BENCH_DIR"])
+CONTENDERS = {
+    "assetcache": "django_assetcache.middleware.AssetCacheMiddleware",
+    "whitenoise": "whitenoise.middleware.WhiteNoiseMiddleware",
+}
+
+SECRET_KEY = "benchmark-only-not-secret"
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+USE_TZ = True
+ROOT_URLCONF = __name__
+urlpatterns: list[object] = []
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+INSTALLED_APPS = ["django_assetcache"]
+MIDDLEWARE = [CONTENDERS[os.environ.get("BENCH_MIDDLEWARE", "assetcache")]]
+DATABASES = {
+    "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(BENCH_DIR / "db.sqlite3")}
+}
+MEDIA_ROOT = str(BENCH_DIR / "media")
+STATIC_URL = "/static/"
+
+ASSETCACHE_DOMAIN = "sites.bench"
+
+# whitenoise: the same files from a directory, served at "/", no compressed
+# variants on disk, the file list read once at start-up, and a Cache-Control
+# comparable to django-assetcache's default ("public, max-age=0, must-revalidate").
+WHITENOISE_ROOT = str(BENCH_DIR / "site")
+WHITENOISE_AUTOREFRESH = False
+WHITENOISE_USE_FINDERS = False
+WHITENOISE_MAX_AGE = 0
