@@ -27,7 +27,7 @@ from . import conf
 from .mediatypes import content_type_for
 from .models import Asset, Blob, Change, Site, record_change, validate_subdomain
 from .progress import Progress, human_bytes
-from .store import BlobStore, BlobTooLarge, hash_stream
+from .store import BlobChanged, BlobStore, BlobTooLarge, hash_stream
 
 #: Names never published: version-control folders and desktop litter.
 IGNORED_NAMES = frozenset({".git", ".hg", ".svn", ".DS_Store", "Thumbs.db", "__MACOSX"})
@@ -138,11 +138,16 @@ def _directory_files(root: Path) -> list[SourceFile]:
                 continue
             full = os.path.join(dirpath, name)
             relative = os.path.relpath(full, root)
-            real = os.path.realpath(full)
-            if not _inside(real, real_root):
-                raise PublishError(f"{relative}: symbolic link points outside SOURCE")
             try:
-                info = os.stat(real)
+                info = os.lstat(full)
+                # Only a link needs resolving: a plain file in a directory
+                # already known to be inside SOURCE is inside too.
+                real = os.path.join(real_dir, name)
+                if stat.S_ISLNK(info.st_mode):
+                    real = os.path.realpath(full)
+                    if not _inside(real, real_root):
+                        raise PublishError(f"{relative}: symbolic link points outside SOURCE")
+                    info = os.stat(real)
             except OSError as exc:
                 raise PublishError(f"{relative}: {exc.strerror or exc}") from exc
             if not stat.S_ISREG(info.st_mode):
@@ -345,8 +350,11 @@ def _store_blobs(
             reason = exc.strerror or str(exc)
             raise PublishError(f"{source_file.path}: cannot be read ({reason})") from exc
         with stream:
-            if store.save(sha, source_file.size, stream):
-                stored.add(sha)
+            try:
+                if store.save(sha, source_file.size, stream):
+                    stored.add(sha)
+            except BlobChanged as exc:
+                raise PublishError(f"{source_file.path}: changed while being published; try again") from exc
         if progress is not None:
             progress.advance(source_file.size)
     if progress is not None:

@@ -12,6 +12,7 @@ other (django-storages' S3Storage, …) is served from the local disk tier
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from datetime import datetime
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,9 @@ from . import conf
 from .localtier import LocalTier, get_tier
 
 CHUNK_SIZE = 1024 * 1024
+#: Bytes of a blob being stored that are kept in memory; the rest goes to a
+#: temporary file.
+SPOOL_SIZE = 8 * 1024 * 1024
 #: Where ``assetcache_warmup --upload-snapshot`` puts the snapshot in the
 #: storage (blob names are ``xx/yy/<sha256>``, so it cannot clash with one).
 SNAPSHOT_NAME = "snapshot/snapshot.bin"
@@ -33,6 +37,10 @@ SNAPSHOT_NAME = "snapshot/snapshot.bin"
 
 class BlobTooLarge(ValueError):
     """A stream went past the size it was allowed."""
+
+
+class BlobChanged(ValueError):
+    """Bytes read for storing do not match the hash they were stored under."""
 
 
 def blob_name(sha256: str) -> str:
@@ -123,7 +131,18 @@ class BlobStore:
         if present:
             # A partial file from an interrupted save: replace it.
             self.storage.delete(name)
-        saved = self.storage.save(name, File(stream, name=name))
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_SIZE) as copy:
+            # What is uploaded is this copy, hashed as it is made: if the
+            # source changed since it was hashed, nothing is stored under a
+            # name that does not match its bytes.
+            digest = hashlib.sha256()
+            for chunk in iter_chunks(stream):
+                digest.update(chunk)
+                copy.write(chunk)
+            if digest.hexdigest() != sha256 or copy.tell() != size:
+                raise BlobChanged(f"content changed since it was hashed (expected {sha256})")
+            copy.seek(0)
+            saved = self.storage.save(name, File(copy, name=name))
         if saved != name:
             # Another process stored the same bytes meanwhile and the storage
             # picked a fresh name for ours: keep theirs, drop the copy.

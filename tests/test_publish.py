@@ -878,3 +878,29 @@ def test_a_crash_while_creating_a_site_leaves_no_site(
     assert not Asset.objects.exists()
     assert not Blob.objects.exists()
     assert not Change.objects.exists()
+
+
+def test_a_file_changed_between_hashing_and_storing_is_refused(db, tmp_path, monkeypatch) -> None:
+    """The bytes stored must be the bytes hashed: a file rewritten after it
+    was hashed is not stored under the old hash."""
+    from django_assetcache import publish as publish_module
+    from django_assetcache.store import BlobStore, blob_name
+
+    source = tmp_path / "src"
+    source.mkdir()
+    target = source / "index.html"
+    target.write_bytes(b"<p>first</p>")
+    original_hash_files = publish_module._hash_files
+
+    def hash_then_rewrite(files, progress):
+        original_hash_files(files, progress)
+        target.write_bytes(b"<p>other</p>")  # same size, other bytes
+
+    monkeypatch.setattr(publish_module, "_hash_files", hash_then_rewrite)
+    with pytest.raises(publish_module.PublishError, match="changed while being published"):
+        publish_module.publish("docs", source)
+    import hashlib
+
+    sha = hashlib.sha256(b"<p>first</p>").hexdigest()
+    assert not BlobStore().storage.exists(blob_name(sha))
+    assert not Site.objects.filter(subdomain="docs").exists()
