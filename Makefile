@@ -7,7 +7,7 @@ PY := $(BIN)/python
 DEMO_DIR := example_project
 MANAGE := cd $(DEMO_DIR) && ../$(PY) manage.py
 
-.PHONY: demo demo-setup test bench bench-publish clean
+.PHONY: demo demo-setup test test-postgres soak bench bench-publish bench-propagation clean
 
 $(VENV)/.installed-%: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,11 +26,23 @@ demo: demo-setup
 test: $(VENV)/.installed-test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The same suite with PostgreSQL as the database (a throwaway server).
+test-postgres: $(VENV)/.installed-test
+	$(PY) tests/with_postgres.py $(PYTEST_ARGS)
+
+# gunicorn under load while another process publishes every second.
+SOAK_SECONDS ?= 60
+soak: $(VENV)/.installed-test
+	$(PY) benchmarks/soak.py --seconds $(SOAK_SECONDS)
+
 bench: $(VENV)/.installed-bench
 	$(PY) benchmarks/run.py
 
 bench-publish: $(VENV)/.installed-test
 	$(PY) benchmarks/publish_bench.py
+
+bench-propagation: $(VENV)/.installed-test
+	$(PY) benchmarks/propagation_bench.py
 
 clean:
 	rm -rf $(VENV) example_project/var .pytest_cache
