@@ -37,6 +37,14 @@ PENDING_SECONDS = 60.0
 ENTRY_OVERHEAD = 600
 
 
+class Unavailable(Exception):
+    """The database or the blob store cannot answer right now (raised by a Loader)."""
+
+
+class BlobUnavailable(Unavailable):
+    """A blob's bytes cannot be had on this machine."""
+
+
 class SiteInfo:
     """What a request needs to know about a site, from the host map."""
 

@@ -9,7 +9,7 @@ from django.db import DatabaseError
 from django.db.models import Q
 
 from . import conf, localtier
-from .cache import ENTRY_OVERHEAD, PASS, HostTarget, SiteInfo, cache_ready, get_cache
+from .cache import ENTRY_OVERHEAD, PASS, BlobUnavailable, HostTarget, SiteInfo, Unavailable, cache_ready, get_cache
 from .http import Entry, build_file_entry, build_missing_entry, build_redirect_entry
 from .mediatypes import header_value
 from .models import Asset, Change, Site
@@ -17,14 +17,6 @@ from .snapshot import Snapshot, site_target
 from .store import BlobStore
 
 SITE_FIELDS = ("id", "subdomain", "is_active", "index_document", "error_document", "cache_control")
-
-
-class Unavailable(Exception):
-    """The database or the blob store cannot answer right now."""
-
-
-class BlobUnavailable(Unavailable):
-    """A blob's bytes cannot be had on this machine."""
 
 
 def cache_control_for(site: SiteInfo, path: str, settings: conf.Settings) -> str:

@@ -14,7 +14,7 @@ from django.core.exceptions import SynchronousOnlyOperation
 from django.db import connections
 
 from .bodies import FileRange
-from .cache import PASS, SiteInfo, cache_ready, get_cache, normalize_host
+from .cache import PASS, BlobUnavailable, SiteInfo, Unavailable, cache_ready, get_cache, normalize_host
 from .http import (
     BAD_GATEWAY,
     BAD_REQUEST,
@@ -30,7 +30,6 @@ from .http import (
     redirect,
     without_body,
 )
-from .loader import BlobUnavailable, Unavailable
 
 logger = logging.getLogger("django_assetcache")
 

@@ -56,3 +56,23 @@ def test_large_file_and_range_are_sent_by_sendfile(big_site: dict[str, bytes], t
     assert all(r["used"] for r in records)
     assert [r["kernel_bytes"] for r in records] == [len(data), 1000000, 10]
     assert [r["content_length"] for r in records] == [len(data), 1000000, 10]
+
+
+def test_wrappers_import_before_django_is_set_up(tmp_path: Path) -> None:
+    """``wsgi.py``/``asgi.py`` import the wrappers before creating Django's
+    application, as the documentation shows."""
+    import subprocess
+    import sys
+
+    code = (
+        "from django_assetcache.wsgi import AssetCacheWSGI\n"
+        "from django_assetcache.asgi import AssetCacheASGI\n"
+        "from django.core.wsgi import get_wsgi_application\n"
+        "from django.core.asgi import get_asgi_application\n"
+        "AssetCacheWSGI(get_wsgi_application()); AssetCacheASGI(get_asgi_application())\n"
+        "print('ready')\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ready"
