@@ -74,7 +74,7 @@ def machine_lines(distributions: Sequence[str]) -> list[str]:
         f"- Date: {now}",
         f"- Machine: {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {cpu_model()}",
         f"- OS: {platform.system()} {platform.release()} ({platform.machine()})",
-        f"- Python {platform.python_version()} ({sys.executable})",
+        f"- Python {platform.python_version()} (the project's virtual environment)",
         f"- Packages: {versions}",
     ]
 

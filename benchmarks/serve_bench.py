@@ -349,7 +349,7 @@ def header_block(server: Server) -> str:
 def report(
     table: str, servers: list[Server], args: argparse.Namespace, load: tuple[float, float]
 ) -> str:
-    command = shlex.join(gunicorn_command("<port>", "<app>"))
+    command = shlex.join(["python", *gunicorn_command("<port>", "<app>")[1:]])
     wrk = shlex.join(wrk_command(None, CASES[0], args)).replace(f"{ROOT}/", "")
     return "\n".join(
         [
