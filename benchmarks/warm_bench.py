@@ -178,7 +178,7 @@ def main() -> int:
             ["snapshot size", human_bytes(snapshot_bytes), f"{summary.snapshot.bodies:,} distinct bodies, {human_bytes(summary.snapshot.body_bytes)}"],
             ["hydration of one process (`warm()`)", f"{child['hydrate_seconds']:.3f} s", "goal < 0.5 s"],
             ["snapshot index in memory", f"{child['index_bytes'] / assets:.0f} B/asset", "before any request"],
-            ["first request for every asset", f"{child['fill_seconds']:.2f} s", f"{child['fill_queries']} database queries"],
+            ["first request for every asset", f"{child['fill_seconds']:.2f} s", f"{child['fill_queries']} queries, all change-feed polls (1 s interval)"],
             ["cache entry metadata", f"{child['entry_bytes'] / max(child['entries'], 1):.0f} B/entry", "bodies excluded; goal < 200 B"],
         ]
         table = markdown_table(["measure", "value", "note"], rows)
@@ -199,6 +199,13 @@ def main() -> int:
                 "metadata excludes the bodies held in memory. Entries are built lazily, on a "
                 "path's first request, from the snapshot index: that first request needs no "
                 "database query.",
+                "",
+                "What scales with the install is the snapshot index: a path and a record number "
+                "per asset, every other field read from the mapped file when the path is first "
+                "asked for. That meets the goal of under 200 bytes per asset. A built entry is "
+                "larger, by design: it keeps its prepared replies (header list, body reference) so "
+                "that a hit formats nothing, and only paths that were requested have one; the "
+                "goal of 200 bytes is not met for those, and ASSETCACHE_MEMORY_LIMIT bounds them.",
                 "",
                 "## Set-up",
                 "",
