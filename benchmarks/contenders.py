@@ -1,0 +1,216 @@
+"""The servers benchmarks/run.py compares: how each is started, on a free port.
+
+Every Python contender of a kind runs under the same command: gunicorn with
+serve_bench's options for the WSGI apps, one uvicorn command and one granian
+command for the ASGI apps. nginx serves the published source directory.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shlex
+import signal
+import string
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmarks.common import ROOT
+from benchmarks.serve_bench import WORKERS, children, cpu_seconds, gunicorn_command
+from tests.servers import free_port, wait_for_port
+
+SETTINGS = "benchmarks.run_settings"
+NGINX_TEMPLATE = ROOT / "benchmarks" / "nginx.conf.template"
+
+#: One event loop and one HTTP parser for both ASGI servers' Python side:
+#: uvloop and httptools when installed (uvicorn[standard]), else the stdlib's.
+LOOP = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+UVICORN_HTTP = "httptools" if importlib.util.find_spec("httptools") else "h11"
+
+UVICORN_OPTIONS = [
+    "--workers", str(WORKERS), "--loop", LOOP, "--http", UVICORN_HTTP, "--no-access-log",
+    "--log-level", "warning", "--factory",
+]  # fmt: skip
+GRANIAN_OPTIONS = [
+    "--interface", "asgi", "--workers", str(WORKERS), "--loop", LOOP, "--no-ws", "--log-level", "warning",
+    "--factory",
+]  # fmt: skip
+
+Command = Callable[[int | str, Path], list[str]]
+
+
+def gunicorn(app: str) -> Command:
+    def command(port: int | str, workdir: Path) -> list[str]:
+        return gunicorn_command(port, app)
+
+    return command
+
+
+def uvicorn(app: str) -> Command:
+    def command(port: int | str, workdir: Path) -> list[str]:
+        return [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port), *UVICORN_OPTIONS, app]
+
+    return command
+
+
+def granian(app: str) -> Command:
+    def command(port: int | str, workdir: Path) -> list[str]:
+        return [sys.executable, "-m", "granian", "--host", "127.0.0.1", "--port", str(port), *GRANIAN_OPTIONS, app]
+
+    return command
+
+
+def nginx(port: int | str, workdir: Path) -> list[str]:
+    prefix = workdir / f"nginx-{port}"
+    return ["nginx", "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-e", str(prefix / "error.log")]
+
+
+@dataclass(frozen=True)
+class Contender:
+    name: str
+    label: str  # short, for the chart
+    family: str  # "wsgi", "uvicorn", "granian" or "nginx"
+    command: Command
+    #: What a case's ratio compares this contender with, besides nginx.
+    reference: str | None = None
+    assetcache: bool = False  # runs the cases only django-assetcache can (a miss to the database)
+    env: dict[str, str] = field(default_factory=dict)
+    only_cases: tuple[str, ...] | None = None  # None: every case it can answer
+
+    @property
+    def python(self) -> bool:
+        return self.family != "nginx"
+
+
+MIDDLEWARE = "assetcache middleware"
+FAST_PATH = "assetcache WSGI fast path"
+WHITENOISE = "whitenoise middleware"
+BARE = "bare WSGI app (ceiling)"
+NGINX = "nginx"
+ASGI_UVICORN = "assetcache ASGI, uvicorn"
+SERVESTATIC_UVICORN = "servestatic ASGI, uvicorn"
+ASGI_GRANIAN = "assetcache ASGI, granian"
+SERVESTATIC_GRANIAN = "servestatic ASGI, granian"
+
+DJANGO_WSGI = "django.core.wsgi:get_wsgi_application()"
+
+ASGI_ASSETCACHE = "benchmarks.apps:asgi_assetcache"
+ASGI_SERVESTATIC = "benchmarks.apps:asgi_servestatic"
+
+CONTENDERS = [
+    Contender(MIDDLEWARE, "middleware", "wsgi", gunicorn(DJANGO_WSGI), WHITENOISE, True,
+              {"BENCH_MIDDLEWARE": "assetcache"}),
+    Contender(FAST_PATH, "WSGI fast path", "wsgi", gunicorn("benchmarks.apps:wsgi_fast()"), WHITENOISE, True),
+    Contender(WHITENOISE, "whitenoise", "wsgi", gunicorn(DJANGO_WSGI), env={"BENCH_MIDDLEWARE": "whitenoise"}),
+    # One fixed 1 KiB body (or 304): what gunicorn allows with no framework at all.
+    Contender(BARE, "bare WSGI", "wsgi", gunicorn("benchmarks.bare_app:application"), WHITENOISE,
+              only_cases=("1 KiB hit", "304 Not Modified")),
+    Contender(NGINX, "nginx", "nginx", nginx),
+    Contender(ASGI_UVICORN, "ASGI uvicorn", "uvicorn", uvicorn(ASGI_ASSETCACHE), SERVESTATIC_UVICORN, True),
+    Contender(SERVESTATIC_UVICORN, "servestatic uvicorn", "uvicorn", uvicorn(ASGI_SERVESTATIC)),
+    Contender(ASGI_GRANIAN, "ASGI granian", "granian", granian(ASGI_ASSETCACHE), SERVESTATIC_GRANIAN, True),
+    Contender(SERVESTATIC_GRANIAN, "servestatic granian", "granian", granian(ASGI_SERVESTATIC)),
+]  # fmt: skip
+
+
+def available(nginx_found: bool) -> list[Contender]:
+    return [c for c in CONTENDERS if c.python or nginx_found]
+
+
+@dataclass
+class Server:
+    contender: Contender
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    etags: dict[str, str] = field(default_factory=dict)
+
+    def workers(self) -> list[int]:
+        """The worker processes: the server's children, less helpers such as
+        multiprocessing's resource tracker."""
+        return [pid for pid in children(self.process.pid) if "resource_tracker" not in cmdline(pid)]
+
+    def cpu_seconds(self) -> float:
+        return sum(cpu_seconds(pid) for pid in self.workers())
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def write_nginx_conf(port: int, workdir: Path) -> None:
+    prefix = workdir / f"nginx-{port}"
+    prefix.mkdir()
+    text = string.Template(NGINX_TEMPLATE.read_text()).substitute(
+        prefix=prefix,
+        port=port,
+        site_dir=workdir / "site",
+        # Workers would switch to "nobody", who cannot read the private temporary directory.
+        user_line="user root;" if os.geteuid() == 0 else "",
+    )
+    (prefix / "nginx.conf").write_text(text)
+
+
+def server_env(contender: Contender, workdir: Path, max_entries: int) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": SETTINGS,
+        "BENCH_DIR": str(workdir),
+        "BENCH_SITE_DIR": str(workdir / "site"),
+        "BENCH_MAX_ENTRIES": str(max_entries),
+        "PYTHONPATH": str(ROOT),
+        **contender.env,
+    }
+
+
+@contextmanager
+def running(contender: Contender, workdir: Path, max_entries: int) -> Iterator[Server]:
+    port = free_port()
+    if contender.family == "nginx":
+        write_nginx_conf(port, workdir)
+    log_path = workdir / f"server-{port}.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            contender.command(port, workdir),
+            cwd=ROOT,
+            env=server_env(contender, workdir, max_entries),
+            stdout=log,
+            stderr=log,
+        )
+    server = Server(contender, port, process, log_path)
+    try:
+        try:
+            wait_for_port(port, process)
+        except RuntimeError:
+            sys.stderr.write(log_path.read_text(errors="replace"))
+            raise
+        yield server
+    finally:
+        stop(server)
+
+
+def stop(server: Server) -> None:
+    """SIGTERM to the server's main process, which stops its workers; if it
+    has not ended in 15 s, SIGKILL to its workers, then to it."""
+    process = server.process
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        for pid in server.workers():  # still its children: the master is alive
+            os.kill(pid, signal.SIGKILL)
+        process.kill()
+        process.wait()
+
+
+def describe_command(contender: Contender) -> str:
+    """The contender's command line as the doc shows it."""
+    text = shlex.join(contender.command("<port>", Path("<tmp>")))
+    return text.replace(sys.executable, "python")
