@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import ROOT, machine_lines, markdown_table, setup_django, write_doc  # noqa: E402
-from tests.servers import free_port, wait_for_port  # noqa: E402
+from tests.servers import free_port, stop_process, wait_for_port  # noqa: E402
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -187,12 +187,7 @@ def running(contender: Contender, workdir: Path) -> Iterator[Server]:
             raise
         yield Server(contender, port, process, log_path)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 def fetch(

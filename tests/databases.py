@@ -36,6 +36,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers import free_port, stop_process
+
 ROOT = Path(__file__).resolve().parent.parent
 
 POSTGRES_MISSING = "PostgreSQL server binaries not installed (apt-get install postgresql)"
@@ -45,12 +47,6 @@ PSYCOPG_MISSING = "psycopg not installed (pip install 'psycopg[binary]')"
 
 class ServerUnavailable(Exception):
     """The server cannot be started here; the message says why."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- PostgreSQL -----------------------------------------------------------------
@@ -134,13 +130,8 @@ class PostgresServer:
 
     def stop(self) -> None:
         process = self.process
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGINT)  # "fast" shutdown: no waiting for clients
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        if process is not None:
+            stop_process(process, signal.SIGINT, timeout=15)  # "fast" shutdown: no waiting for clients
         self.process = None
         if self.base_dir is not None:
             shutil.rmtree(self.base_dir, ignore_errors=True)
@@ -265,13 +256,8 @@ class RedisServer:
 
     def stop(self) -> None:
         process = self.process
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        if process is not None:
+            stop_process(process)
         self.process = None
         if self.base_dir is not None:
             shutil.rmtree(self.base_dir, ignore_errors=True)
