@@ -33,8 +33,11 @@ logger = logging.getLogger("django_assetcache")
 
 #: Seconds a hole in the change feed is looked for before it is given up.
 PENDING_SECONDS = 60.0
-#: Estimated bytes of bookkeeping per entry: the key, the Entry, its replies.
-ENTRY_OVERHEAD = 600
+#: Bytes of bookkeeping per entry besides its bodies: the key, the Entry, its
+#: representation and prepared replies. benchmarks/warm_bench.py measures
+#: about 1,400 with tracemalloc; counting less would let the real footprint
+#: run past ASSETCACHE_MEMORY_LIMIT.
+ENTRY_OVERHEAD = 1400
 
 
 class Unavailable(Exception):
