@@ -27,9 +27,7 @@ urlpatterns: list[object] = []
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 INSTALLED_APPS = ["django_assetcache"]
 MIDDLEWARE = [CONTENDERS[os.environ.get("BENCH_MIDDLEWARE", "assetcache")]]
-DATABASES = {
-    "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(BENCH_DIR / "db.sqlite3")}
-}
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(BENCH_DIR / "db.sqlite3")}}
 MEDIA_ROOT = str(BENCH_DIR / "media")
 STATIC_URL = "/static/"
 

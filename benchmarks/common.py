@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime
 import os
 import platform
-import sys
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
@@ -40,9 +39,7 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> 
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
 
     def line(row: Sequence[str]) -> str:
-        padded = [
-            row[i].ljust(widths[i]) if i == 0 else row[i].rjust(widths[i]) for i in range(len(row))
-        ]
+        padded = [row[i].ljust(widths[i]) if i == 0 else row[i].rjust(widths[i]) for i in range(len(row))]
         return "| " + " | ".join(padded) + " |"
 
     rule = "|" + "|".join(f" {'-' * w} " if i == 0 else f" {'-' * (w - 1)}: " for i, w in enumerate(widths)) + "|"
@@ -68,7 +65,7 @@ def cpu_model() -> str:
 
 def machine_lines(distributions: Sequence[str]) -> list[str]:
     """Markdown bullet lines: date, CPU, OS, Python and package versions."""
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     versions = ", ".join(f"{name} {version(name)}" for name in distributions)
     return [
         f"- Date: {now}",

@@ -23,11 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.cases import CASES, Case  # noqa: E402
-from benchmarks.common import ROOT  # noqa: E402
-from benchmarks.contenders import CONTENDERS, Contender, running  # noqa: E402
-from benchmarks.load import etag, wrk_command, wrk_script  # noqa: E402
-from benchmarks.run import prepare, warm_and_check  # noqa: E402
+from benchmarks.cases import CASES, Case
+from benchmarks.common import ROOT
+from benchmarks.contenders import CONTENDERS, Contender, running
+from benchmarks.load import etag, wrk_command, wrk_script
+from benchmarks.run import prepare, warm_and_check
 
 RATE = 250  # samples per second and worker
 #: py-spy installed in the same virtual environment, else on PATH.

@@ -43,8 +43,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import ROOT, machine_lines, markdown_table, write_doc  # noqa: E402
-from tests.databases import (  # noqa: E402
+from benchmarks.common import ROOT, machine_lines, markdown_table, write_doc
+from tests.databases import (
     MigratedDatabases,
     PostgresServer,
     Publisher,
@@ -53,7 +53,7 @@ from tests.databases import (  # noqa: E402
     start_postgres,
     start_redis,
 )
-from tests.servers import Server, gunicorn, http_request  # noqa: E402
+from tests.servers import Server, gunicorn, http_request
 
 HOST = "bench.sites.test"
 POLL_INTERVAL = 1.0
@@ -110,8 +110,12 @@ class Prober:
                 raise RuntimeError(f"unexpected answer {status}: {body[:100]!r}")
             _, _, applied = headers.get("x-last-change", "0 None").partition(" ")
             self.probes.append(
-                Probe(headers["x-worker-pid"], int(match.group(1)), time.time(),
-                      None if applied == "None" else float(applied))
+                Probe(
+                    headers["x-worker-pid"],
+                    int(match.group(1)),
+                    time.time(),
+                    None if applied == "None" else float(applied),
+                )
             )
             time.sleep(0.002)
 
@@ -170,7 +174,9 @@ def throughput(port: int, seconds: float) -> tuple[float, str]:
     if shutil.which("wrk"):
         result = subprocess.run(
             ["wrk", "-t", "2", "-c", "16", "-d", f"{seconds:g}s", "-H", f"Host: {HOST}", url],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         match = re.search(r"Requests/sec:\s+([\d.]+)", result.stdout)
         errors = re.search(r"Non-2xx or 3xx responses: (\d+)", result.stdout)
@@ -211,8 +217,10 @@ class Result:
 
         return [
             self.backend,
-            ms(self.applied, statistics.median), ms(self.applied, max),
-            ms(self.served, statistics.median), ms(self.served, max),
+            ms(self.applied, statistics.median),
+            ms(self.applied, max),
+            ms(self.served, statistics.median),
+            ms(self.served, max),
             f"{self.rps:,.0f}",
             f"{min(self.rates):,.0f}–{max(self.rates):,.0f}" if self.rates else "–",
         ]
@@ -256,8 +264,10 @@ def propagation(stack: Stack, args: argparse.Namespace, result: Result) -> None:
                     result.applied.append(applied)
                     result.served.append(served)
             if prober.errors:
-                print(f"  {stack.backend}: {len(prober.errors)} connection errors while probing: "
-                      f"{prober.errors[:3]}", file=sys.stderr)
+                print(
+                    f"  {stack.backend}: {len(prober.errors)} connection errors while probing: {prober.errors[:3]}",
+                    file=sys.stderr,
+                )
     print(f"{stack.backend:9} {' '.join(f'{cell:>8}' for cell in result.row()[1:5])}", flush=True)
 
 
@@ -286,7 +296,12 @@ def hit_rates(stacks: list[Stack], results: dict[str, Result], args: argparse.Na
 
 
 HEADERS = [
-    "backend", "applied median ms", "applied max ms", "served median ms", "served max ms", "1 KiB hits/s",
+    "backend",
+    "applied median ms",
+    "applied max ms",
+    "served median ms",
+    "served max ms",
+    "1 KiB hits/s",
     "runs min–max",
 ]
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import ROOT, machine_lines, markdown_table, setup_django, write_doc  # noqa: E402
+from benchmarks.common import ROOT, machine_lines, markdown_table, setup_django, write_doc
 
 MIB = 1024 * 1024
 MIN_SIZE = 200
@@ -38,11 +38,51 @@ DUPLICATE_SHARE = 0.02
 CHANGE_SHARE = 0.01
 DELETE_SHARE = 0.01
 
-WORDS = (
-    "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut "
-    "labore et dolore magna aliqua <div> </div> <p> </p> <a href=\"/docs/\"> class=\"nav\" "
-    "function return const let var { } ( ) ; color: margin: padding: \"id\": \"name\": true false"
-).split()
+WORDS = [
+    "lorem",
+    "ipsum",
+    "dolor",
+    "sit",
+    "amet",
+    "consectetur",
+    "adipiscing",
+    "elit",
+    "sed",
+    "do",
+    "eiusmod",
+    "tempor",
+    "incididunt",
+    "ut",
+    "labore",
+    "et",
+    "dolore",
+    "magna",
+    "aliqua",
+    "<div>",
+    "</div>",
+    "<p>",
+    "</p>",
+    "<a",
+    'href="/docs/">',
+    'class="nav"',
+    "function",
+    "return",
+    "const",
+    "let",
+    "var",
+    "{",
+    "}",
+    "(",
+    ")",
+    ";",
+    "color:",
+    "margin:",
+    "padding:",
+    '"id":',
+    '"name":',
+    "true",
+    "false",
+]
 
 
 @dataclass

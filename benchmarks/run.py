@@ -29,8 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import serve_bench  # noqa: E402
-from benchmarks.cases import (  # noqa: E402
+from benchmarks import serve_bench
+from benchmarks.cases import (
     CASES,
     MANY_HOST,
     MANY_SITE,
@@ -40,11 +40,11 @@ from benchmarks.cases import (  # noqa: E402
     many_path,
     write_many_files,
 )
-from benchmarks.common import ROOT  # noqa: E402
-from benchmarks.contenders import FAST_PATH, MIDDLEWARE, Contender, Server, available, running  # noqa: E402
-from benchmarks.load import etag, run_wrk  # noqa: E402
-from benchmarks.serve_bench import Sample  # noqa: E402
-from tests.servers import http_request  # noqa: E402
+from benchmarks.common import ROOT
+from benchmarks.contenders import FAST_PATH, MIDDLEWARE, Contender, Server, available, running
+from benchmarks.load import etag, run_wrk
+from benchmarks.serve_bench import Sample
+from tests.servers import http_request
 
 
 @dataclass

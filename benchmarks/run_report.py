@@ -477,7 +477,7 @@ def setup_section(contenders: Sequence[Contender], args: argparse.Namespace, res
                 "whitenoise",
                 "servestatic",
                 "django-assetcache",
-            ]  # fmt: skip
+            ]
         ),
         f"- nginx: {nginx_version()}; wrk {wrk_version()}.",
         f"- Load: `{wrk}`; the other cases change the path and add headers (below). Within each case every "

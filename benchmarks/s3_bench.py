@@ -40,7 +40,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import ROOT, machine_lines, markdown_table, setup_django, write_doc  # noqa: E402
+from benchmarks.common import ROOT, machine_lines, markdown_table, setup_django, write_doc
 
 MIB = 1024 * 1024
 KIB = 1024
@@ -136,7 +136,8 @@ def latency(source: Path, tier_dir: Path, repeat: int) -> list[list[object]]:
 def warmup(source: Path, tier_dir: Path, blobs: int, seed: int) -> tuple[list[list[object]], int]:
     from django.core.management import call_command
 
-    from django_assetcache import localtier, warmup as warmup_module
+    from django_assetcache import localtier
+    from django_assetcache import warmup as warmup_module
     from django_assetcache.models import Blob
     from django_assetcache.publish import publish
     from django_assetcache.store import BlobStore
@@ -188,7 +189,14 @@ def warmup(source: Path, tier_dir: Path, blobs: int, seed: int) -> tuple[list[li
 
 def report(latency_rows: list[list[object]], warmup_rows: list[list[object]], args: Any, total: int) -> str:
     latency_table = markdown_table(
-        ["File", "First request (ms)", "First request (MiB/s)", "Tier hit, cache miss (ms)", "Cache hit (ms)", "First / hit"],
+        [
+            "File",
+            "First request (ms)",
+            "First request (MiB/s)",
+            "Tier hit, cache miss (ms)",
+            "Cache hit (ms)",
+            "First / hit",
+        ],
         latency_rows,
     )
     speedup = float(str(warmup_rows[1][4])) / float(str(warmup_rows[0][4]))
@@ -231,8 +239,7 @@ def report(latency_rows: list[list[object]], warmup_rows: list[list[object]], ar
             "  pays it.",
             f"- Warmup with the pool ran at {speedup:.1f}× the speed of one thread here. Small blobs cost one",
             "  GET each (plus a temporary file, an `fdatasync` and a rename); on loopback that cost is",
-            "  mostly the CPU of moto's Python server, which shares this machine's "
-            f"{os.cpu_count()} CPUs with the",
+            f"  mostly the CPU of moto's Python server, which shares this machine's {os.cpu_count()} CPUs with the",
             "  client, so threads can only overlap so much. Against a real endpoint a GET is mostly",
             "  waiting for the network (tens of milliseconds), which is what the threads overlap.",
             "- The 50 MiB *cache hit* is the test client reading the body in Python, 256 KiB at a time.",
@@ -247,7 +254,8 @@ def report(latency_rows: list[list[object]], warmup_rows: list[list[object]], ar
             f"{args.load_before:.2f}, {os.getloadavg()[0]:.2f} (other work on the machine shows here).",
             "- Settings: `tests.settings` (`ASSETCACHE_TEST_DIR` set to a temporary directory),",
             "  `STORAGES['assetcache']` = `storages.backends.s3.S3Storage` on the moto endpoint.",
-            f"- Command: `.venv/bin/python benchmarks/s3_bench.py --repeat {args.repeat} --blobs {args.blobs} --seed {args.seed}`",
+            "- Command: `.venv/bin/python benchmarks/s3_bench.py"
+            f" --repeat {args.repeat} --blobs {args.blobs} --seed {args.seed}`",
         ]
     )
 

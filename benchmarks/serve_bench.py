@@ -28,8 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import ROOT, machine_lines, markdown_table, setup_django, write_doc  # noqa: E402
-from tests.servers import free_port, stop_process, wait_for_port  # noqa: E402
+from benchmarks.common import ROOT, machine_lines, markdown_table, setup_django, write_doc
+from tests.servers import free_port, stop_process, wait_for_port
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -136,10 +136,7 @@ def write_files(site_dir: Path) -> None:
     rng = random.Random(1024)
     text = b"body { margin: 0; padding: 0; color: #333; font: 16px/1.5 system-ui, sans-serif }\n"
     for path, size in FILES.items():
-        if path.endswith(".bin"):
-            body = rng.randbytes(size)
-        else:
-            body = (text * (size // len(text) + 1))[:size]
+        body = rng.randbytes(size) if path.endswith(".bin") else (text * (size // len(text) + 1))[:size]
         target = site_dir / path.lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(body)
@@ -176,9 +173,7 @@ def running(contender: Contender, workdir: Path) -> Iterator[Server]:
         **contender.env,
     }
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            gunicorn_command(port, contender.app), cwd=ROOT, env=env, stdout=log, stderr=log
-        )
+        process = subprocess.Popen(gunicorn_command(port, contender.app), cwd=ROOT, env=env, stdout=log, stderr=log)
     try:
         try:
             wait_for_port(port, process)
@@ -190,9 +185,7 @@ def running(contender: Contender, workdir: Path) -> Iterator[Server]:
         stop_process(process)
 
 
-def fetch(
-    port: int, path: str, headers: dict[str, str] | None = None
-) -> tuple[int, list[tuple[str, str]], bytes]:
+def fetch(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, list[tuple[str, str]], bytes]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
         connection.request("GET", path, headers={"Host": HOST, **(headers or {})})
@@ -301,7 +294,7 @@ def median(samples: list[Sample], metric: str) -> float:
 def ratio_to_baseline(samples: list[Sample], baseline: list[Sample]) -> float:
     """Median over rounds of req/s relative to the baseline's in the same round:
     drift between rounds cancels out of each ratio."""
-    return statistics.median(s.requests_per_s / b.requests_per_s for s, b in zip(samples, baseline))
+    return statistics.median(s.requests_per_s / b.requests_per_s for s, b in zip(samples, baseline, strict=False))
 
 
 def table_rows(results: Results) -> list[list[object]]:
@@ -341,9 +334,7 @@ def header_block(server: Server) -> str:
     return "\n".join([f"{server.contender.name}:", "", "```", *lines, "```", ""])
 
 
-def report(
-    table: str, servers: list[Server], args: argparse.Namespace, load: tuple[float, float]
-) -> str:
+def report(table: str, servers: list[Server], args: argparse.Namespace, load: tuple[float, float]) -> str:
     command = shlex.join(["python", *gunicorn_command("<port>", "<app>")[1:]])
     wrk = shlex.join(wrk_command(None, CASES[0], args)).replace(f"{ROOT}/", "")
     return "\n".join(
@@ -379,7 +370,7 @@ def report(
             "TCP connection on loopback).",
             "- Apps:",
             *[f"  - {describe(contender)}" for contender in CONTENDERS],
-            "- Django: `benchmarks/bench_settings.py`: DEBUG off, `INSTALLED_APPS = [\"django_assetcache\"]`, "
+            '- Django: `benchmarks/bench_settings.py`: DEBUG off, `INSTALLED_APPS = ["django_assetcache"]`, '
             "the contender's middleware alone in `MIDDLEWARE`, SQLite in a temporary directory.",
             f"- django-assetcache: files published into site `{SITE}` and answered at Host `{HOST}`; "
             "`warm_up(compress=False)` wrote the snapshot before the servers started; "

@@ -40,16 +40,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.databases import (  # noqa: E402
+from tests.databases import (
     MigratedDatabases,
-    Publisher,
     PostgresServer,
+    Publisher,
     RedisServer,
     ServerUnavailable,
     start_postgres,
     start_redis,
 )
-from tests.servers import gunicorn, http_request  # noqa: E402
+from tests.servers import gunicorn, http_request
 
 HOST = "soak.sites.test"
 APP = "tests.pid_wsgi:application"
@@ -116,7 +116,7 @@ class Soak:
     def check(self, path: str, started: float) -> None:
         try:
             status, headers, body = http_request(self.port, path, HOST)
-        except Exception as exc:  # noqa: BLE001 - every failure is a finding
+        except Exception as exc:
             self.violation(f"{path}: {type(exc).__name__}: {exc}")
             return
         ended = time.time()
@@ -137,8 +137,15 @@ class Soak:
             return
         change_id, _, applied_at = headers.get("x-last-change", "0 None").partition(" ")
         self.seen.append(
-            Seen(headers.get("x-worker-pid", "?"), path, known[1], started, ended, int(change_id),
-                 None if applied_at == "None" else float(applied_at))
+            Seen(
+                headers.get("x-worker-pid", "?"),
+                path,
+                known[1],
+                started,
+                ended,
+                int(change_id),
+                None if applied_at == "None" else float(applied_at),
+            )
         )
 
     def client(self, seed: int) -> None:
@@ -180,10 +187,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", choices=["database", "postgres", "redis"], default="database")
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--threads", type=int, default=8, help="concurrent client connections")
-    parser.add_argument("--poll-interval", type=float, default=None,
-                        help="ASSETCACHE_POLL_INTERVAL (default 0.5 for database, 30 for push backends)")
-    parser.add_argument("--push-bound", type=float, default=0.5,
-                        help="seconds the push backends get to converge under this load")
+    parser.add_argument(
+        "--poll-interval",
+        type=float,
+        default=None,
+        help="ASSETCACHE_POLL_INTERVAL (default 0.5 for database, 30 for push backends)",
+    )
+    parser.add_argument(
+        "--push-bound", type=float, default=0.5, help="seconds the push backends get to converge under this load"
+    )
     args = parser.parse_args(argv)
     poll = args.poll_interval if args.poll_interval is not None else (0.5 if args.backend == "database" else 30.0)
     bound = poll + 1.0 if args.backend == "database" else args.push_bound
@@ -291,8 +303,10 @@ def soak(args: argparse.Namespace, env: dict[str, str], base: Path, bound: float
     for record in seen:
         asset = ASSET_OF.get(record.path, record.path)
         if asset in CHANGING and record.started > last_commit + bound and record.version != last_version:
-            state.violation(f"{record.path}: version {record.version} served by {record.pid} "
-                            f"{record.started - last_commit:.3f} s after the last commit")
+            state.violation(
+                f"{record.path}: version {record.version} served by {record.pid} "
+                f"{record.started - last_commit:.3f} s after the last commit"
+            )
             break
 
     load_requests = state.requests - requests_before
@@ -301,7 +315,8 @@ def soak(args: argparse.Namespace, env: dict[str, str], base: Path, bound: float
         f"soak {'OK' if ok else 'FAILED'}: {args.backend} backend, {args.workers} workers, {args.threads} client "
         f"threads, {elapsed:.1f} s: {load_requests} requests ({load_requests / elapsed:.0f}/s), "
         f"{len(commits)} publishes, {state.server_errors} 5xx, {len(state.violations)} violations; "
-        f"every worker applied the last publish {converged * 1000:.0f} ms after its commit (bound {bound * 1000:.0f} ms)",
+        f"every worker applied the last publish {converged * 1000:.0f} ms after its commit"
+        f" (bound {bound * 1000:.0f} ms)",
         flush=True,
     )
     if not ok:

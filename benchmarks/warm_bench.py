@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import ROOT, machine_lines, markdown_table, setup_django, write_doc  # noqa: E402
+from benchmarks.common import ROOT, machine_lines, markdown_table, setup_django, write_doc
 
 #: Distinct file bodies shared among the sites (vendored scripts, logos,
 #: shared styles), as real hosts of many sites see.
@@ -39,8 +39,8 @@ EXTENSIONS = ("html", "css", "js", "svg", "png", "json")
 def populate(sites: int, per_site: int, rng: random.Random) -> None:
     """Write blobs through the store and rows in bulk (publishing 1,000 sites
     file by file would measure publishing, not warming)."""
-    import io
     import hashlib
+    import io
 
     from django.utils import timezone
 
@@ -64,9 +64,7 @@ def populate(sites: int, per_site: int, rng: random.Random) -> None:
             sha, _ = rng.choice(blobs)
             extension = EXTENSIONS[n % len(EXTENSIONS)]
             path = f"/{rng.choice(PATH_PARTS)}/{rng.choice(PATH_PARTS)}/page{n:03d}.{extension}"
-            assets.append(
-                Asset(site=site, path=path, blob_id=sha, content_type=f"text/{extension}", last_modified=now)
-            )
+            assets.append(Asset(site=site, path=path, blob_id=sha, content_type=f"text/{extension}", last_modified=now))
     Asset.objects.bulk_create(assets, batch_size=5000, ignore_conflicts=True)
     Change.objects.create(kind=Change.Kind.PUBLISH, site_id=None, paths=None)
 
@@ -175,11 +173,23 @@ def main() -> int:
         rows = [
             ["assets / sites", f"{summary.assets:,} / {summary.sites:,}", ""],
             ["warmup (`warm_up(compress=False)`)", f"{warm_seconds:.2f} s", ""],
-            ["snapshot size", human_bytes(snapshot_bytes), f"{summary.snapshot.bodies:,} distinct bodies, {human_bytes(summary.snapshot.body_bytes)}"],
+            [
+                "snapshot size",
+                human_bytes(snapshot_bytes),
+                f"{summary.snapshot.bodies:,} distinct bodies, {human_bytes(summary.snapshot.body_bytes)}",
+            ],
             ["hydration of one process (`warm()`)", f"{child['hydrate_seconds']:.3f} s", "goal < 0.5 s"],
             ["snapshot index in memory", f"{child['index_bytes'] / assets:.0f} B/asset", "before any request"],
-            ["first request for every asset", f"{child['fill_seconds']:.2f} s", f"{child['fill_queries']} queries, all change-feed polls (1 s interval)"],
-            ["cache entry metadata", f"{child['entry_bytes'] / max(child['entries'], 1):.0f} B/entry", "bodies excluded; goal < 200 B"],
+            [
+                "first request for every asset",
+                f"{child['fill_seconds']:.2f} s",
+                f"{child['fill_queries']} queries, all change-feed polls (1 s interval)",
+            ],
+            [
+                "cache entry metadata",
+                f"{child['entry_bytes'] / max(child['entries'], 1):.0f} B/entry",
+                "bodies excluded; goal < 200 B",
+            ],
         ]
         table = markdown_table(["measure", "value", "note"], rows)
         print(table)

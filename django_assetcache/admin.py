@@ -106,9 +106,7 @@ class SiteAdmin(admin.ModelAdmin):
             .get_queryset(request)
             .annotate(
                 asset_count=Coalesce(Subquery(assets.annotate(n=Count("pk")).values("n")), 0),
-                asset_bytes=Coalesce(
-                    Subquery(assets.annotate(total=Sum("blob__size")).values("total")), 0
-                ),
+                asset_bytes=Coalesce(Subquery(assets.annotate(total=Sum("blob__size")).values("total")), 0),
             )
         )
 
@@ -154,11 +152,11 @@ class SiteAdmin(admin.ModelAdmin):
         info = self.opts.app_label, self.opts.model_name
         own = [
             # Before the model's own patterns: "<path:object_id>/" would take "cache/".
-            path("cache/", self.admin_site.admin_view(self.cache_view), name="%s_%s_cache" % info),
+            path("cache/", self.admin_site.admin_view(self.cache_view), name="{}_{}_cache".format(*info)),
             path(
                 "<path:object_id>/upload/",
                 self.admin_site.admin_view(self.upload_view),
-                name="%s_%s_upload" % info,
+                name="{}_{}_upload".format(*info),
             ),
         ]
         return own + super().get_urls()
@@ -181,9 +179,7 @@ class SiteAdmin(admin.ModelAdmin):
                     text = summary_message(form.describe(), summary)
                     self.log_change(request, site, text)
                     self.message_user(request, text, messages.SUCCESS)
-                    return HttpResponseRedirect(
-                        reverse("admin:django_assetcache_site_change", args=[site.pk])
-                    )
+                    return HttpResponseRedirect(reverse("admin:django_assetcache_site_change", args=[site.pk]))
         else:
             form = UploadForm()
         context = {
@@ -292,9 +288,7 @@ class SiteAdmin(admin.ModelAdmin):
         for site in changed:
             self.log_change(request, site, text)
         if active:
-            message = ngettext(
-                "Activated %(count)d site.", "Activated %(count)d sites.", len(changed)
-            )
+            message = ngettext("Activated %(count)d site.", "Activated %(count)d sites.", len(changed))
         else:
             message = ngettext(
                 "Deactivated %(count)d site: it answers 404 now.",
@@ -368,9 +362,7 @@ class AssetAdmin(admin.ModelAdmin):
             for site, paths in by_site.items():
                 purge([site.subdomain], paths)
         for site, paths in by_site.items():
-            self.log_change(
-                request, site, gettext("Purged the cache for %(paths)s.") % {"paths": ", ".join(paths)}
-            )
+            self.log_change(request, site, gettext("Purged the cache for %(paths)s.") % {"paths": ", ".join(paths)})
         count = sum(len(paths) for paths in by_site.values())
         self.message_user(
             request,

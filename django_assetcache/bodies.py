@@ -17,7 +17,7 @@ class FileRange:
     (gunicorn sends Content-Length bytes from the current position).
     """
 
-    __slots__ = ("_file", "remaining", "__dict__")
+    __slots__ = ("__dict__", "_file", "remaining")
 
     def __init__(self, path: str, offset: int, length: int) -> None:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))

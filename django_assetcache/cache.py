@@ -51,7 +51,7 @@ class BlobUnavailable(Unavailable):
 class SiteInfo:
     """What a request needs to know about a site, from the host map."""
 
-    __slots__ = ("id", "subdomain", "active", "index_document", "error_path", "cache_control")
+    __slots__ = ("active", "cache_control", "error_path", "id", "index_document", "subdomain")
 
     def __init__(
         self,
@@ -309,9 +309,7 @@ class AssetCache:
                 self.last_change_id = max(self.last_change_id, change.id)
                 self.last_change_at = time.time()
                 self.changes_applied += 1
-            invalidated.send(
-                sender=AssetCache, change_id=change.id, site_id=change.site_id, paths=change.paths
-            )
+            invalidated.send(sender=AssetCache, change_id=change.id, site_id=change.site_id, paths=change.paths)
         expired = [cid for cid, since in self.pending.items() if now - since > PENDING_SECONDS]
         for cid in expired:
             self.pending.pop(cid, None)  # rolled back, or pruned: never coming
@@ -350,9 +348,7 @@ class AssetCache:
         # Negative host entries may concern the changed site (a new subdomain,
         # a new custom domain), so they go too; the map refills cheaply.
         self.hosts = {
-            host: target
-            for host, target in self.hosts.items()
-            if isinstance(target, SiteInfo) and target.id != site_id
+            host: target for host, target in self.hosts.items() if isinstance(target, SiteInfo) and target.id != site_id
         }
 
     def forget_files(self, paths: Iterable[str]) -> None:

@@ -53,8 +53,7 @@ def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
     if any(entry != security for entry in before):
         return [
             Warning(
-                "AssetCacheMiddleware runs after other middleware, which costs every "
-                "site request their work.",
+                "AssetCacheMiddleware runs after other middleware, which costs every site request their work.",
                 hint="Place it first, or right after SecurityMiddleware.",
                 id="assetcache.W003",
             )

@@ -38,7 +38,7 @@ class SiteForm(forms.ModelForm):
 
     class Meta:
         model = Site
-        fields = "__all__"
+        fields = ["subdomain", "name", "is_active", "index_document", "error_document", "cache_control"]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -69,10 +69,7 @@ class SiteForm(forms.ModelForm):
             # Said here rather than by the unique constraint's "Site with this
             # Subdomain already exists", which does not say what to do.
             raise ValidationError(
-                _(
-                    "“%(value)s” is taken: another site already answers at %(host)s. "
-                    "Choose another subdomain."
-                ),
+                _("“%(value)s” is taken: another site already answers at %(host)s. Choose another subdomain."),
                 code="unique",
                 params={"value": value, "host": f"{value}.{conf.get().DOMAIN}"},
             )
@@ -193,8 +190,7 @@ class UploadForm(forms.Form):
                 path = _on_disk(uploaded, Path(workdir) / "upload.zip")
                 if not zipfile.is_zipfile(path):
                     raise PublishError(
-                        gettext("%(upload)s is not a zip file (or it is damaged).")
-                        % {"upload": self.describe()}
+                        gettext("%(upload)s is not a zip file (or it is damaged).") % {"upload": self.describe()}
                     )
                 self._zip_path = path
                 yield path
@@ -220,9 +216,7 @@ def _plain_name(uploaded: UploadedFile) -> str:
     # refuse what would still not be a plain file name.
     name = os.path.basename(uploaded.name or "")
     if name in {"", ".", ".."} or "\x00" in name or "\\" in name:
-        raise ValidationError(
-            _("“%(name)s” is not a usable file name."), code="bad_name", params={"name": name}
-        )
+        raise ValidationError(_("“%(name)s” is not a usable file name."), code="bad_name", params={"name": name})
     return name
 
 

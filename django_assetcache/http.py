@@ -43,15 +43,15 @@ class Reply:
     """
 
     __slots__ = (
-        "status",
-        "status_line",
-        "headers",
-        "body",
-        "file_path",
-        "offset",
-        "length",
         "_raw_headers",
         "adapter_headers",
+        "body",
+        "file_path",
+        "headers",
+        "length",
+        "offset",
+        "status",
+        "status_line",
     )
 
     def __init__(
@@ -154,7 +154,7 @@ class Representation:
     hit builds nothing while a file never asked for that way costs nothing.
     """
 
-    __slots__ = ("encoding", "etag", "length", "body", "file_path", "shared", "_ok", "_head", "_not_modified")
+    __slots__ = ("_head", "_not_modified", "_ok", "body", "encoding", "etag", "file_path", "length", "shared")
 
     def __init__(
         self,
@@ -246,7 +246,18 @@ class Entry:
     REDIRECT = 1
     MISSING = 2
 
-    __slots__ = ("kind", "identity", "br", "gzip", "last_modified", "last_modified_ts", "location", "cost", "hot", "_not_found")
+    __slots__ = (
+        "_not_found",
+        "br",
+        "cost",
+        "gzip",
+        "hot",
+        "identity",
+        "kind",
+        "last_modified",
+        "last_modified_ts",
+        "location",
+    )
 
     def __init__(
         self,

@@ -75,9 +75,7 @@ class ListeningBackend(Backend):
     def start(self, cache: AssetCache) -> None:
         self.cache = cache
         self.stopping.clear()
-        self.thread = threading.Thread(
-            target=self._run, name=f"assetcache-{self.name}-listener", daemon=True
-        )
+        self.thread = threading.Thread(target=self._run, name=f"assetcache-{self.name}-listener", daemon=True)
         self.thread.start()
 
     def stop(self) -> None:
@@ -149,9 +147,7 @@ class RedisBackend(ListeningBackend):
         import redis
 
         if self._client is None:
-            self._client = redis.Redis.from_url(
-                conf.get().REDIS_URL, socket_timeout=5, socket_connect_timeout=5
-            )
+            self._client = redis.Redis.from_url(conf.get().REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
         return self._client
 
     def after_commit(self) -> None:
@@ -198,9 +194,7 @@ def get_backend() -> Backend:
         with _lock:
             name = conf.get().INVALIDATION
             if name not in BACKENDS:
-                raise ValueError(
-                    f"ASSETCACHE_INVALIDATION is {name!r}; expected one of {', '.join(BACKENDS)}"
-                )
+                raise ValueError(f"ASSETCACHE_INVALIDATION is {name!r}; expected one of {', '.join(BACKENDS)}")
             _backend = backend = BACKENDS[name]()
             _backend_pid = os.getpid()
     return backend

@@ -32,7 +32,7 @@ class AssetRow:
     compressed variants (encoding, sha256, size, body offset). A body offset
     of -1 means the snapshot does not hold that body."""
 
-    __slots__ = ("path", "content_type", "last_modified", "sha256", "size", "body_offset", "variants")
+    __slots__ = ("body_offset", "content_type", "last_modified", "path", "sha256", "size", "variants")
 
     def __init__(
         self,
@@ -152,8 +152,7 @@ class DatabaseLoader:
             cache_control=cache_control_for(site, row.path, self.settings),
             identity=(row.sha256, row.size, *self.body(row.sha256, row.size, row.body_offset)),
             variants=[
-                (encoding, sha, size, *self.body(sha, size, offset))
-                for encoding, sha, size, offset in row.variants
+                (encoding, sha, size, *self.body(sha, size, offset)) for encoding, sha, size, offset in row.variants
             ],
             per_entry_overhead=ENTRY_OVERHEAD,
         )

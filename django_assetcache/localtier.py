@@ -32,6 +32,7 @@ processes sharing the directory see that the blob is in use.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import logging
@@ -82,7 +83,7 @@ class BlobMismatch(TierError):
 
 
 class _Record:
-    __slots__ = ("alloc", "used", "touched")
+    __slots__ = ("alloc", "touched", "used")
 
     def __init__(self, alloc: int, used: float, touched: float) -> None:
         #: Bytes of disk the file occupies (allocated blocks).
@@ -94,7 +95,7 @@ class _Record:
 
 
 class _Download:
-    __slots__ = ("event", "error")
+    __slots__ = ("error", "event")
 
     def __init__(self) -> None:
         self.event = threading.Event()
@@ -319,10 +320,8 @@ class LocalTier:
             _unlink(path)
             return False
         if touch:
-            try:
+            with contextlib.suppress(OSError):  # a read-only tier still serves
                 os.utime(path)
-            except OSError:
-                pass  # a read-only tier still serves
         return True
 
     def _forget(self, sha256: str, record: _Record) -> None:
@@ -552,7 +551,7 @@ def walk_directory(directory: str | os.PathLike[str]) -> Iterator[tuple[str, os.
 class _FileLock:
     """An exclusive ``flock`` on a file, held for a ``with`` block."""
 
-    __slots__ = ("path", "fd")
+    __slots__ = ("fd", "path")
 
     def __init__(self, path: str) -> None:
         self.path = path

@@ -139,4 +139,3 @@ def collect_garbage(*, dry_run: bool = False, store: BlobStore | None = None) ->
                 record_change(None, Change.Kind.PRUNE, [str(newest_old)])
     summary.seconds = time.monotonic() - started
     return summary
-

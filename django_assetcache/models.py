@@ -149,9 +149,7 @@ class Site(models.Model):
 
 
 class Domain(models.Model):
-    hostname = models.CharField(
-        _("host name"), max_length=253, unique=True, validators=[validate_hostname]
-    )
+    hostname = models.CharField(_("host name"), max_length=253, unique=True, validators=[validate_hostname])
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="domains")
 
     class Meta:
@@ -220,9 +218,7 @@ class Asset(models.Model):
         ordering = ["site", "path"]
         verbose_name = _("asset")
         verbose_name_plural = _("assets")
-        constraints = [
-            models.UniqueConstraint(fields=["site", "path"], name="assetcache_asset_site_path")
-        ]
+        constraints = [models.UniqueConstraint(fields=["site", "path"], name="assetcache_asset_site_path")]
 
     def __str__(self) -> str:
         return f"{self.site_id}:{self.path}"

@@ -20,7 +20,7 @@ def human_bytes(n: float) -> str:
 
 
 class Progress:
-    __slots__ = ("label", "total", "done", "stream", "tty", "unit_bytes", "_last_draw", "_last_tenth")
+    __slots__ = ("_last_draw", "_last_tenth", "done", "label", "stream", "total", "tty", "unit_bytes")
 
     def __init__(
         self,

@@ -99,15 +99,11 @@ class _Budget:
     def take(self, name: str, size: int) -> None:
         if size > self.max_file:
             raise PublishError(
-                f"{name}: {human_bytes(size)} is over ASSETCACHE_MAX_FILE_SIZE "
-                f"({human_bytes(self.max_file)})"
+                f"{name}: {human_bytes(size)} is over ASSETCACHE_MAX_FILE_SIZE ({human_bytes(self.max_file)})"
             )
         self.total += size
         if self.total > self.max_total:
-            raise PublishError(
-                f"source is over ASSETCACHE_MAX_SITE_SIZE ({human_bytes(self.max_total)}) "
-                "uncompressed"
-            )
+            raise PublishError(f"source is over ASSETCACHE_MAX_SITE_SIZE ({human_bytes(self.max_total)}) uncompressed")
 
 
 def _inside(path: str, root: str) -> bool:
@@ -411,9 +407,7 @@ def _commit(
                 asset.blob_id = source_file.sha256
                 asset.content_type = source_file.content_type
                 asset.last_modified = now
-            Asset.objects.bulk_update(
-                assets, ["blob", "content_type", "last_modified"], batch_size=500
-            )
+            Asset.objects.bulk_update(assets, ["blob", "content_type", "last_modified"], batch_size=500)
         for start in range(0, len(summary.removed), 500):
             Asset.objects.filter(site=site, path__in=summary.removed[start : start + 500]).delete()
         touched = [*summary.added, *summary.changed, *summary.removed]

@@ -140,9 +140,7 @@ def wsgi_path(path_info: str) -> str:
         return "\\"
 
 
-async def answer_async(
-    host: str, path: str, method: str, query_string: str, get: HeaderGetter
-) -> Reply | None:
+async def answer_async(host: str, path: str, method: str, query_string: str, get: HeaderGetter) -> Reply | None:
     """``answer`` on an event loop: hits run right here; whatever needs the
     database (creating the cache, a due poll, a miss) runs in a thread, as
     Django requires."""
@@ -151,9 +149,7 @@ async def answer_async(
     try:
         return answer(host, path, method, query_string, get)
     except SynchronousOnlyOperation:
-        return await sync_to_async(_answer_and_release, thread_sensitive=True)(
-            host, path, method, query_string, get
-        )
+        return await sync_to_async(_answer_and_release, thread_sensitive=True)(host, path, method, query_string, get)
 
 
 def _prepare() -> None:
@@ -161,9 +157,7 @@ def _prepare() -> None:
     release_connections()
 
 
-def _answer_and_release(
-    host: str, path: str, method: str, query_string: str, get: HeaderGetter
-) -> Reply | None:
+def _answer_and_release(host: str, path: str, method: str, query_string: str, get: HeaderGetter) -> Reply | None:
     try:
         return answer(host, path, method, query_string, get)
     finally:

@@ -18,6 +18,7 @@ read from the blob store instead.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -112,7 +113,7 @@ def write_snapshot(
             record_count = 0
             for site in sites:
                 rows = assets.get(site["id"], [])
-                for path, content_type, modified, sha, size, blob_variants in rows:
+                for _path, content_type, modified, sha, size, blob_variants in rows:
                     out.write(
                         _RECORD.pack(
                             bytes.fromhex(sha),
@@ -156,10 +157,8 @@ def write_snapshot(
 
 
 def _unlink(name: str) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(name)
-    except FileNotFoundError:
-        pass
 
 
 # --- reading ------------------------------------------------------------------
@@ -211,7 +210,7 @@ class Snapshot:
         first = 0
         for site in index["sites"]:
             paths = site.pop("paths")
-            self.assets[site["id"]] = dict(zip(paths, range(first, first + len(paths))))
+            self.assets[site["id"]] = dict(zip(paths, range(first, first + len(paths)), strict=False))
             first += len(paths)
             self.sites[site["id"]] = site
             self.hosts[f"{site['subdomain']}.{self.domain}"] = site["id"]
@@ -299,9 +298,7 @@ def hydrate(cache: AssetCache) -> bool:
         logger.warning("assetcache: ignoring snapshot %s: %s", path, exc)
         return False
     if snapshot.domain != cache.settings.DOMAIN:
-        logger.warning(
-            "assetcache: ignoring snapshot %s made for domain %r", path, snapshot.domain
-        )
+        logger.warning("assetcache: ignoring snapshot %s made for domain %r", path, snapshot.domain)
         return False
     cache.use_snapshot(snapshot)
     return True

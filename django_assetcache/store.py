@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from datetime import datetime
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
@@ -231,5 +231,3 @@ def _listdir(storage: Storage, path: str) -> list[str]:
         return sorted(d for d in storage.listdir(path)[0] if len(d) == 2)
     except FileNotFoundError:
         return []
-
-

@@ -9,6 +9,7 @@ wait for the network. The snapshot can be uploaded to the storage
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import logging
@@ -128,9 +129,7 @@ def warm_up(
     if store.remote:
         # Before compressing: compression reads every compressible source.
         referenced = dict(Blob.objects.filter(assets__site__in=sites).values_list("sha256", "size").distinct())
-        referenced.update(
-            Blob.objects.filter(source__assets__site__in=sites).values_list("sha256", "size").distinct()
-        )
+        referenced.update(Blob.objects.filter(source__assets__site__in=sites).values_list("sha256", "size").distinct())
         fill_tier(store, referenced, summary, progress_stream)
 
     if compress:
@@ -139,11 +138,7 @@ def warm_up(
     # The stamp is read before the index: whatever commits after it is
     # replayed by every process that loads the snapshot.
     change_id = Change.objects.aggregate(latest=Max("id"))["latest"] or 0
-    site_rows = list(
-        sites.values(
-            "id", "subdomain", "is_active", "index_document", "error_document", "cache_control"
-        )
-    )
+    site_rows = list(sites.values("id", "subdomain", "is_active", "index_document", "error_document", "cache_control"))
     for site in site_rows:
         site["domains"] = []
     by_id = {site["id"]: site for site in site_rows}
@@ -152,9 +147,11 @@ def warm_up(
             by_id[site_id]["domains"].append(hostname)
 
     variants: dict[str, list[list[Any]]] = {}
-    for source_id, encoding, sha, size in Blob.objects.filter(
-        source__assets__site__in=by_id
-    ).distinct().values_list("source_id", "encoding", "sha256", "size"):
+    for source_id, encoding, sha, size in (
+        Blob.objects.filter(source__assets__site__in=by_id)
+        .distinct()
+        .values_list("source_id", "encoding", "sha256", "size")
+    ):
         variants.setdefault(source_id, []).append([encoding, sha, size])
 
     assets: dict[int, list[list[Any]]] = {site_id: [] for site_id in by_id}
@@ -222,7 +219,9 @@ def fill_tier(
         else None
     )
     # The pool only downloads; the progress bar is drawn from this thread.
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(blobs))), thread_name_prefix="assetcache-download") as pool:
+    with ThreadPoolExecutor(
+        max_workers=max(1, min(workers, len(blobs))), thread_name_prefix="assetcache-download"
+    ) as pool:
         futures = {pool.submit(store.local_path, sha, size): (sha, size) for sha, size in blobs.items()}
         for future in as_completed(futures):
             sha, size = futures[future]
@@ -255,9 +254,7 @@ def upload_snapshot(store: BlobStore, path: str | os.PathLike[str]) -> str:
     return saved
 
 
-def warm_up_from_storage(
-    *, progress_stream: TextIO | None = None, store: BlobStore | None = None
-) -> WarmupSummary:
+def warm_up_from_storage(*, progress_stream: TextIO | None = None, store: BlobStore | None = None) -> WarmupSummary:
     """Fetch the snapshot another machine uploaded, then fill the local tier
     with the blobs it references: no database query.
 
@@ -286,9 +283,7 @@ def warm_up_from_storage(
         # download is refused here, not by every server process.
         snapshot = Snapshot(temp)
         if snapshot.domain != settings.DOMAIN:
-            raise WarmupError(
-                f"the stored snapshot was made for domain {snapshot.domain!r}, not {settings.DOMAIN!r}"
-            )
+            raise WarmupError(f"the stored snapshot was made for domain {snapshot.domain!r}, not {settings.DOMAIN!r}")
         os.replace(temp, target)
     except FileNotFoundError as exc:
         raise WarmupError(
@@ -297,10 +292,8 @@ def warm_up_from_storage(
     except SnapshotError as exc:
         raise WarmupError(f"the stored snapshot is unusable: {exc}") from exc
     finally:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
-        except FileNotFoundError:
-            pass
     referenced: dict[str, int] = {}
     assets = 0
     held = snapshot.bodies
@@ -334,9 +327,7 @@ def _read_local(store: BlobStore, sha: str, size: int | None = None) -> bytes | 
         return None
 
 
-def _compress(
-    store: BlobStore, sites: Any, summary: WarmupSummary, progress_stream: TextIO | None
-) -> None:
+def _compress(store: BlobStore, sites: Any, summary: WarmupSummary, progress_stream: TextIO | None) -> None:
     """Build missing variants for compressible blobs, once per content hash."""
     encoders = _encoders()
     candidates: dict[str, tuple[int, set[str]]] = {}
@@ -350,15 +341,9 @@ def _compress(
             candidates.setdefault(sha, (size, set()))
     if not candidates:
         return
-    for source_id, encoding in Blob.objects.filter(source_id__in=list(candidates)).values_list(
-        "source_id", "encoding"
-    ):
+    for source_id, encoding in Blob.objects.filter(source_id__in=list(candidates)).values_list("source_id", "encoding"):
         candidates[source_id][1].add(encoding)
-    todo = {
-        sha: size
-        for sha, (size, done) in candidates.items()
-        if any(name not in done for name, _ in encoders)
-    }
+    todo = {sha: size for sha, (size, done) in candidates.items() if any(name not in done for name, _ in encoders)}
     if not todo:
         return
     progress = (
@@ -381,9 +366,7 @@ def _compress(
                 if store.tier is not None:
                     # The bytes are here already: spare the tier a download.
                     store.tier.add_bytes(variant_sha, compressed)
-                new_variants.append(
-                    Blob(sha256=variant_sha, size=variant_size, source_id=sha, encoding=encoding)
-                )
+                new_variants.append(Blob(sha256=variant_sha, size=variant_size, source_id=sha, encoding=encoding))
                 summary.bytes_saved += size - variant_size
         if progress is not None:
             progress.advance(size)

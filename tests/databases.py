@@ -19,6 +19,7 @@ starting one.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -169,9 +170,24 @@ def start_postgres(timeout: float = 60.0) -> PostgresServer:
         run_as = _run_as(owner)
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "LANG": "C"}
         init = subprocess.run(
-            [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
-             "-E", "UTF8", "--locale=C", "--no-sync"],
-            cwd=base, env=env, capture_output=True, text=True, **run_as,  # type: ignore[call-overload]
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+            cwd=base,
+            env=env,
+            capture_output=True,
+            text=True,
+            **run_as,  # type: ignore[call-overload]
         )
         if init.returncode != 0:
             raise ServerUnavailable(f"initdb failed ({init.returncode}): {init.stderr.strip() or init.stdout.strip()}")
@@ -184,14 +200,31 @@ def start_postgres(timeout: float = 60.0) -> PostgresServer:
                 os.fchown(log.fileno(), owner.pw_uid, owner.pw_gid)
             process = subprocess.Popen(
                 [
-                    str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(sockets),
-                    "-c", "listen_addresses=127.0.0.1",
-                    "-c", "max_connections=200",
+                    str(bindir / "postgres"),
+                    "-D",
+                    str(data),
+                    "-p",
+                    str(port),
+                    "-k",
+                    str(sockets),
+                    "-c",
+                    "listen_addresses=127.0.0.1",
+                    "-c",
+                    "max_connections=200",
                     # A throwaway server: durability buys nothing.
-                    "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "synchronous_commit=off",
+                    "-c",
+                    "full_page_writes=off",
                 ],
-                cwd=base, env=env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, **run_as,  # type: ignore[call-overload]
+                cwd=base,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                **run_as,  # type: ignore[call-overload]
             )
         server = PostgresServer(port=port, base_dir=base, process=process, log_path=log_path)
     except BaseException:
@@ -207,7 +240,7 @@ def start_postgres(timeout: float = 60.0) -> PostgresServer:
         try:
             with server.connect():  # type: ignore[attr-defined]
                 return server
-        except Exception as exc:  # noqa: BLE001 - not ready yet
+        except Exception as exc:
             last_error = exc
             time.sleep(0.1)
     text = server.log()
@@ -279,9 +312,27 @@ def start_redis(timeout: float = 20.0) -> RedisServer:
     log_path = base / "redis.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(base), "--daemonize", "no", "--protected-mode", "yes"],
-            cwd=base, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(base),
+                "--daemonize",
+                "no",
+                "--protected-mode",
+                "yes",
+            ],
+            cwd=base,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     server = RedisServer(port=port, process=process, base_dir=base)
     deadline = time.monotonic() + timeout
@@ -311,7 +362,11 @@ def django_command(env: dict[str, str], *args: str, timeout: float = 120.0) -> s
     """``python -m django ARGS`` in another process; raises with its output on failure."""
     result = subprocess.run(
         [sys.executable, "-m", "django", *args],
-        cwd=ROOT, env=django_environ(env), capture_output=True, text=True, timeout=timeout,
+        cwd=ROOT,
+        env=django_environ(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if result.returncode != 0:
         raise RuntimeError(f"django {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
@@ -352,8 +407,12 @@ class Publisher:
     def __post_init__(self) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-c", PUBLISHER_CODE],
-            cwd=ROOT, env=django_environ(self.env), text=True,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cwd=ROOT,
+            env=django_environ(self.env),
+            text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
 
     def wait_ready(self) -> None:
@@ -459,10 +518,8 @@ class MigratedDatabases:
         if self.postgres is None:
             return
         for name in reversed(self._created):
-            try:
+            with contextlib.suppress(Exception):
                 self.postgres.drop_database(name)
-            except Exception:  # noqa: BLE001 - the server may be gone already
-                pass
         self._created.clear()
 
 
@@ -522,7 +579,9 @@ def sqlite_databases(tmp_path_factory: pytest.TempPathFactory) -> MigratedDataba
 
 
 @pytest.fixture(scope="session")
-def postgres_databases(postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MigratedDatabases]:
+def postgres_databases(
+    postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MigratedDatabases]:
     databases = MigratedDatabases(tmp_path_factory.mktemp("pg-databases"), postgres_server)
     yield databases
     databases.drop_all()

@@ -10,9 +10,7 @@ import os
 import tempfile
 from pathlib import Path
 
-TEST_DIR = Path(
-    os.environ.setdefault("ASSETCACHE_TEST_DIR", tempfile.mkdtemp(prefix="assetcache-test-"))
-)
+TEST_DIR = Path(os.environ.setdefault("ASSETCACHE_TEST_DIR", tempfile.mkdtemp(prefix="assetcache-test-")))
 
 SECRET_KEY = "tests-only-not-secret"
 DEBUG = False

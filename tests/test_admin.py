@@ -32,18 +32,14 @@ def generation(site: Site) -> int:
 
 
 def new_changes(after: int) -> list[tuple[int | None, str, list[str] | None]]:
-    return list(
-        Change.objects.filter(pk__gt=after).order_by("pk").values_list("site_id", "kind", "paths")
-    )
+    return list(Change.objects.filter(pk__gt=after).order_by("pk").values_list("site_id", "kind", "paths"))
 
 
 def last_change_id() -> int:
     return Change.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
 
 
-def site_form(
-    site: Site | None = None, domains: list[Domain] | None = None, **fields: Any
-) -> dict[str, Any]:
+def site_form(site: Site | None = None, domains: list[Domain] | None = None, **fields: Any) -> dict[str, Any]:
     """POST data for the site change form, with its Domain inline."""
     data: dict[str, Any] = {
         "subdomain": site.subdomain if site else "",
@@ -98,9 +94,7 @@ def test_site_changelist_counts_an_empty_site(admin_client: Client) -> None:
     assert '<td class="field-total_size">0 B</td>' in page
 
 
-def test_site_changelist_sorts_by_file_count_and_size(
-    admin_client: Client, site: Site, blog: Site
-) -> None:
+def test_site_changelist_sorts_by_file_count_and_size(admin_client: Client, site: Site, blog: Site) -> None:
     Site.objects.create(subdomain="aaa-empty")
     columns = SiteAdmin.list_display
     for column in ("file_count", "total_size"):
@@ -136,9 +130,7 @@ def test_site_change_page_has_the_domain_inline(admin_client: Client, site: Site
     assert 'name="domains-TOTAL_FORMS"' in page
     assert 'value="docs.example.com"' in page
     assert "https://docs.sites.test/" in page
-    assert [type(f).__name__ for f in response.context["inline_admin_formsets"]] == [
-        "InlineAdminFormSet"
-    ]
+    assert [type(f).__name__ for f in response.context["inline_admin_formsets"]] == ["InlineAdminFormSet"]
 
 
 def test_adding_a_domain_in_the_admin_writes_a_change(admin_client: Client, site: Site) -> None:
@@ -155,9 +147,7 @@ def test_adding_a_domain_in_the_admin_writes_a_change(admin_client: Client, site
     )
     response = admin_client.post(f"{SITES}{site.pk}/change/", data)
     assert response.status_code == 302, response.context and response.context["errors"]
-    assert list(Domain.objects.values_list("hostname", "site_id")) == [
-        ("docs.example.com", site.pk)
-    ]
+    assert list(Domain.objects.values_list("hostname", "site_id")) == [("docs.example.com", site.pk)]
     changes = new_changes(after)
     assert (site.pk, "domains", None) in changes
     # The form saves the site too: one settings and one domains change.
@@ -233,9 +223,7 @@ def test_adding_a_site_in_the_admin(admin_client: Client) -> None:
         ("", "This field is required."),
     ],
 )
-def test_adding_a_site_with_a_bad_subdomain_is_a_form_error(
-    admin_client: Client, subdomain: str, error: str
-) -> None:
+def test_adding_a_site_with_a_bad_subdomain_is_a_form_error(admin_client: Client, subdomain: str, error: str) -> None:
     response = admin_client.post(f"{SITES}add/", site_form(subdomain=subdomain))
     assert response.status_code == 200
     form = response.context["adminform"].form
@@ -246,9 +234,7 @@ def test_adding_a_site_with_a_bad_subdomain_is_a_form_error(
     assert not Change.objects.exists()
 
 
-def test_adding_a_site_with_a_taken_subdomain_is_a_form_error(
-    admin_client: Client, site: Site
-) -> None:
+def test_adding_a_site_with_a_taken_subdomain_is_a_form_error(admin_client: Client, site: Site) -> None:
     after = last_change_id()
     response = admin_client.post(f"{SITES}add/", site_form(subdomain="docs"))
     assert response.status_code == 200
@@ -274,9 +260,7 @@ def test_deleting_a_site_in_the_admin(admin_client: Client, site: Site) -> None:
 def test_asset_changelist_filtered_by_site(admin_client: Client, site: Site, blog: Site) -> None:
     response = admin_client.get(ASSETS, {"site__id__exact": site.pk})
     assert response.status_code == 200
-    assert sorted(a.path for a in response.context["cl"].result_list) == sorted(
-        "/" + name for name in SAMPLE
-    )
+    assert sorted(a.path for a in response.context["cl"].result_list) == sorted("/" + name for name in SAMPLE)
     page = html(response)
     assert ">/guide/index.html</a>" in page
     assert "/feed.xml" not in page
@@ -313,9 +297,7 @@ def test_assets_are_read_only(admin_client: Client, site: Site) -> None:
     assert page.status_code == 200  # view only
     assert 'name="_save"' not in html(page)
     before = list(Asset.objects.values_list("path", "blob_id"))
-    response = admin_client.post(
-        f"{ASSETS}{asset.pk}/change/", {"path": "/hacked.html", "content_type": "text/plain"}
-    )
+    response = admin_client.post(f"{ASSETS}{asset.pk}/change/", {"path": "/hacked.html", "content_type": "text/plain"})
     assert response.status_code == 403
     assert list(Asset.objects.values_list("path", "blob_id")) == before
 
@@ -332,17 +314,11 @@ def test_deleting_an_asset_in_the_admin_writes_a_change(admin_client: Client, si
     assert generation(site) == before_generation + 1
 
 
-def test_deleting_assets_in_bulk_writes_one_change_per_site(
-    admin_client: Client, site: Site, blog: Site
-) -> None:
-    chosen = list(
-        Asset.objects.filter(path__in=["/index.html", "/404.html"]).values_list("pk", flat=True)
-    )
+def test_deleting_assets_in_bulk_writes_one_change_per_site(admin_client: Client, site: Site, blog: Site) -> None:
+    chosen = list(Asset.objects.filter(path__in=["/index.html", "/404.html"]).values_list("pk", flat=True))
     assert len(chosen) == 3  # two in docs, one in blog
     after = last_change_id()
-    response = admin_client.post(
-        ASSETS, {"action": "delete_selected", "_selected_action": chosen, "post": "yes"}
-    )
+    response = admin_client.post(ASSETS, {"action": "delete_selected", "_selected_action": chosen, "post": "yes"})
     assert response.status_code == 302
     assert not Asset.objects.filter(pk__in=chosen).exists()
     assert sorted(new_changes(after)) == [

@@ -66,9 +66,7 @@ def state() -> dict[str, Any]:
     """Everything an upload or an action could change."""
     return {
         "sites": list(Site.objects.order_by("pk").values_list("pk", "subdomain", "generation", "is_active")),
-        "assets": list(
-            Asset.objects.order_by("pk").values_list("pk", "site_id", "path", "blob_id", "last_modified")
-        ),
+        "assets": list(Asset.objects.order_by("pk").values_list("pk", "site_id", "path", "blob_id", "last_modified")),
         "blobs": list(Blob.objects.order_by("sha256").values_list("sha256", "size")),
         "changes": list(Change.objects.order_by("pk").values_list("pk", "site_id", "kind", "paths")),
         "log": list(LogEntry.objects.order_by("pk").values_list("pk", "object_id", "change_message")),
@@ -115,7 +113,9 @@ def blog(tmp_path: Path) -> Site:
 def staff(username: str, *perms: str) -> Client:
     user = User.objects.create_user(username, password="pw", is_staff=True)
     for codename in perms:
-        user.user_permissions.add(Permission.objects.get(codename=codename, content_type__app_label="django_assetcache"))
+        user.user_permissions.add(
+            Permission.objects.get(codename=codename, content_type__app_label="django_assetcache")
+        )
     client = Client()
     client.force_login(user)
     return client
@@ -175,8 +175,7 @@ def test_upload_a_zip_publishes_it(
     }
     assert new_changes(after) == [(empty_site.pk, "publish", ["/css/site.css", "/img/a.png", "/index.html"])]
     expected = (
-        "Published “site.zip” to fresh: 3 added, 0 changed, 0 removed, 0 unchanged; "
-        "321 B stored, 0 B deduplicated."
+        "Published “site.zip” to fresh: 3 added, 0 changed, 0 removed, 0 unchanged; 321 B stored, 0 B deduplicated."
     )
     assert messages_of(response) == [expected]
     assert log_messages(empty_site) == [expected]
@@ -209,13 +208,17 @@ def test_upload_with_delete_removes_other_files(admin_client: Client, site: Site
     assert "1 changed, 4 removed, 0 unchanged" in messages_of(response)[0]
 
 
-def test_upload_several_files(
-    admin_client: Client, empty_site: Site, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_upload_several_files(admin_client: Client, empty_site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
     with spy_publish(monkeypatch) as calls:
         response = admin_client.post(
             upload_url(empty_site),
-            {"files": [file_upload("index.html", "home"), file_upload("style.css", "b{}"), file_upload(".nojekyll", "")]},
+            {
+                "files": [
+                    file_upload("index.html", "home"),
+                    file_upload("style.css", "b{}"),
+                    file_upload(".nojekyll", ""),
+                ]
+            },
         )
     assert response.status_code == 302
     # Small uploads were in memory: written out into the staging directory.
@@ -412,9 +415,7 @@ def test_a_taken_subdomain_says_so(admin_client: Client, site: Site) -> None:
     response = add_site(admin_client, "DOCS")
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors["subdomain"]
-    assert errors == [
-        "“docs” is taken: another site already answers at docs.sites.test. Choose another subdomain."
-    ]
+    assert errors == ["“docs” is taken: another site already answers at docs.sites.test. Choose another subdomain."]
     assert state() == before
 
 
@@ -445,9 +446,7 @@ def test_renaming_a_site_to_its_own_subdomain_is_not_taken(admin_client: Client,
         ("intranet", "“intranet” is reserved and cannot be used as a subdomain."),
     ],
 )
-def test_invalid_and_reserved_subdomains(
-    admin_client: Client, settings: Any, subdomain: str, error: str
-) -> None:
+def test_invalid_and_reserved_subdomains(admin_client: Client, settings: Any, subdomain: str, error: str) -> None:
     settings.ASSETCACHE_RESERVED_SUBDOMAINS = ["intranet", "mail"]
     response = add_site(admin_client, subdomain)
     assert response.status_code == 200

@@ -73,7 +73,12 @@ def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
 
     row = b"\x00" + bytes(rgb) * width
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(row * height)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(row * height))
+        + chunk(b"IEND", b"")
+    )
 
 
 def site_zip(path: Path, *, version: int, background: str, extra: dict[str, str] | None = None) -> Path:
@@ -141,9 +146,7 @@ def server(
     # Threads: a browser opens connections ahead of need, and a sync worker
     # would sit on an idle one while the page waits for another.
     threads = ["--worker-class", "gthread", "--threads", "16"]
-    with gunicorn(
-        tmp_path, env=env, workers=1, app="tests.test_browser:application()", extra_args=threads
-    ) as running:
+    with gunicorn(tmp_path, env=env, workers=1, app="tests.test_browser:application()", extra_args=threads) as running:
         yield running
 
 
@@ -159,9 +162,7 @@ def browser(server: Any) -> Iterator[Any]:
     assert sync_playwright is not None
     rules = f"--host-resolver-rules=MAP *.sites.test 127.0.0.1:{server.port}"
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=[*CHROMIUM_ARGS, rules]
-        )
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[*CHROMIUM_ARGS, rules])
         try:
             yield launched
         finally:

@@ -413,16 +413,14 @@ def test_threads_through_the_middleware(site, tmp_path):
 
 
 def test_publish_is_served_at_once(get, site, tmp_path, django_capture_on_commit_callbacks):
-    status, old_body, old = get("/css/site.css")
+    status, _old_body, old = get("/css/site.css")
     old_etag = old["ETag"]
     assert get("/new.html")[0] == 404  # remembered as missing
     assert get("/newdir")[0] == 404
     assert get("/img/logo.png")[0] == 200
 
     version2 = {name: content for name, content in SAMPLE.items() if name != "img/logo.png"}
-    version2.update(
-        {"css/site.css": "body { color: red }\n", "new.html": "new page", "newdir/index.html": "new dir"}
-    )
+    version2.update({"css/site.css": "body { color: red }\n", "new.html": "new page", "newdir/index.html": "new dir"})
     with django_capture_on_commit_callbacks(execute=True):
         publish(site, write_tree(tmp_path / "v2", version2), delete=True)
 
@@ -439,9 +437,7 @@ def test_publish_is_served_at_once(get, site, tmp_path, django_capture_on_commit
     assert_accounting(process_cache())
 
 
-def test_publishing_the_error_document_changes_every_404(
-    get, site, tmp_path, django_capture_on_commit_callbacks
-):
+def test_publishing_the_error_document_changes_every_404(get, site, tmp_path, django_capture_on_commit_callbacks):
     assert get("/nope")[:2] == (404, ERROR_DOCUMENT)
     with django_capture_on_commit_callbacks(execute=True):
         publish(site, write_tree(tmp_path / "v2", {"404.html": "gone"}))

@@ -22,18 +22,18 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from urllib.parse import unquote, unquote_to_bytes
 from wsgiref.util import FileWrapper
-from pathlib import Path
 
 import brotli
 import pytest
-from django.http.request import validate_host
 from asgiref.sync import async_to_sync
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
+from django.http.request import validate_host
 from django.test import Client
 from django.utils.datastructures import CaseInsensitiveMapping
 
@@ -69,10 +69,8 @@ def meta_name(name: str) -> str:
 def django_client_fetch(client: Client, method: str, path: str, host: str = HOST, **headers: str) -> Result:
     extra = {meta_name(name): value for name, value in headers.items()}
     response = client.generic(method, path, HTTP_HOST=host, **extra)
-    if response.streaming:
-        body = b"".join(response.streaming_content)  # also closes the file
-    else:
-        body = response.content
+    # Joining the streamed content also closes the file.
+    body = b"".join(response.streaming_content) if response.streaming else response.content
     return Result(response.status_code, CaseInsensitiveMapping(dict(response.items())), body)
 
 
@@ -203,7 +201,7 @@ def fetch(request: pytest.FixtureRequest, db) -> Iterator[Fetch]:
 
 # --- the published site --------------------------------------------------------
 
-LAST_MODIFIED = datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+LAST_MODIFIED = datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
 LAST_MODIFIED_TEXT = "Tue, 02 Jan 2024 03:04:05 GMT"
 EARLIER_TEXT = "Tue, 02 Jan 2024 03:04:04 GMT"
 LATER_TEXT = "Wed, 03 Jan 2024 00:00:00 GMT"
@@ -262,9 +260,7 @@ def compress(data: bytes, encoding: str) -> bytes:
 def add_variant(source: bytes, encoding: str, data: bytes) -> None:
     sha = hashlib.sha256(data).hexdigest()
     BlobStore().save(sha, len(data), io.BytesIO(data))
-    Blob.objects.create(
-        sha256=sha, size=len(data), source_id=hashlib.sha256(source).hexdigest(), encoding=encoding
-    )
+    Blob.objects.create(sha256=sha, size=len(data), source_id=hashlib.sha256(source).hexdigest(), encoding=encoding)
 
 
 @pytest.fixture
@@ -589,8 +585,13 @@ def test_unsatisfiable_range_gives_416(fetch, docs):
     for path in RANGE_PATHS:
         length = len(docs[path])
         etag = fetch("GET", path).headers["ETag"]
-        for header in ("bytes=999999-", "bytes=-0", f"bytes={length}-", f"bytes={length}-{length + 5}",
-                       "bytes=" + "9" * 5000 + "-"):
+        for header in (
+            "bytes=999999-",
+            "bytes=-0",
+            f"bytes={length}-",
+            f"bytes={length}-{length + 5}",
+            "bytes=" + "9" * 5000 + "-",
+        ):
             result = fetch("GET", path, range=header)
             assert result.status == 416, header[:40]
             assert result.headers["Content-Range"] == f"bytes */{length}"
@@ -1062,7 +1063,13 @@ def test_inactive_site_gets_404(fetch, docs):
 
 
 def test_host_is_case_insensitive_and_port_is_ignored(fetch, docs):
-    spellings = ("DOCS.SITES.TEST", "Docs.Sites.Test", "docs.sites.test:8000", "DOCS.sites.test:443", "docs.sites.test.")
+    spellings = (
+        "DOCS.SITES.TEST",
+        "Docs.Sites.Test",
+        "docs.sites.test:8000",
+        "DOCS.sites.test:443",
+        "docs.sites.test.",
+    )
     for host in spellings:
         result = fetch("GET", "/css/site.css", host=host)
         assert result.status == 200, host

@@ -353,4 +353,3 @@ def test_change_ids_increase() -> None:
     ids = [record_change(site.pk, Change.Kind.PUBLISH, ["/x"]).pk for _ in range(3)]
     assert ids == sorted(ids)
     assert len(set(ids)) == 3
-

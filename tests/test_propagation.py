@@ -100,8 +100,14 @@ def probe(port: int, path: str = "/") -> Record:
     status, headers, body = http_request(port, path, HOST)
     change_id, _, applied_at = headers.get("x-last-change", "0 None").partition(" ")
     return Record(
-        started, time.time(), headers.get("x-worker-pid", "?"), status, headers.get("etag", ""), body,
-        int(change_id), None if applied_at == "None" else float(applied_at),
+        started,
+        time.time(),
+        headers.get("x-worker-pid", "?"),
+        status,
+        headers.get("etag", ""),
+        body,
+        int(change_id),
+        None if applied_at == "None" else float(applied_at),
     )
 
 
@@ -120,7 +126,7 @@ class Prober:
         while not self.stopping.is_set():
             try:
                 self.records.append(probe(self.port))
-            except BaseException as exc:  # noqa: BLE001 - reported by the test
+            except BaseException as exc:
                 self.errors.append(exc)
                 return
             time.sleep(self.pause)
@@ -244,7 +250,9 @@ def publish_and_watch(
         elif record.pid in first_new:
             pytest.fail(f"worker {record.pid} served the old version again after the new one: {record}")
     missing = pids - set(first_new)
-    assert not missing, f"workers {missing} still served the old version {bound + 5:.1f} s after the commit\n{server.log()}"
+    assert not missing, (
+        f"workers {missing} still served the old version {bound + 5:.1f} s after the commit\n{server.log()}"
+    )
     observed = max(first_new.values())
     stale = [record for record in records if record.started > observed and record.body != new]
     assert not stale, stale
@@ -302,23 +310,23 @@ def test_publish_from_another_process_reaches_every_worker(
 ) -> None:
     stack = make_stack(request, tmp_path, backend, POLL_INTERVAL[backend])
     latencies = []
-    with stack.publisher() as publisher:
-        with stack.server() as server:
-            publisher.publish("docs", stack.source(1))
-            pids = warm_every_worker(server, version_files(1)["index.html"].encode())
-            for version in range(2, 2 + ROUNDS[backend]):
-                old, new = (version_files(v)["index.html"].encode() for v in (version - 1, version))
-                latencies.append(
-                    publish_and_watch(server, publisher, stack.source(version), old, new, pids, HARD_BOUND[backend])
-                )
-                assert_all_new(server, new)
-            # Other paths were left alone and still answer.
-            status, _, body = server.request("/css/site.css", HOST)
-            assert (status, body) == (200, version_files(2)["css/site.css"].encode())
+    with stack.publisher() as publisher, stack.server() as server:
+        publisher.publish("docs", stack.source(1))
+        pids = warm_every_worker(server, version_files(1)["index.html"].encode())
+        for version in range(2, 2 + ROUNDS[backend]):
+            old, new = (version_files(v)["index.html"].encode() for v in (version - 1, version))
+            latencies.append(
+                publish_and_watch(server, publisher, stack.source(version), old, new, pids, HARD_BOUND[backend])
+            )
+            assert_all_new(server, new)
+        # Other paths were left alone and still answer.
+        status, _, body = server.request("/css/site.css", HOST)
+        assert (status, body) == (200, version_files(2)["css/site.css"].encode())
     shown = ", ".join(f"{latency * 1000:.0f}" for latency in latencies)
     print(f"{backend}: last worker switched {shown} ms after the commit")
     assert statistics.median(latencies) <= BOUND[backend], (
-        f"{backend}: the last worker applied the change {shown} ms after the commit (bound {BOUND[backend] * 1000:.0f} ms)"
+        f"{backend}: the last worker applied the change {shown} ms after the commit"
+        f" (bound {BOUND[backend] * 1000:.0f} ms)"
     )
 
 
@@ -333,18 +341,21 @@ def test_missed_push_falls_back_to_polling(
     versions = [version_files(v)["index.html"].encode() for v in (1, 2, 3)]
     # ``quiet`` commits without telling anyone, as a process configured with
     # the database backend does: a lost notification.
-    with stack.publisher() as publisher, stack.publisher(ASSETCACHE_TEST_INVALIDATION="database") as quiet:
-        with stack.server() as server:
-            publisher.publish("docs", stack.source(1))
-            pids = warm_every_worker(server, versions[0])
-            publish_and_watch(server, quiet, stack.source(2), versions[0], versions[1], pids, FALLBACK_BOUND)
-            assert_all_new(server, versions[1])
-            assert "lost its connection" not in server.log()
-            # Redis goes away: the publish still succeeds (the publisher
-            # warns), and the workers poll until it is back.
-            redis.stop()
-            publish_and_watch(server, publisher, stack.source(3), versions[1], versions[2], pids, FALLBACK_BOUND)
-            assert_all_new(server, versions[2])
+    with (
+        stack.publisher() as publisher,
+        stack.publisher(ASSETCACHE_TEST_INVALIDATION="database") as quiet,
+        stack.server() as server,
+    ):
+        publisher.publish("docs", stack.source(1))
+        pids = warm_every_worker(server, versions[0])
+        publish_and_watch(server, quiet, stack.source(2), versions[0], versions[1], pids, FALLBACK_BOUND)
+        assert_all_new(server, versions[1])
+        assert "lost its connection" not in server.log()
+        # Redis goes away: the publish still succeeds (the publisher
+        # warns), and the workers poll until it is back.
+        redis.stop()
+        publish_and_watch(server, publisher, stack.source(3), versions[1], versions[2], pids, FALLBACK_BOUND)
+        assert_all_new(server, versions[2])
     assert "redis listener lost its connection; polling every 0.5 s until it is back" in server.log()
 
 
@@ -361,9 +372,12 @@ def test_preloaded_workers_do_not_share_the_masters_connection(request: pytest.F
         for i in range(n):
             statuses.append(http_request(server.port, f"/missing-{threading.get_ident()}-{i}", HOST)[0])
 
-    with stack.publisher() as publisher, gunicorn(
-        tmp_path, workers=WORKERS, app="tests.preload_wsgi:application", env=stack.env, extra_args=["--preload"]
-    ) as server:
+    with (
+        stack.publisher() as publisher,
+        gunicorn(
+            tmp_path, workers=WORKERS, app="tests.preload_wsgi:application", env=stack.env, extra_args=["--preload"]
+        ) as server,
+    ):
         publisher.publish("docs", stack.source(1))
         threads = [threading.Thread(target=misses, args=(server, 20)) for _ in range(2 * WORKERS)]
         for thread in threads:
@@ -507,8 +521,11 @@ class FakeLoader:
         body = f"{path} body".encode()
         sha = hashlib.sha256(body).hexdigest()
         entry = build_file_entry(
-            content_type="text/plain", last_modified=0.0, cache_control="no-cache",
-            identity=(sha, len(body), body, None), per_entry_overhead=100,
+            content_type="text/plain",
+            last_modified=0.0,
+            cache_control="no-cache",
+            identity=(sha, len(body), body, None),
+            per_entry_overhead=100,
         )
         return {path: entry, site.error_path: build_missing_entry(100)}
 

@@ -11,10 +11,10 @@ import io
 import os
 import stat
 import warnings
-from datetime import UTC, datetime
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -59,18 +59,16 @@ def db_state() -> dict[str, list[Any]]:
             )
         ),
         "blobs": list(Blob.objects.order_by("sha256").values_list("sha256", "size")),
-        "changes": list(
-            Change.objects.order_by("pk").values_list("pk", "site_id", "kind", "paths")
-        ),
+        "changes": list(Change.objects.order_by("pk").values_list("pk", "site_id", "kind", "paths")),
     }
 
 
 def site_content(subdomain: str) -> dict[str, tuple[str, str]]:
     return {
         path: (blob_id, content_type)
-        for path, blob_id, content_type in Asset.objects.filter(
-            site__subdomain=subdomain
-        ).values_list("path", "blob_id", "content_type")
+        for path, blob_id, content_type in Asset.objects.filter(site__subdomain=subdomain).values_list(
+            "path", "blob_id", "content_type"
+        )
     }
 
 
@@ -80,11 +78,7 @@ def generation(subdomain: str) -> int:
 
 def publish_changes(subdomain: str) -> list[list[str] | None]:
     site_id = Site.objects.values_list("pk", flat=True).get(subdomain=subdomain)
-    return list(
-        Change.objects.filter(site_id=site_id, kind="publish").order_by("pk").values_list(
-            "paths", flat=True
-        )
-    )
+    return list(Change.objects.filter(site_id=site_id, kind="publish").order_by("pk").values_list("paths", flat=True))
 
 
 def add_symlink(archive: zipfile.ZipFile, name: str, target: str) -> None:
@@ -144,9 +138,7 @@ def test_publish_a_zip(tmp_path: Path) -> None:
     assert publish_changes("docs") == [SAMPLE_PATHS]
 
 
-def test_directory_and_zip_of_the_same_files_are_the_same_site(
-    sample_dir: Path, tmp_path: Path
-) -> None:
+def test_directory_and_zip_of_the_same_files_are_the_same_site(sample_dir: Path, tmp_path: Path) -> None:
     publish("docs", sample_dir)
     summary = publish("docs", make_zip(tmp_path / "site.zip", SAMPLE))
     assert (summary.added, summary.changed, summary.unchanged) == ([], [], 5)
@@ -219,8 +211,7 @@ def test_changed_file_gets_a_new_last_modified(site: Site, tmp_path: Path) -> No
     source = write_tree(tmp_path / "v2", {**SAMPLE, "index.html": "changed"})
     publish("docs", source)
     years = dict(
-        (path, when.year)
-        for path, when in Asset.objects.filter(site=site).values_list("path", "last_modified")
+        (path, when.year) for path, when in Asset.objects.filter(site=site).values_list("path", "last_modified")
     )
     assert years.pop("/index.html") > 2000
     assert set(years.values()) == {2000}
@@ -303,9 +294,7 @@ def test_dry_run_on_a_new_site_changes_nothing(sample_dir: Path) -> None:
 def test_dry_run_on_an_existing_site_reports_the_diff(site: Site, tmp_path: Path) -> None:
     before = db_state()
     files_before = blob_files()
-    source = write_tree(
-        tmp_path / "v2", {"index.html": "changed", "css/site.css": SAMPLE["css/site.css"], "n": "x"}
-    )
+    source = write_tree(tmp_path / "v2", {"index.html": "changed", "css/site.css": SAMPLE["css/site.css"], "n": "x"})
     summary = publish("docs", source, delete=True, dry_run=True)
     assert summary.created is False
     assert summary.added == ["/n"]
@@ -358,9 +347,7 @@ def test_content_types(tmp_path: Path, name: str, content_type: str) -> None:
     assert Asset.objects.get().path == f"/dir/{name}"
 
 
-def test_content_types_setting_overrides_and_a_type_change_is_a_change(
-    settings, tmp_path: Path
-) -> None:
+def test_content_types_setting_overrides_and_a_type_change_is_a_change(settings, tmp_path: Path) -> None:
     source = write_tree(tmp_path / "src", {"a.xyz": "data", "Makefile": "all:"})
     publish("docs", source)
     assert site_content("docs")["/a.xyz"][1] == "application/octet-stream"
@@ -802,9 +789,7 @@ def test_bad_input_raises_one_line_and_changes_nothing(
     if case.may_store:
         # Whatever was stored is an unreferenced blob; nothing else changed.
         assert {k: v for k, v in files_after.items() if k in files_before} == files_before
-        assert not set(files_after) - set(files_before) - {
-            blob_name(sha(FRESH["fresh.css"]))
-        }
+        assert not set(files_after) - set(files_before) - {blob_name(sha(FRESH["fresh.css"]))}
     else:
         assert files_after == files_before
 
@@ -838,9 +823,7 @@ def test_a_crash_before_the_commit_leaves_only_blob_files(
     target: str, site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before = db_state()
-    source = write_tree(
-        tmp_path / "v2", {**SAMPLE, "index.html": "changed", "new.txt": "new", **FRESH}
-    )
+    source = write_tree(tmp_path / "v2", {**SAMPLE, "index.html": "changed", "new.txt": "new", **FRESH})
     if target == "record_change":
         monkeypatch.setattr(publish_module, "record_change", crash)
     elif target == "asset_bulk_create":
@@ -868,9 +851,7 @@ def test_a_crash_before_the_commit_leaves_only_blob_files(
     assert publish_changes("docs") == [SAMPLE_PATHS, ["/fresh.css", "/index.html", "/new.txt"]]
 
 
-def test_a_crash_while_creating_a_site_leaves_no_site(
-    sample_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_crash_while_creating_a_site_leaves_no_site(sample_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(publish_module, "record_change", crash)
     with pytest.raises(Crash):
         publish("docs", sample_dir)

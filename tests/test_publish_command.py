@@ -172,15 +172,11 @@ def manage(*args: str, media_root: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_subprocess_missing_source_exits_non_zero_with_one_line(
-    tmp_path: Path, settings
-) -> None:
+def test_subprocess_missing_source_exits_non_zero_with_one_line(tmp_path: Path, settings) -> None:
     result = manage("docs", str(tmp_path / "nowhere"), media_root=settings.MEDIA_ROOT)
     assert result.returncode != 0
     assert result.stdout == ""
-    assert result.stderr.splitlines() == [
-        f"CommandError: {tmp_path / 'nowhere'}: no such file or directory"
-    ]
+    assert result.stderr.splitlines() == [f"CommandError: {tmp_path / 'nowhere'}: no such file or directory"]
     assert not Site.objects.exists()
 
 
@@ -199,9 +195,7 @@ def test_subprocess_publish_succeeds(sample_dir: Path, settings) -> None:
     # The other process committed to the same database.
     site = Site.objects.get(subdomain="docs")
     assert dict(Asset.objects.filter(site=site).values_list("path", "blob_id")) == {
-        "/" + name: hashlib.sha256(
-            content.encode() if isinstance(content, str) else content
-        ).hexdigest()
+        "/" + name: hashlib.sha256(content.encode() if isinstance(content, str) else content).hexdigest()
         for name, content in SAMPLE.items()
     }
     assert list(Change.objects.filter(site_id=site.pk).values_list("kind", "paths")) == [

@@ -222,4 +222,3 @@ def test_storage_alias_is_used_when_configured(settings, tmp_path: Path) -> None
     assert Path(storage.location) == tmp_path / "elsewhere"
     BlobStore().save(SHA, len(DATA), io.BytesIO(DATA))
     assert files_under(tmp_path / "elsewhere") == [blob_name(SHA)]
-

@@ -59,7 +59,10 @@ def test_warmed_process_answers_every_asset_without_queries(warmed, django_asser
         compressed = fetch("/css/site.css", HTTP_ACCEPT_ENCODING="gzip")
         assert compressed["Content-Encoding"] == "gzip"
         assert gzip.decompress(compressed.content) == CSS
-        assert fetch("/css/site.css", HTTP_ACCEPT_ENCODING="gzip", HTTP_IF_NONE_MATCH=compressed["ETag"]).status_code == 304
+        assert (
+            fetch("/css/site.css", HTTP_ACCEPT_ENCODING="gzip", HTTP_IF_NONE_MATCH=compressed["ETag"]).status_code
+            == 304
+        )
         assert fetch("/guide/").status_code == 200
         assert fetch("/guide")["Location"] == "/guide/"
         missing = fetch("/no/such/page")
@@ -205,7 +208,7 @@ def test_database_outage_after_warmup_is_shielded(transactional_db, tmp_path: Pa
     with gunicorn(tmp_path, env=env, workers=2) as server:
         for _ in range(4):
             for name, content in FILES.items():
-                status, headers, body = server.request("/" + name, "docs.sites.test")
+                status, _headers, body = server.request("/" + name, "docs.sites.test")
                 expected = content.encode() if isinstance(content, str) else content
                 assert (status, body) == (200, expected), server.log()
         status, _, body = server.request("/missing", "docs.sites.test")

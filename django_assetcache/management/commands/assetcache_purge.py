@@ -15,8 +15,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("subdomains", nargs="*", metavar="SUBDOMAIN")
-        parser.add_argument("--path", dest="paths", action="append", metavar="PATH",
-                            help="Only this path, e.g. /index.html (repeatable).")
+        parser.add_argument(
+            "--path",
+            dest="paths",
+            action="append",
+            metavar="PATH",
+            help="Only this path, e.g. /index.html (repeatable).",
+        )
         parser.add_argument("--all", action="store_true", help="Every site.")
 
     def handle(self, *args: Any, subdomains: list[str], paths: list[str] | None, **options: Any) -> None:
