@@ -7,7 +7,7 @@ PY := $(BIN)/python
 DEMO_DIR := example_project
 MANAGE := cd $(DEMO_DIR) && ../$(PY) manage.py
 
-.PHONY: demo demo-setup test test-postgres soak bench bench-publish bench-propagation clean
+.PHONY: demo demo-setup test test-postgres lint coverage soak bench bench-publish bench-propagation clean
 
 $(VENV)/.installed-%: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,19 @@ demo: demo-setup
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The gates: lint and format.
+lint: $(VENV)/.installed-test,dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# The whole suite under branch coverage (gunicorn workers and subprocesses
+# included), failing under the floor set in pyproject.toml.
+coverage: $(VENV)/.installed-test,dev
+	$(BIN)/coverage erase
+	$(BIN)/coverage run -m pytest $(PYTEST_ARGS)
+	$(BIN)/coverage combine --quiet
+	$(BIN)/coverage report
 
 # The same suite with PostgreSQL as the database (a throwaway server).
 test-postgres: $(VENV)/.installed-test
@@ -45,4 +58,4 @@ bench-propagation: $(VENV)/.installed-test
 	$(PY) benchmarks/propagation_bench.py
 
 clean:
-	rm -rf $(VENV) example_project/var .pytest_cache
+	rm -rf $(VENV) example_project/var .pytest_cache .coverage .coverage.*

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import free_port, stop_process
+from tests.servers import free_port, stop_process, unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -536,7 +536,7 @@ def postgres_server() -> Iterator[PostgresServer]:
     try:
         server = start_postgres()
     except ServerUnavailable as exc:
-        pytest.skip(str(exc))
+        unavailable(str(exc))
     try:
         yield server
     finally:
@@ -548,7 +548,7 @@ def redis_server() -> Iterator[RedisServer]:
     try:
         server = start_redis()
     except ServerUnavailable as exc:
-        pytest.skip(str(exc))
+        unavailable(str(exc))
     try:
         yield server
     finally:
@@ -564,7 +564,7 @@ def redis_factory() -> Iterator[Callable[[], RedisServer]]:
         try:
             server = start_redis()
         except ServerUnavailable as exc:
-            pytest.skip(str(exc))
+            unavailable(str(exc))
         started.append(server)
         return server
 

@@ -13,8 +13,22 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip a test whose program or service is missing; in CI (``CI=true``) fail it.
+
+    A skipped test proves nothing, so CI, which installs every program the
+    suite needs, must not pass with one missing.
+    """
+    if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
+        pytest.fail(f"{reason} (CI=true: a missing program fails the run)", pytrace=False)
+    pytest.skip(reason)
 
 
 def free_port() -> int:

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from tests.servers import ROOT, gunicorn
+from tests.servers import ROOT, gunicorn, unavailable
 
 try:
     from playwright.sync_api import expect, sync_playwright
@@ -125,9 +125,9 @@ class Shots:
 @pytest.fixture
 def requirements() -> None:
     if sync_playwright is None:
-        pytest.skip("Playwright is not installed: pip install -e '.[test]'")
+        unavailable("Playwright is not installed: pip install -e '.[test]'")
     if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"Chromium not found at {CHROMIUM}: apt-get install chromium (or set ASSETCACHE_CHROMIUM)")
+        unavailable(f"Chromium not found at {CHROMIUM}: apt-get install chromium (or set ASSETCACHE_CHROMIUM)")
 
 
 @pytest.fixture
