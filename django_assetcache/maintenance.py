@@ -6,8 +6,8 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from django.db import transaction
-from django.db.models import Exists, Max, OuterRef
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, Max, OuterRef, Q
 from django.utils import timezone
 
 from . import conf
@@ -64,50 +64,87 @@ class GarbageSummary:
         )
 
 
+def _unused() -> Q:
+    """Blobs no asset uses, directly or as a variant of what it uses."""
+    return ~Q(Exists(Asset.objects.filter(blob_id=OuterRef("pk")))) & ~Q(
+        Exists(Asset.objects.filter(blob_id=OuterRef("source_id")))
+    )
+
+
+def _delete_unused_rows(candidates: list[str]) -> set[str]:
+    """Delete the rows of ``candidates`` that are still unused; return them.
+
+    The rows are locked before they are checked again: a publish that
+    locked one first (to refer to it) has committed its assets by then and
+    the check sees them; one that comes later finds the row gone and makes
+    it again, storing the file if gc took it.
+    """
+    deleted: set[str] = set()
+    with transaction.atomic():
+        for start in range(0, len(candidates), 500):
+            batch = candidates[start : start + 500]
+            locked = list(
+                Blob.objects.select_for_update().filter(pk__in=batch).order_by("pk").values_list("pk", flat=True)
+            )
+            doomed = list(Blob.objects.filter(_unused(), pk__in=locked).values_list("pk", flat=True))
+            Blob.objects.filter(pk__in=doomed).delete()
+            deleted.update(doomed)
+    return deleted
+
+
+def _delete_file(store: BlobStore, sha256: str) -> bool:
+    """Delete a stored blob that has no row, unless a publish makes one.
+
+    The file goes while this transaction holds an uncommitted row of that
+    hash: a publish inserting the row waits for it and then, having created
+    the row itself, checks the file and stores it again. If a row exists
+    (a publish committed one since), nothing is deleted.
+    """
+    try:
+        with transaction.atomic():
+            Blob.objects.create(sha256=sha256, size=0)
+            store.delete(sha256)
+            Blob.objects.filter(pk=sha256).delete()
+    except IntegrityError:
+        return False
+    return True
+
+
 def collect_garbage(*, dry_run: bool = False, store: BlobStore | None = None) -> GarbageSummary:
+    """Delete unused blobs, orphan files and old feed rows.
+
+    Safe against publishes running meanwhile: a file is only deleted while
+    no row of its hash exists and none can be committed (see
+    ``_delete_file``), and every committed row's file is present.
+    """
     started = time.monotonic()
     store = store or BlobStore()
     summary = GarbageSummary(dry_run=dry_run)
 
-    # 1. Blob rows no asset uses (variants go with their source). One DELETE
-    # decides, so a publish committing meanwhile either keeps its blobs
-    # referenced or finds them gone and fails cleanly.
-    unused = list(
-        Blob.objects.filter(
-            ~Exists(Asset.objects.filter(blob_id=OuterRef("pk"))),
-            ~Exists(Asset.objects.filter(blob_id=OuterRef("source_id"))),
-        ).values_list("sha256", "size")
-    )
+    # 1. Blob rows no asset uses (variants go with their source), then
+    # their files.
+    unused = dict(Blob.objects.filter(_unused()).values_list("sha256", "size"))
     if not dry_run and unused:
-        with transaction.atomic():
-            candidates = [sha for sha, _ in unused]
-            for start in range(0, len(candidates), 500):
-                Blob.objects.filter(
-                    ~Exists(Asset.objects.filter(blob_id=OuterRef("pk"))),
-                    ~Exists(Asset.objects.filter(blob_id=OuterRef("source_id"))),
-                    pk__in=candidates[start : start + 500],
-                ).delete()
-            remaining = set(Blob.objects.filter(pk__in=candidates).values_list("pk", flat=True))
-        unused = [(sha, size) for sha, size in unused if sha not in remaining]
+        gone = _delete_unused_rows(sorted(unused))
+        unused = {sha: size for sha, size in unused.items() if sha in gone and _delete_file(store, sha)}
     summary.blobs_deleted = len(unused)
-    summary.bytes_freed = sum(size for _, size in unused)
-    if not dry_run:
-        for sha, _ in unused:
-            store.delete(sha)
+    summary.bytes_freed = sum(unused.values())
+    deleted = set(unused)
 
-    # 2. Files without a row, old enough not to belong to a publish in flight.
+    # 2. Files without a row. Those younger than the grace period probably
+    # belong to a publish that has not committed yet: deleting them would
+    # only make it store them again.
     known = set(Blob.objects.values_list("sha256", flat=True))
     cutoff = timezone.now() - UNCOMMITTED_GRACE
-    deleted = {sha for sha, _ in unused}
     for sha in store.walk():
-        if sha in known or sha in deleted:
+        if sha in known or sha in deleted or store.modified(sha) > cutoff:
             continue
-        if store.modified(sha) > cutoff:
-            continue
-        summary.orphan_files_deleted += 1
-        deleted.add(sha)
-        if not dry_run:
-            store.delete(sha)
+        if dry_run or _delete_file(store, sha):
+            summary.orphan_files_deleted += 1
+            deleted.add(sha)
+    for name in store.walk_partial():
+        if not dry_run and store.storage.get_modified_time(name) < cutoff:
+            store.storage.delete(name)
 
     # 2b. The local disk tier follows the storage: the copies of what went
     # above, and copies without a row past the same grace (a server may have

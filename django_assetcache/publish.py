@@ -311,48 +311,41 @@ def publish(
             progress.close()
 
         writes = _diff(files, _current_assets(site_obj), delete, summary)
-        new_blobs = _store_blobs(store, writes, summary, dry_run, progress_stream)
+        _store_blobs(store, files, writes, summary, dry_run, progress_stream)
         if not dry_run:
-            _commit(site_obj, subdomain, files, new_blobs, delete, summary)
+            _commit(store, site_obj, subdomain, files, delete, summary)
     summary.seconds = time.monotonic() - started
     return summary
 
 
 def _store_blobs(
     store: BlobStore,
+    files: list[SourceFile],
     writes: list[SourceFile],
     summary: PublishSummary,
     dry_run: bool,
     progress_stream: TextIO | None,
-) -> dict[str, int]:
-    """Upload the bytes no blob holds yet; return {sha256: size} of blobs to record."""
-    wanted = {source_file.sha256: source_file for source_file in writes}
-    known = set(Blob.objects.filter(sha256__in=list(wanted)).values_list("sha256", flat=True))
-    missing = {sha: f for sha, f in wanted.items() if sha not in known}
-    upload_total = sum(f.size for f in missing.values())
+) -> None:
+    """Upload the bytes of every file the storage lacks.
+
+    Every file counts, not only the ones written: a blob whose row exists
+    but whose file is gone (damage, or a publish before gc was safe) is
+    stored again, and the paths serving it heal.
+    """
+    referenced = {source_file.sha256: source_file for source_file in files}
+    missing = store.missing({sha: f.size for sha, f in referenced.items()})
+    upload_total = sum(referenced[sha].size for sha in missing)
     progress = (
         Progress(f"storing {summary.subdomain}", upload_total, stream=progress_stream, unit_bytes=True)
         if progress_stream is not None and missing and not dry_run
         else None
     )
     stored: set[str] = set()
-    for sha, source_file in missing.items():
-        if dry_run:
+    for sha in sorted(missing):
+        if dry_run or _save_file(store, referenced[sha]):
             stored.add(sha)
-            continue
-        try:
-            stream = source_file.open()
-        except OSError as exc:
-            reason = exc.strerror or str(exc)
-            raise PublishError(f"{source_file.path}: cannot be read ({reason})") from exc
-        with stream:
-            try:
-                if store.save(sha, source_file.size, stream):
-                    stored.add(sha)
-            except BlobChanged as exc:
-                raise PublishError(f"{source_file.path}: changed while being published; try again") from exc
         if progress is not None:
-            progress.advance(source_file.size)
+            progress.advance(referenced[sha].size)
     if progress is not None:
         progress.close()
     for source_file in writes:
@@ -361,14 +354,58 @@ def _store_blobs(
             stored.discard(source_file.sha256)
         else:
             summary.bytes_deduplicated += source_file.size
-    return {sha: f.size for sha, f in missing.items()}
+    # What is left was stored for unchanged paths.
+    summary.bytes_stored += sum(referenced[sha].size for sha in stored)
+
+
+def _save_file(store: BlobStore, source_file: SourceFile) -> bool:
+    try:
+        stream = source_file.open()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise PublishError(f"{source_file.path}: cannot be read ({reason})") from exc
+    with stream:
+        try:
+            return store.save(source_file.sha256, source_file.size, stream)
+        except BlobChanged as exc:
+            raise PublishError(f"{source_file.path}: changed while being published; try again") from exc
+
+
+def _lock_blobs(shas: list[str]) -> set[str]:
+    """Lock the existing rows of ``shas`` (in one order, so that two
+    publishes sharing blobs cannot deadlock); return their hashes."""
+    locked: set[str] = set()
+    for start in range(0, len(shas), 500):
+        rows = Blob.objects.select_for_update().filter(pk__in=shas[start : start + 500]).order_by("pk")
+        locked.update(rows.values_list("pk", flat=True))
+    return locked
+
+
+def _hold_blobs(store: BlobStore, writes: list[SourceFile], summary: PublishSummary) -> None:
+    """Make sure the blobs ``writes`` refer to have rows and files until the
+    transaction commits.
+
+    A row that exists is locked: gc deletes a file only while no row of its
+    hash exists, so the file is there and stays. A row this transaction has
+    to create may name a file gc deleted after it was stored (or found
+    present): it is checked under the lock and stored again if missing.
+    """
+    needed = {source_file.sha256: source_file for source_file in writes}
+    fresh = sorted(set(needed) - _lock_blobs(sorted(needed)))
+    Blob.objects.bulk_create(
+        [Blob(sha256=sha, size=needed[sha].size) for sha in fresh], ignore_conflicts=True, batch_size=500
+    )
+    _lock_blobs(fresh)
+    for sha in sorted(store.missing({sha: needed[sha].size for sha in fresh})):
+        if _save_file(store, needed[sha]):
+            summary.bytes_stored += needed[sha].size
 
 
 def _commit(
+    store: BlobStore,
     site: Site | None,
     subdomain: str,
     files: list[SourceFile],
-    new_blobs: dict[str, int],
     delete: bool,
     summary: PublishSummary,
 ) -> None:
@@ -380,10 +417,7 @@ def _commit(
         # Re-read under the lock: another publish may have committed since
         # the preview diff, and the result must be exactly ``files``.
         writes = _diff(files, _current_assets(site), delete, summary)
-        Blob.objects.bulk_create(
-            [Blob(sha256=sha, size=size) for sha, size in new_blobs.items()],
-            ignore_conflicts=True,
-        )
+        _hold_blobs(store, writes, summary)
         added = set(summary.added)
         Asset.objects.bulk_create(
             [

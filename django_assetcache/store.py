@@ -11,9 +11,14 @@ other (django-storages' S3Storage, …) is served from the local disk tier
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+import secrets
+import shutil
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, BinaryIO
@@ -33,6 +38,11 @@ SPOOL_SIZE = 8 * 1024 * 1024
 #: Where ``assetcache_warmup --upload-snapshot`` puts the snapshot in the
 #: storage (blob names are ``xx/yy/<sha256>``, so it cannot clash with one).
 SNAPSHOT_NAME = "snapshot/snapshot.bin"
+#: Ends the name of a blob file being written (``xx/yy/<sha256>.<random>.part``),
+#: renamed into place once whole.
+PARTIAL_SUFFIX = ".part"
+#: Parallel existence checks against a remote storage.
+CHECK_WORKERS = 8
 
 
 class BlobTooLarge(ValueError):
@@ -115,22 +125,28 @@ class BlobStore:
         except (OSError, NotImplementedError):
             return False
 
+    def missing(self, blobs: dict[str, int]) -> set[str]:
+        """The hashes of ``blobs`` ({sha256: size}) the storage does not hold whole.
+
+        A remote storage is asked in parallel: one round trip per blob.
+        """
+        if not self.remote or len(blobs) < 2:
+            return {sha for sha, size in blobs.items() if not self.has(sha, size)}
+        with ThreadPoolExecutor(max_workers=min(CHECK_WORKERS, len(blobs))) as pool:
+            present = dict(zip(blobs, pool.map(self.has, blobs, blobs.values()), strict=True))
+        return {sha for sha, whole in present.items() if not whole}
+
     def save(self, sha256: str, size: int, stream: BinaryIO) -> bool:
         """Store ``stream`` (whose hash is already known) unless present.
 
-        Returns whether bytes were uploaded.
+        Returns whether bytes were uploaded. Any number of processes may save
+        the same blob at once: each writes its own temporary file and renames
+        it into place, so the final name only ever holds whole bytes. A remote
+        storage has no rename, but an object store makes an object visible
+        only once its upload completed, which gives the same guarantee.
         """
-        name = blob_name(sha256)
-        try:
-            # One existence check (a HEAD request on S3) for a new blob.
-            present = self.storage.exists(name)
-            if present and self.storage.size(name) == size:
-                return False
-        except (OSError, NotImplementedError):
-            present = False
-        if present:
-            # A partial file from an interrupted save: replace it.
-            self.storage.delete(name)
+        if self.has(sha256, size):
+            return False
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_SIZE) as copy:
             # What is uploaded is this copy, hashed as it is made: if the
             # source changed since it was hashed, nothing is stored under a
@@ -142,12 +158,47 @@ class BlobStore:
             if digest.hexdigest() != sha256 or copy.tell() != size:
                 raise BlobChanged(f"content changed since it was hashed (expected {sha256})")
             copy.seek(0)
-            saved = self.storage.save(name, File(copy, name=name))
+            if self.remote:
+                self._upload(sha256, copy)
+            else:
+                self._write_file(sha256, size, copy)
+        return True
+
+    def _upload(self, sha256: str, copy: IO[bytes]) -> None:
+        name = blob_name(sha256)
+        try:
+            damaged = self.storage.exists(name)
+        except (OSError, NotImplementedError):
+            damaged = False
+        if damaged:
+            # Objects appear whole or not at all, so one of the wrong size is
+            # damage, never another process's upload in progress.
+            self.storage.delete(name)
+        saved = self.storage.save(name, File(copy, name=name))
         if saved != name:
             # Another process stored the same bytes meanwhile and the storage
             # picked a fresh name for ours: keep theirs, drop the copy.
             self.storage.delete(saved)
-        return True
+
+    def _write_file(self, sha256: str, size: int, copy: IO[bytes]) -> None:
+        final = Path(self.storage.path(blob_name(sha256)))
+        final.parent.mkdir(parents=True, exist_ok=True)
+        temp = final.with_name(f"{sha256}.{secrets.token_hex(8)}{PARTIAL_SUFFIX}")
+        # 0o666 less the umask, as Django's own storage writes files.
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                shutil.copyfileobj(copy, out, CHUNK_SIZE)
+            file_mode = getattr(self.storage, "file_permissions_mode", None)
+            if file_mode is not None:
+                os.chmod(temp, file_mode)
+            if _file_size(final) != size:
+                # Atomic: readers see the old file or the whole new one.
+                os.replace(temp, final)
+        finally:
+            # Left over when a racer had already put the whole blob in place.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
 
     def open(self, sha256: str) -> IO[bytes]:
         return self.storage.open(blob_name(sha256), "rb")
@@ -174,12 +225,29 @@ class BlobStore:
 
     def walk(self) -> Iterator[str]:
         """Every blob hash present in the storage."""
+        for _, name in self._walk_names():
+            if len(name) == 64:
+                yield name
+
+    def walk_partial(self) -> Iterator[str]:
+        """Storage names of blob files a save that died left half-written."""
+        for directory, name in self._walk_names():
+            if name.endswith(PARTIAL_SUFFIX):
+                yield f"{directory}/{name}"
+
+    def _walk_names(self) -> Iterator[tuple[str, str]]:
         for top in _listdir(self.storage, ""):
             for mid in _listdir(self.storage, top):
-                files = self.storage.listdir(f"{top}/{mid}")[1]
-                for name in files:
-                    if len(name) == 64 and name.startswith(top + mid):
-                        yield name
+                for name in self.storage.listdir(f"{top}/{mid}")[1]:
+                    if name.startswith(top + mid):
+                        yield f"{top}/{mid}", name
+
+
+def _file_size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return None
 
 
 def stream_object(storage: Storage, name: str) -> Iterator[bytes]:

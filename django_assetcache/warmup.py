@@ -327,6 +327,30 @@ def _read_local(store: BlobStore, sha: str, size: int | None = None) -> bytes | 
         return None
 
 
+def _hold_variants(store: BlobStore, variants: list[Blob], lost: set[str]) -> list[Blob]:
+    """Record ``variants``, as a publish records blobs (see publish._hold_blobs).
+
+    Sources gc deleted meanwhile lose their variants; a row this transaction
+    creates is checked under its lock, and left out if gc took its file (the
+    next warmup builds it again). A row of a lost file that the rebuild
+    replaced under another hash goes. Returns the variants recorded.
+    """
+    sources = sorted({variant.source_id for variant in variants if variant.source_id})
+    live = set(Blob.objects.select_for_update().filter(pk__in=sources).order_by("pk").values_list("pk", flat=True))
+    variants = [variant for variant in variants if variant.source_id in live]
+    rebuilt = {(variant.source_id, variant.encoding): variant.sha256 for variant in variants}
+    for sha, source_id, encoding in Blob.objects.filter(pk__in=list(lost)).values_list("pk", "source_id", "encoding"):
+        if rebuilt.get((source_id, encoding), sha) != sha and not Asset.objects.filter(blob_id=sha).exists():
+            Blob.objects.filter(pk=sha).delete()
+    shas = sorted(variant.sha256 for variant in variants)
+    held = set(Blob.objects.select_for_update().filter(pk__in=shas).order_by("pk").values_list("pk", flat=True))
+    fresh = [variant for variant in variants if variant.sha256 not in held]
+    Blob.objects.bulk_create(fresh, ignore_conflicts=True)
+    gone = store.missing({variant.sha256: variant.size for variant in fresh})
+    Blob.objects.filter(pk__in=list(gone)).delete()
+    return [variant for variant in variants if variant.sha256 not in gone]
+
+
 def _compress(store: BlobStore, sites: Any, summary: WarmupSummary, progress_stream: TextIO | None) -> None:
     """Build missing variants for compressible blobs, once per content hash."""
     encoders = _encoders()
@@ -341,8 +365,15 @@ def _compress(store: BlobStore, sites: Any, summary: WarmupSummary, progress_str
             candidates.setdefault(sha, (size, set()))
     if not candidates:
         return
-    for source_id, encoding in Blob.objects.filter(source_id__in=list(candidates)).values_list("source_id", "encoding"):
-        candidates[source_id][1].add(encoding)
+    variants = Blob.objects.filter(source_id__in=list(candidates)).values_list(
+        "source_id", "encoding", "sha256", "size"
+    )
+    existing = {sha: (source_id, encoding, size) for source_id, encoding, sha, size in variants}
+    # A variant whose file is gone is built and stored again.
+    lost = store.missing({sha: size for sha, (_, _, size) in existing.items()})
+    for sha, (source_id, encoding, _) in existing.items():
+        if sha not in lost:
+            candidates[source_id][1].add(encoding)
     todo = {sha: size for sha, (size, done) in candidates.items() if any(name not in done for name, _ in encoders)}
     if not todo:
         return
@@ -375,7 +406,7 @@ def _compress(store: BlobStore, sites: Any, summary: WarmupSummary, progress_str
     if not new_variants:
         return
     with transaction.atomic():
-        Blob.objects.bulk_create(new_variants, ignore_conflicts=True)
+        new_variants = _hold_variants(store, new_variants, lost)
         # Responses for these files change (Content-Encoding, Vary): tell
         # every process.
         sources = {variant.source_id for variant in new_variants}

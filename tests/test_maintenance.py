@@ -9,16 +9,19 @@ import os
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
-from django_assetcache.maintenance import UNCOMMITTED_GRACE, collect_garbage
+from django_assetcache import publish as publish_module
+from django_assetcache.maintenance import UNCOMMITTED_GRACE, GarbageSummary, collect_garbage
 from django_assetcache.models import Blob, Change
 from django_assetcache.publish import publish
 from django_assetcache.store import BlobStore, blob_name
+from django_assetcache.warmup import warm_up
 
 from .conftest import write_tree
 
@@ -165,3 +168,94 @@ def test_gc_command(two_versions: dict[str, str]) -> None:
     call_command("assetcache_gc", stdout=out)
     assert out.getvalue().startswith("deleted 2 unused blobs")
     assert not Blob.objects.filter(pk=sha(DROPPED)).exists()
+
+
+# --- gc racing a publish ------------------------------------------------------
+
+
+@pytest.fixture
+def gc_before_commit(monkeypatch: pytest.MonkeyPatch) -> list[GarbageSummary]:
+    """Run assetcache_gc in every publish between storing its blobs and committing."""
+    runs: list[GarbageSummary] = []
+    commit = publish_module._commit
+
+    def gc_then_commit(*args: Any, **kwargs: Any) -> None:
+        runs.append(collect_garbage())
+        commit(*args, **kwargs)
+
+    monkeypatch.setattr(publish_module, "_commit", gc_then_commit)
+    return runs
+
+
+def test_gc_deleting_an_old_orphan_a_publish_relies_on(
+    db, tmp_path: Path, gc_before_commit: list[GarbageSummary]
+) -> None:
+    """Issue 11 item 1: gc deletes a file that a publish is committing.
+
+    A crashed publish left the bytes without a row, long ago. Publishing the
+    same bytes finds the file, gc deletes it as an old orphan before the
+    commit: the commit stores it again instead of recording a row that points
+    at nothing.
+    """
+    add_orphan(KEPT.encode(), age=UNCOMMITTED_GRACE + timedelta(hours=1))
+    publish("docs", write_tree(tmp_path / "src", {"keep.txt": KEPT}))
+    assert gc_before_commit[0].orphan_files_deleted == 1
+    assert stored(sha(KEPT))
+    response = Client(HTTP_HOST="docs.sites.test").get("/keep.txt")
+    assert (response.status_code, response.content) == (200, KEPT.encode())
+    assert collect_garbage().orphan_files_deleted == 0
+
+
+def test_gc_deleting_an_unused_blob_a_publish_uses_again(
+    db, tmp_path: Path, gc_before_commit: list[GarbageSummary]
+) -> None:
+    """Issue 11 item 2: gc racing a publish ends in an IntegrityError.
+
+    The publish sees the blob's row (unused since the last publish) and
+    stores nothing; gc deletes row and file before the commit. The commit
+    makes the row again and stores the file again.
+    """
+    publish("docs", write_tree(tmp_path / "v1", {"page.txt": DROPPED}))
+    publish("docs", write_tree(tmp_path / "v2", {"page.txt": KEPT}), delete=True)
+    summary = publish("docs", write_tree(tmp_path / "v3", {"page.txt": DROPPED}))
+    assert gc_before_commit[-1].blobs_deleted == 1
+    assert summary.changed == ["/page.txt"]
+    assert Blob.objects.filter(pk=sha(DROPPED)).exists()
+    assert stored(sha(DROPPED))
+    response = Client(HTTP_HOST="docs.sites.test").get("/page.txt")
+    assert (response.status_code, response.content) == (200, DROPPED.encode())
+
+
+def test_publishing_again_heals_a_blob_missing_from_the_storage(db, tmp_path: Path) -> None:
+    """Issue 11 item 1: publishing again said "0 B stored, unchanged" and the 502 stayed.
+
+    The next publish of those bytes finds the file missing and stores it again.
+    """
+    source = write_tree(tmp_path / "src", {"keep.txt": KEPT, "other.txt": SHARED})
+    publish("docs", source)
+    file_of(sha(KEPT)).unlink()
+    client = Client(HTTP_HOST="docs.sites.test")
+    assert client.get("/keep.txt").status_code == 502
+
+    summary = publish("docs", source)
+    assert (summary.unchanged, summary.bytes_stored) == (2, len(KEPT.encode()))
+    assert str(summary).startswith(f"docs: 0 added, 0 changed, 2 unchanged, 0 removed; {len(KEPT)} B stored")
+    response = client.get("/keep.txt")
+    assert (response.status_code, response.content) == (200, KEPT.encode())
+
+
+def test_warmup_stores_a_lost_variant_again(db, tmp_path: Path) -> None:
+    """Issue 11 item 1: warmup called a variant whose file is gone "built" and never stored it again."""
+    publish("docs", write_tree(tmp_path / "src", {"page.html": KEPT}))
+    warm_up()
+    variants = dict(Blob.objects.filter(source_id=sha(KEPT)).values_list("encoding", "sha256"))
+    assert variants
+    for variant in variants.values():
+        file_of(variant).unlink()
+
+    summary = warm_up()
+    assert summary.variants_built == len(variants)
+    assert dict(Blob.objects.filter(source_id=sha(KEPT)).values_list("encoding", "sha256")) == variants
+    assert all(stored(variant) for variant in variants.values())
+    with file_of(variants["gzip"]).open("rb") as f:
+        assert gzip.decompress(f.read()) == KEPT.encode()

@@ -5,13 +5,17 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from django.core.files.storage import FileSystemStorage
 
+from django_assetcache.maintenance import collect_garbage
 from django_assetcache.store import (
     CHUNK_SIZE,
+    PARTIAL_SUFFIX,
     BlobStore,
     BlobTooLarge,
     blob_name,
@@ -222,3 +226,52 @@ def test_storage_alias_is_used_when_configured(settings, tmp_path: Path) -> None
     assert Path(storage.location) == tmp_path / "elsewhere"
     BlobStore().save(SHA, len(DATA), io.BytesIO(DATA))
     assert files_under(tmp_path / "elsewhere") == [blob_name(SHA)]
+
+
+def test_concurrent_saves_of_the_same_large_blob_both_succeed(tmp_path: Path) -> None:
+    """Issue 11 item 2: two publishes storing the same new large file at once.
+
+    The second racer starts as soon as the first one's file appears. It used
+    to take that save in progress for a partial file and delete it (the first
+    failed with FileNotFoundError). Now both succeed, the blob is whole and
+    no temporary file is left.
+    """
+    data = os.urandom(48 * 1024 * 1024)
+    digest = hashlib.sha256(data).hexdigest()
+    location = tmp_path / "blobs"
+    directory = location / digest[:2] / digest[2:4]
+    results: dict[str, bool | BaseException] = {}
+
+    def save(who: str) -> None:
+        try:
+            results[who] = BlobStore(FileSystemStorage(location=location)).save(digest, len(data), io.BytesIO(data))
+        except BaseException as exc:
+            results[who] = exc
+
+    first = threading.Thread(target=save, args=("first",))
+    first.start()
+    deadline = time.monotonic() + 30
+    while first.is_alive() and time.monotonic() < deadline and not (directory.exists() and any(directory.iterdir())):
+        pass
+    save("second")
+    first.join()
+    assert all(isinstance(result, bool) for result in results.values()), results
+    assert results["first"] is True
+    assert files_under(location) == [blob_name(digest)]
+    assert (location / blob_name(digest)).read_bytes() == data
+    assert oct((location / blob_name(digest)).stat().st_mode & 0o777) == oct(0o644)
+
+
+def test_a_dead_save_leaves_a_partial_file_that_gc_removes(db, storage: FileSystemStorage) -> None:
+    """Issue 11 item 2: a save in progress writes under a temporary name, never the blob's."""
+    blobs = BlobStore(storage)
+    partial = Path(storage.location) / SHA[:2] / SHA[2:4] / f"{SHA}.0123456789abcdef{PARTIAL_SUFFIX}"
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(DATA[:5])
+    assert list(blobs.walk()) == []
+    assert list(blobs.walk_partial()) == [f"{SHA[:2]}/{SHA[2:4]}/{partial.name}"]
+    collect_garbage(store=blobs)
+    assert partial.exists()  # younger than the grace period
+    os.utime(partial, (0, 0))
+    collect_garbage(store=blobs)
+    assert files_under(storage.location) == []
