@@ -77,10 +77,10 @@ def start_moto(port: int, log: Path) -> subprocess.Popen[bytes]:
 
 def fresh(tier_dir: Path) -> None:
     """An empty local tier and process cache: a new machine's first request."""
-    from django_assetcache import cache, localtier
+    from django_assetcache import cache, tiers
 
     cache.reset()
-    localtier.reset()
+    tiers.reset()
     shutil.rmtree(tier_dir, ignore_errors=True)
 
 
@@ -100,7 +100,7 @@ def ms(values: list[float]) -> str:
 
 
 def latency(source: Path, tier_dir: Path, repeat: int) -> list[list[object]]:
-    from django_assetcache import cache, localtier
+    from django_assetcache import cache, tiers
     from django_assetcache.publish import publish
 
     for path, size in LATENCY_FILES.items():
@@ -114,7 +114,7 @@ def latency(source: Path, tier_dir: Path, repeat: int) -> list[list[object]]:
             got, seconds = get(path)
             assert got == size
             first.append(seconds)
-            assert localtier.get_tier().downloads == 1
+            assert tiers.get_tier().downloads == 1
             cache.reset()
             tier_hit.append(get(path)[1])
             for _ in range(5):
@@ -136,7 +136,7 @@ def latency(source: Path, tier_dir: Path, repeat: int) -> list[list[object]]:
 def warmup(source: Path, tier_dir: Path, blobs: int, seed: int) -> tuple[list[list[object]], int]:
     from django.core.management import call_command
 
-    from django_assetcache import localtier
+    from django_assetcache import tiers
     from django_assetcache import warmup as warmup_module
     from django_assetcache.models import Blob
     from django_assetcache.publish import publish
@@ -173,7 +173,7 @@ def warmup(source: Path, tier_dir: Path, blobs: int, seed: int) -> tuple[list[li
     started = time.perf_counter()
     call_command("assetcache_warmup", "--site", "many", "--no-compress", verbosity=0)
     seconds = time.perf_counter() - started
-    assert localtier.get_tier().downloads == len(wanted)
+    assert tiers.get_tier().downloads == len(wanted)
     rows.append(
         [
             "`assetcache_warmup --no-compress` (8 threads + snapshot)",
@@ -276,7 +276,7 @@ def main() -> int:
         import boto3
         from django.test import override_settings
 
-        from django_assetcache import conf, localtier
+        from django_assetcache import conf, tiers
 
         endpoint = f"http://127.0.0.1:{port}"
         boto3.client(
@@ -304,7 +304,7 @@ def main() -> int:
             source.mkdir()
             latency_rows = latency(source, tier_dir, args.repeat)
             warmup_rows, total = warmup(source, tier_dir, args.blobs, args.seed)
-            localtier.reset()
+            tiers.reset()
     finally:
         moto.terminate()
         moto.wait(timeout=10)

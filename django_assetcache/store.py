@@ -29,7 +29,8 @@ from django.core.files import File
 from django.core.files.storage import FileSystemStorage, InvalidStorageError, Storage, storages
 
 from . import conf
-from .localtier import LocalTier, get_tier
+from .localtier import LocalTier
+from .tiers import get_tier
 
 CHUNK_SIZE = 1024 * 1024
 #: Bytes of a blob being stored that are kept in memory; the rest goes to a

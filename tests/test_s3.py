@@ -31,7 +31,7 @@ from django.test import Client
 from moto.server import ThreadedMotoServer
 from storages.backends.s3 import S3Storage
 
-from django_assetcache import cache, conf, localtier, maintenance, warm
+from django_assetcache import cache, conf, localtier, maintenance, tiers, warm
 from django_assetcache.localtier import LocalTier
 from django_assetcache.models import Blob, Site
 from django_assetcache.publish import publish
@@ -136,7 +136,7 @@ def s3(settings, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterato
     settings.ASSETCACHE_DISK_LIMIT = 1 << 40
     conf.reset()
     cache.reset()
-    localtier.reset()
+    tiers.reset()
     log = RequestLog()
     werkzeug = logging.getLogger("werkzeug")
     werkzeug.addHandler(log)
@@ -147,7 +147,7 @@ def s3(settings, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterato
     finally:
         werkzeug.removeHandler(log)
         werkzeug.setLevel(old_level)
-        localtier.reset()
+        tiers.reset()
         cache.reset()
         client.close()
 
@@ -164,7 +164,7 @@ def no_remote_open(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def tier() -> LocalTier:
-    return localtier.get_tier()
+    return tiers.get_tier()
 
 
 def fetch(path: str, **headers: str) -> Any:
@@ -623,7 +623,7 @@ def test_warmup_fills_the_tier_and_another_machine_warms_from_storage(
 
     # A new machine: empty media directory, no database needed.
     settings.MEDIA_ROOT = str(tmp_path / "new-machine")
-    localtier.reset()
+    tiers.reset()
     cache.reset()
     gets_before = len([line for line in s3.log.lines if '"GET /' in line])
     with django_assert_num_queries(0):
