@@ -18,9 +18,9 @@ import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from .bodies import BLOCK_SIZE, FileRange
+from .bodies import BLOCK_SIZE
 from .http import Reply
-from .serve import answer_with_body_async
+from .serve import Body, answer_with_body_async
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -65,7 +65,7 @@ class AssetCacheASGI:
         await respond(*answered, scope, send)
 
 
-async def respond(reply: Reply, body: FileRange | None, scope: Scope, send: Send) -> None:
+async def respond(reply: Reply, body: Body | None, scope: Scope, send: Send) -> None:
     if body is None:
         await send({"type": "http.response.start", "status": reply.status, "headers": reply.raw_headers})
         await send({"type": "http.response.body", "body": reply.body})

@@ -25,21 +25,44 @@ NOSNIFF = ("X-Content-Type-Options", "nosniff")
 ACCEPT_RANGES = ("Accept-Ranges", "bytes")
 VARY = ("Vary", "Accept-Encoding")
 PLAIN_TEXT = "text/plain; charset=utf-8"
+CRLF = "\r\n"
 
 #: Preference order among stored variants; identity comes last.
 ENCODINGS = ("br", "gzip")
 
-_RANGE_RE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE | re.ASCII)
+_RANGE_UNIT_RE = re.compile(r"\s*bytes\s*=", re.IGNORECASE | re.ASCII)
+_RANGE_SPEC_RE = re.compile(r"\s*(\d*)\s*-\s*(\d*)\s*", re.ASCII)
+_ASCII_SPACE = " \t\n\r\f\v"
+
+#: Most ranges a request may name; more get 200 with the whole body, as
+#: RFC 9110 14.2 allows against requests built to cost the server (Apache's
+#: MaxRanges has the same purpose).
+MAX_RANGES = 100
 
 #: How a request names the header values the decision reads (WSGI names).
 HeaderGetter = Callable[[str], "str | None"]
+
+
+class Part:
+    """One part of a multipart/byteranges body sent from a file: ``head``
+    (the boundary line and part headers), then the file's bytes
+    ``start`` .. ``stop`` (exclusive; equal for the closing delimiter)."""
+
+    __slots__ = ("head", "start", "stop")
+
+    def __init__(self, head: bytes, start: int, stop: int) -> None:
+        self.head = head
+        self.start = start
+        self.stop = stop
 
 
 class Reply:
     """What to send: status, header list, and a body in memory or on disk.
 
     ``body`` is the whole body for memory replies (``b""`` when there is none);
-    ``file_path`` with ``offset`` and ``length`` names bytes of a local file.
+    ``file_path`` with ``offset`` and ``length`` names bytes of a local file
+    whose whole size must be ``file_size``; with ``parts`` the body is a
+    multipart/byteranges of that file, ``length`` bytes long.
     """
 
     __slots__ = (
@@ -47,9 +70,11 @@ class Reply:
         "adapter_headers",
         "body",
         "file_path",
+        "file_size",
         "headers",
         "length",
         "offset",
+        "parts",
         "status",
         "status_line",
     )
@@ -62,6 +87,8 @@ class Reply:
         file_path: str | None = None,
         offset: int = 0,
         length: int = 0,
+        file_size: int = 0,
+        parts: tuple[Part, ...] | None = None,
     ) -> None:
         self.status = status
         self.status_line = STATUS_LINES[status]
@@ -70,6 +97,8 @@ class Reply:
         self.file_path = file_path
         self.offset = offset
         self.length = length
+        self.file_size = file_size
+        self.parts = parts
         self._raw_headers: list[tuple[bytes, bytes]] | None = None
         #: Room for an adapter to keep its own form of ``headers``, built once.
         self.adapter_headers: object = None
@@ -198,7 +227,9 @@ class Representation:
             if self.body is not None:
                 reply = Reply(200, self._ok_headers(), self.body)
             else:
-                reply = Reply(200, self._ok_headers(), file_path=self.file_path, offset=0, length=self.length)
+                reply = Reply(
+                    200, self._ok_headers(), file_path=self.file_path, length=self.length, file_size=self.length
+                )
             self._ok = reply
         return reply
 
@@ -227,7 +258,56 @@ class Representation:
         ]
         if self.body is not None:
             return Reply(206, headers, self.body[start : end + 1])
-        return Reply(206, headers, file_path=self.file_path, offset=start, length=length)
+        return Reply(206, headers, file_path=self.file_path, offset=start, length=length, file_size=self.length)
+
+    def ranged(self, header: str) -> Reply:
+        """The reply to a Range header (If-Range already holds)."""
+        ranges = parse_ranges(header, self.length)
+        if ranges is None:
+            return self.ok
+        if not ranges:
+            return self.unsatisfiable()
+        ranges = coalesce(ranges, self.length)
+        if ranges is None:
+            return self.ok
+        if len(ranges) == 1:
+            return self.part(*ranges[0])
+        if self.encoding:
+            # A multipart body cannot say that its parts are content-coded
+            # (Content-Encoding would apply to the multipart body itself).
+            return self.ok
+        return self.multipart(ranges)
+
+    def multipart(self, ranges: Sequence[tuple[int, int]]) -> Reply:
+        """A 206 multipart/byteranges for several ``(start, end)`` inclusive,
+        sorted and apart."""
+        # The boundary is the ETag's hash of these very bytes: a file cannot
+        # contain a digest of itself (that would be a preimage of SHA-256),
+        # and part heads hold only a type and a range, so the boundary occurs
+        # nowhere in the body. Being fixed per representation, the same
+        # request gets the same bytes (cacheable, testable).
+        boundary = self.etag[1:-1]
+        parts = []
+        for index, (start, end) in enumerate(ranges):
+            head = (
+                f"{CRLF if index else ''}--{boundary}{CRLF}Content-Type: {self.content_type}{CRLF}"
+                f"Content-Range: bytes {start}-{end}/{self.length}{CRLF}{CRLF}"
+            )
+            parts.append(Part(head.encode("latin-1"), start, end + 1))
+        parts.append(Part(f"{CRLF}--{boundary}--{CRLF}".encode("latin-1"), 0, 0))
+        length = sum(len(part.head) + part.stop - part.start for part in parts)
+        headers = [
+            ("Content-Type", f"multipart/byteranges; boundary={boundary}"),
+            ACCEPT_RANGES,
+            NOSNIFF,
+            ("Content-Length", str(length)),
+            *self.validators,
+        ]
+        body = self.body
+        if body is not None:
+            data = b"".join(part.head + body[part.start : part.stop] for part in parts)
+            return Reply(206, headers, data)
+        return Reply(206, headers, file_path=self.file_path, length=length, file_size=self.length, parts=tuple(parts))
 
     def unsatisfiable(self) -> Reply:
         extra = [("Content-Range", f"bytes */{self.length}"), ACCEPT_RANGES]
@@ -305,7 +385,7 @@ class Entry:
             ]
             body = rep.body
             if body is None:
-                reply = Reply(404, headers, file_path=rep.file_path, length=rep.length)
+                reply = Reply(404, headers, file_path=rep.file_path, length=rep.length, file_size=rep.length)
             else:
                 reply = Reply(404, headers, body)
             self._not_found = reply
@@ -495,13 +575,9 @@ def _position(digits: str) -> tuple[int, str]:
     return (int(digits) if len(digits) < 19 else _FAR), digits
 
 
-def parse_range(header: str, length: int) -> tuple[int, int] | None:
-    """(start, end) inclusive for one byte range, UNSATISFIABLE, or None to
-    ignore the header (bad syntax, several ranges)."""
-    match = _RANGE_RE.match(header)
-    if match is None:
-        return None
-    first, last = match.groups()
+def _range_spec(first: str, last: str, length: int) -> tuple[int, int] | None:
+    """One range-spec's digits as (start, end) inclusive, UNSATISFIABLE, or
+    None when it is invalid (last before first)."""
     if not first:
         if not last:
             return None
@@ -519,6 +595,66 @@ def parse_range(header: str, length: int) -> tuple[int, int] | None:
     if start >= length:
         return UNSATISFIABLE
     return (start, min(end, length - 1))
+
+
+def _range_specs(header: str) -> list[tuple[str, str]] | None:
+    """The (first, last) digits of each range-spec of a ``bytes`` Range
+    value, empty list elements skipped (RFC 9110 5.6.1.2); None for another
+    unit, bad syntax, no range at all, or more than MAX_RANGES."""
+    unit = _RANGE_UNIT_RE.match(header)
+    if unit is None:
+        return None
+    specs: list[tuple[str, str]] = []
+    for item in header[unit.end() :].split(","):
+        if not item.strip(_ASCII_SPACE):
+            continue
+        match = _RANGE_SPEC_RE.fullmatch(item)
+        if match is None or len(specs) == MAX_RANGES:
+            return None
+        specs.append((match[1], match[2]))
+    return specs or None
+
+
+def parse_range(header: str, length: int) -> tuple[int, int] | None:
+    """(start, end) inclusive for a header naming one byte range,
+    UNSATISFIABLE, or None to ignore the header (bad syntax, several ranges)."""
+    specs = _range_specs(header)
+    if specs is None or len(specs) != 1:
+        return None
+    return _range_spec(*specs[0], length)
+
+
+def parse_ranges(header: str, length: int) -> list[tuple[int, int]] | None:
+    """The satisfiable ranges of a Range header, (start, end) inclusive, in
+    the order asked; ``[]`` when none is satisfiable (416); None to ignore
+    the header (bad syntax, an invalid range, too many ranges)."""
+    specs = _range_specs(header)
+    if specs is None:
+        return None
+    ranges = []
+    for first, last in specs:
+        byte_range = _range_spec(first, last, length)
+        if byte_range is None:
+            return None
+        if byte_range is not UNSATISFIABLE:
+            ranges.append(byte_range)
+    return ranges
+
+
+def coalesce(ranges: Sequence[tuple[int, int]], length: int) -> list[tuple[int, int]] | None:
+    """Ranges sorted, with overlapping and adjacent ones merged (as nginx and
+    Go send them); None when those asked add up to more than the file: that
+    asks to send bytes several times, and gets the whole file once."""
+    if sum(end - start + 1 for start, end in ranges) > length:
+        return None
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(ranges):
+        if merged and start <= merged[-1][1] + 1:
+            if end > merged[-1][1]:
+                merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged
 
 
 def decide(entry: Entry, method: str, get: HeaderGetter) -> Reply:
@@ -541,9 +677,5 @@ def decide(entry: Entry, method: str, get: HeaderGetter) -> Reply:
     if range_header is not None:
         if_range = get("HTTP_IF_RANGE")
         if if_range is None or range_still_valid(if_range, rep, entry):
-            byte_range = parse_range(range_header, rep.length)
-            if byte_range is UNSATISFIABLE:
-                return rep.unsatisfiable()
-            if byte_range is not None:
-                return rep.part(*byte_range)
+            return rep.ranged(range_header)
     return rep.ok

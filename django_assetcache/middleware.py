@@ -12,9 +12,9 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBase
 from django.http.response import ResponseHeaders
 
-from .bodies import BLOCK_SIZE, FileRange
+from .bodies import BLOCK_SIZE
 from .http import Reply
-from .serve import answer_with_body, answer_with_body_async
+from .serve import Body, answer_with_body, answer_with_body_async
 
 
 def _header_store(reply: Reply) -> dict[str, tuple[str, str]]:
@@ -26,7 +26,7 @@ def _header_store(reply: Reply) -> dict[str, tuple[str, str]]:
     return store  # type: ignore[return-value]
 
 
-def to_response(reply: Reply, file: FileRange | None) -> HttpResponseBase:
+def to_response(reply: Reply, file: Body | None) -> HttpResponseBase:
     response: HttpResponseBase
     if file is not None:
         # FileResponse hands the file to wsgi.file_wrapper (sendfile) where

@@ -13,7 +13,7 @@ from asgiref.sync import sync_to_async
 from django.core.exceptions import SynchronousOnlyOperation
 from django.db import connections
 
-from .bodies import FileRange
+from .bodies import FileParts, FileRange
 from .cache import PASS, BlobUnavailable, SiteInfo, Unavailable, cache_ready, get_cache, normalize_host
 from .http import (
     BAD_GATEWAY,
@@ -85,7 +85,8 @@ def _for(method: str, reply: Reply) -> Reply:
     return without_body(reply) if method == "HEAD" else reply
 
 
-Answer = tuple[Reply, FileRange | None]
+Body = FileRange | FileParts
+Answer = tuple[Reply, Body | None]
 
 
 def answer_with_body(host: str, path: str, method: str, query_string: str, get: HeaderGetter) -> Answer | None:
@@ -113,20 +114,28 @@ async def answer_with_body_async(
 
 
 def _open(reply: Reply | None) -> Answer | None:
-    """The reply with its file open, or None when the file is gone.
+    """The reply with its file open, or None when the file is gone or has
+    the wrong size.
 
-    A cached entry never checks its file on a hit; if the file went away
-    (another process's local tier evicted it), the entry is dropped so the
-    caller's second ``answer`` rebuilds it and brings the file back.
+    A cached entry never stats its file on a hit; opening it to send it is
+    where a file that went away (another process's local tier evicted it) or
+    was cut short on disk shows. Then the entry is dropped so the caller's
+    second ``answer`` rebuilds it (the local tier fetches a missing or short
+    copy again); a file still wrong then gets 502, never a short body.
     """
     if reply is None or reply.file_path is None:
         return (reply, None) if reply is not None else None
+    body: Body
     try:
-        return reply, FileRange(reply.file_path, reply.offset, reply.length)
-    except OSError:
-        logger.warning("assetcache: %s is gone; rebuilding its cache entry", reply.file_path)
+        if reply.parts is not None:
+            body = FileParts(reply.file_path, reply.file_size, reply.parts, reply.length)
+        else:
+            body = FileRange(reply.file_path, reply.offset, reply.length, reply.file_size)
+    except OSError as exc:
+        logger.warning("assetcache: %s cannot be sent (%s); rebuilding its cache entry", reply.file_path, exc)
         get_cache().forget_files([reply.file_path])
         return None
+    return reply, body
 
 
 def wsgi_path(path_info: str) -> str:

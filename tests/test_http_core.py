@@ -7,17 +7,20 @@ import time
 import pytest
 
 from django_assetcache.http import (
+    MAX_RANGES,
     UNSATISFIABLE,
     Entry,
     accepted_encodings,
     build_file_entry,
     build_redirect_entry,
     clean_path,
+    coalesce,
     decide,
     etag_for,
     etag_matches,
     not_modified_since,
     parse_range,
+    parse_ranges,
     range_still_valid,
     redirect,
     without_body,
@@ -72,7 +75,9 @@ from django_assetcache.http import (
         ("bytes=" + "9" * 5001 + "-" + "9" * 5000, 10, None),
         ("bytes=0-1,4-5", 10, None),
         ("bytes=0-1, 4-5", 10, None),
-        ("bytes=0-1,", 10, None),
+        ("bytes=0-1,", 10, (0, 1)),  # empty list elements are skipped (RFC 9110 5.6.1.2)
+        ("bytes=,0-1,,", 10, (0, 1)),
+        ("bytes=,", 10, None),
         ("bytes=-", 10, None),
         ("bytes=", 10, None),
         ("bytes", 10, None),
@@ -96,6 +101,41 @@ from django_assetcache.http import (
 )
 def test_parse_range(header, length, expected):
     assert parse_range(header, length) == expected
+
+
+@pytest.mark.parametrize(
+    ("header", "length", "expected"),
+    [
+        ("bytes=0-1,4-5", 10, [(0, 1), (4, 5)]),
+        ("bytes=4-5, 0-1", 10, [(4, 5), (0, 1)]),  # in the order asked
+        ("bytes=0-1,10-,-0,8-", 10, [(0, 1), (8, 9)]),
+        ("bytes=10-,-0", 10, []),
+        ("bytes=0-1,5-2", 10, None),
+        ("bytes=0-1,a", 10, None),
+        ("bytes=" + ",".join(["1-1"] * MAX_RANGES), 10, [(1, 1)] * MAX_RANGES),
+        ("bytes=" + ",".join(["1-1"] * (MAX_RANGES + 1)), 10, None),
+    ],
+)
+def test_parse_ranges(header, length, expected):
+    """Issue 11 item 10: every range of a Range header."""
+    assert parse_ranges(header, length) == expected
+
+
+@pytest.mark.parametrize(
+    ("ranges", "length", "expected"),
+    [
+        ([(4, 5), (0, 1)], 10, [(0, 1), (4, 5)]),
+        ([(0, 3), (2, 5)], 10, [(0, 5)]),
+        ([(0, 3), (4, 5)], 10, [(0, 5)]),
+        ([(0, 5), (1, 2)], 10, [(0, 5)]),
+        ([(6, 9), (0, 0), (2, 2)], 10, [(0, 0), (2, 2), (6, 9)]),
+        ([(0, 9), (0, 0)], 10, None),  # 11 bytes asked of 10
+        ([(0, 4), (5, 9)], 10, [(0, 9)]),
+    ],
+)
+def test_coalesce(ranges, length, expected):
+    """Issue 11 item 10: ranges sorted, overlapping and adjacent ones merged."""
+    assert coalesce(ranges, length) == expected
 
 
 # --- accepted_encodings -----------------------------------------------------------------------
