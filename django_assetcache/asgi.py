@@ -20,7 +20,7 @@ from typing import Any
 
 from .bodies import BLOCK_SIZE, FileRange
 from .http import Reply
-from .serve import answer_with_body_async
+from .serve import answer_with_body_async, asgi_path
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -53,9 +53,12 @@ class AssetCacheASGI:
                 text = value.decode("latin-1")
                 # Repeated fields combine into one list, as in WSGI.
                 headers[key] = f"{headers[key]}, {text}" if key in headers else text
+        path = scope["path"]
+        if not path.isascii() and "\ufffd" in path:
+            path = asgi_path(path, scope.get("raw_path"))
         answered = await answer_with_body_async(
             headers.get("HTTP_HOST", ""),
-            scope["path"],
+            path,
             scope["method"],
             scope.get("query_string", b"").decode("latin-1"),
             headers.get,

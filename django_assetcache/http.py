@@ -497,7 +497,13 @@ def _position(digits: str) -> tuple[int, str]:
 
 def parse_range(header: str, length: int) -> tuple[int, int] | None:
     """(start, end) inclusive for one byte range, UNSATISFIABLE, or None to
-    ignore the header (bad syntax, several ranges)."""
+    ignore the header (bad syntax, several ranges, an empty representation).
+
+    An empty representation has no range to send, yet a suffix range is
+    satisfiable on it (RFC 9110 14.1.1): the whole (empty) body answers.
+    """
+    if length == 0:
+        return None
     match = _RANGE_RE.match(header)
     if match is None:
         return None
@@ -506,7 +512,7 @@ def parse_range(header: str, length: int) -> tuple[int, int] | None:
         if not last:
             return None
         suffix = _position(last)[0]
-        if suffix == 0 or length == 0:
+        if suffix == 0:
             return UNSATISFIABLE
         return (max(length - suffix, 0), length - 1)
     start, start_digits = _position(first)

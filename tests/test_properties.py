@@ -244,11 +244,13 @@ positions = st.one_of(st.none(), st.integers(0, 50), st.integers(0, 10**25))
 
 
 def reference_range(first: int | None, last: int | None, length: int):
-    """RFC 9110 14.1.2, for one range."""
+    """RFC 9110 14.1.2, for one range; ignored on an empty representation."""
+    if length == 0:
+        return None
     if first is None:
         if last is None:
             return None
-        if last == 0 or length == 0:
+        if last == 0:
             return UNSATISFIABLE
         return (max(length - last, 0), length - 1)
     if last is not None and last < first:
