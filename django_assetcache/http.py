@@ -403,47 +403,66 @@ def clean_path(path: str, max_length: int) -> str | None:
 
 # --- negotiation --------------------------------------------------------------
 
-_accept_cache: dict[str, tuple[bool, bool]] = {}
+#: Qualities a client gives (br, gzip, identity), each 0.0 (refused) to 1.0.
+Qualities = tuple[float, float, float]
+
+_accept_cache: dict[str, Qualities] = {}
 
 
-def accepted_encodings(header: str) -> tuple[bool, bool]:
-    """Whether ``br`` and ``gzip`` are acceptable under an Accept-Encoding value."""
+def accepted_encodings(header: str) -> Qualities:
+    """The q-values of ``br``, ``gzip`` and ``identity`` under an Accept-Encoding value.
+
+    A coding the value does not name gets the q of ``*``, or 0. Identity is
+    sent when nothing else is acceptable, so its 0 only means "last".
+    """
     result = _accept_cache.get(header)
     if result is None:
         qualities: dict[str, float] = {}
         for item in header.split(","):
             name, _, params = item.partition(";")
             name = name.strip().lower()
-            if not name:
-                continue
-            q = 1.0
-            for param in params.split(";"):
-                key, _, value = param.partition("=")
-                if key.strip().lower() == "q":
-                    try:
-                        q = float(value.strip())
-                    except ValueError:
-                        q = 0.0
-                    if not 0.0 <= q <= 1.0:
-                        q = 0.0
-            qualities[name] = q
+            if name:
+                qualities[name] = _quality(params)
         star = qualities.get("*", 0.0)
-        result = (qualities.get("br", star) > 0, qualities.get("gzip", qualities.get("x-gzip", star)) > 0)
+        result = (
+            qualities.get("br", star),
+            qualities.get("gzip", qualities.get("x-gzip", star)),
+            qualities.get("identity", star),
+        )
         if len(_accept_cache) >= 512:
             _accept_cache.clear()
         _accept_cache[header] = result
     return result
 
 
+def _quality(params: str) -> float:
+    """The q parameter of one Accept-Encoding item; a bad one refuses it."""
+    q = 1.0
+    for param in params.split(";"):
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "q":
+            try:
+                q = float(value.strip())
+            except ValueError:
+                q = 0.0
+            if not 0.0 <= q <= 1.0:
+                q = 0.0
+    return q
+
+
 def choose(entry: Entry, accept_encoding: str | None) -> Representation:
+    """The stored representation with the highest q; ties go to br, then
+    gzip, then identity, which is also what a client refusing all gets."""
     identity = entry.identity
     assert identity is not None
     if accept_encoding and (entry.br is not None or entry.gzip is not None):
-        br_ok, gzip_ok = accepted_encodings(accept_encoding)
-        if br_ok and entry.br is not None:
-            return entry.br
-        if gzip_ok and entry.gzip is not None:
-            return entry.gzip
+        br_q, gzip_q, best_q = accepted_encodings(accept_encoding)
+        best = identity
+        if entry.gzip is not None and gzip_q > 0.0 and gzip_q >= best_q:
+            best, best_q = entry.gzip, gzip_q
+        if entry.br is not None and br_q > 0.0 and br_q >= best_q:
+            best = entry.br
+        return best
     return identity
 
 

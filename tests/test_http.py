@@ -751,7 +751,7 @@ ACCEPT_ENCODING_CASES = [
     ("br, gzip", "br"),
     ("gzip, br", "br"),
     ("gzip, deflate, br, zstd", "br"),
-    ("br;q=0.1, gzip", "br"),
+    ("br;q=0.1, gzip", "gzip"),
     ("*", "br"),
     ("br;q=0, *", "gzip"),
     ("br;q=0, gzip", "gzip"),
@@ -770,6 +770,39 @@ ACCEPT_ENCODING_CASES = [
     ("gzip;q=2", ""),
     ("gzip;q=-1", ""),
 ]
+
+
+@pytest.mark.parametrize(
+    ("path", "accept", "encoding"),
+    [
+        (CSS, "gzip;q=1, br;q=0.8", "gzip"),
+        (CSS, "br;q=0.9, gzip", "gzip"),
+        (CSS, "gzip;q=0.5, br;q=0.6", "br"),
+        (CSS, "gzip;q=0.001, br;q=0.002", "br"),
+        (CSS, "gzip;q=0.5, br;q=0.5", "br"),  # a tie: br
+        (CSS, "identity;q=0.5, gzip;q=0.5", "gzip"),  # a tie: gzip before identity
+        (CSS, "gzip;q=0.5, identity;q=0.6", ""),
+        (CSS, "*;q=0.5, identity", ""),
+        (CSS, "br;q=0.2, *;q=0.5", "gzip"),
+        (CSS, "gzip;q=0.8, x-gzip;q=0.1, br;q=0.5", "gzip"),
+        (CSS, "identity;q=0, gzip;q=0.1", "gzip"),
+        ("/data.json", "br, gzip;q=0.5", "gzip"),  # br is not stored
+        ("/data.json", "gzip;q=0.5, *", ""),  # identity has q=1 by *
+        ("/data.json", "gzip;q=0.5, identity;q=0.4", "gzip"),
+    ],
+)
+def test_accept_encoding_q_values(fetch, docs, path, accept, encoding):
+    """Issue 11 item 9: the stored variant with the highest q wins; ties go to br, then gzip, then identity."""
+    result = fetch("GET", path, accept_encoding=accept)
+    if encoding:
+        assert result.headers["Content-Encoding"] == encoding
+        assert result.body == docs.variants[path][encoding]
+    else:
+        assert "Content-Encoding" not in result.headers
+        assert result.body == docs[path]
+    assert result.status == 200
+    assert result.headers["Vary"] == "Accept-Encoding"
+    assert result.headers["Content-Length"] == str(len(result.body))
 
 
 @both_tiers

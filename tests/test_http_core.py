@@ -12,6 +12,7 @@ from django_assetcache.http import (
     accepted_encodings,
     build_file_entry,
     build_redirect_entry,
+    choose,
     clean_path,
     decide,
     etag_for,
@@ -105,53 +106,97 @@ def test_parse_range_ignores_any_range_on_an_empty_representation(header):
 
 
 @pytest.mark.parametrize(
-    ("header", "br", "gzip"),
+    ("header", "qualities"),
     [
-        ("", False, False),
-        ("identity", False, False),
-        ("gzip", False, True),
-        ("x-gzip", False, True),
-        ("GZip", False, True),
-        ("br", True, False),
-        ("BR", True, False),
-        ("gzip, br", True, True),
-        ("gzip,br", True, True),
-        ("  gzip ,  br  ", True, True),
-        ("gzip, deflate, br, zstd", True, True),
-        ("*", True, True),
-        ("*;q=0", False, False),
-        ("*;q=0, gzip", False, True),
-        ("br;q=0, *", False, True),
-        ("gzip;q=0, *", True, False),
-        ("gzip;q=0, br;q=0", False, False),
-        ("gzip;q=0, br;q=0, *", False, False),
-        ("gzip;q=0.001", False, True),
-        ("gzip;q=1", False, True),
-        ("gzip;q=1.000", False, True),
-        ("gzip;q=0.000", False, False),
-        ("gzip; q=0", False, False),
-        ("gzip ;Q=0", False, False),
-        ("gzip;level=9;q=0", False, False),
-        ("gzip;q=0;level=9", False, False),
-        ("gzip;level=9", False, True),
-        ("gzip;q=", False, False),
-        ("gzip;q=abc", False, False),
-        ("gzip;q=nan", False, False),
-        ("gzip;q=inf", False, False),
-        ("gzip;q=-0.5", False, False),
-        ("gzip;q=1.5", False, False),
-        ("gzip;q=0, x-gzip", False, False),  # gzip named: its own q decides
-        ("x-gzip;q=0", False, False),
-        ("deflate", False, False),
-        (",,,", False, False),
-        (";q=1", False, False),
-        ("brotli", False, False),
-        ("gzip-ish", False, False),
+        ("", (0, 0, 0)),
+        ("identity", (0, 0, 1)),
+        ("gzip", (0, 1, 0)),
+        ("x-gzip", (0, 1, 0)),
+        ("GZip", (0, 1, 0)),
+        ("br", (1, 0, 0)),
+        ("BR", (1, 0, 0)),
+        ("gzip, br", (1, 1, 0)),
+        ("gzip,br", (1, 1, 0)),
+        ("  gzip ,  br  ", (1, 1, 0)),
+        ("gzip, deflate, br, zstd", (1, 1, 0)),
+        ("*", (1, 1, 1)),
+        ("*;q=0", (0, 0, 0)),
+        ("*;q=0, gzip", (0, 1, 0)),
+        ("br;q=0, *", (0, 1, 1)),
+        ("gzip;q=0, *", (1, 0, 1)),
+        ("gzip;q=0, br;q=0", (0, 0, 0)),
+        ("gzip;q=0, br;q=0, *", (0, 0, 1)),
+        ("gzip;q=0.001", (0, 0.001, 0)),
+        ("gzip;q=1", (0, 1, 0)),
+        ("gzip;q=1.000", (0, 1, 0)),
+        ("gzip;q=0.000", (0, 0, 0)),
+        ("gzip; q=0", (0, 0, 0)),
+        ("gzip ;Q=0", (0, 0, 0)),
+        ("gzip;level=9;q=0", (0, 0, 0)),
+        ("gzip;q=0;level=9", (0, 0, 0)),
+        ("gzip;level=9", (0, 1, 0)),
+        ("gzip;q=", (0, 0, 0)),
+        ("gzip;q=abc", (0, 0, 0)),
+        ("gzip;q=nan", (0, 0, 0)),
+        ("gzip;q=inf", (0, 0, 0)),
+        ("gzip;q=-0.5", (0, 0, 0)),
+        ("gzip;q=1.5", (0, 0, 0)),
+        ("gzip;q=0, x-gzip", (0, 0, 0)),  # gzip named: its own q decides
+        ("x-gzip;q=0", (0, 0, 0)),
+        ("deflate", (0, 0, 0)),
+        (",,,", (0, 0, 0)),
+        (";q=1", (0, 0, 0)),
+        ("brotli", (0, 0, 0)),
+        ("gzip-ish", (0, 0, 0)),
+        # q-values other than 0 and 1
+        ("gzip;q=1, br;q=0.8", (0.8, 1, 0)),
+        ("br;q=0.5, gzip;q=0.25, identity;q=0.75", (0.5, 0.25, 0.75)),
+        ("*;q=0.3, br", (1, 0.3, 0.3)),
+        ("identity;q=0, *;q=0.5", (0.5, 0.5, 0)),
     ],
 )
-def test_accepted_encodings(header, br, gzip):
-    assert accepted_encodings(header) == (br, gzip)
-    assert accepted_encodings(header) == (br, gzip)  # again, from its memo
+def test_accepted_encodings(header, qualities):
+    """Issue 11 item 9: the q-values of br, gzip and identity, not only whether each is refused."""
+    assert accepted_encodings(header) == qualities
+    assert accepted_encodings(header) is accepted_encodings(header)  # again, from its memo
+
+
+@pytest.mark.parametrize(
+    ("header", "encoding"),
+    [
+        ("gzip;q=1, br;q=0.8", "gzip"),
+        ("br;q=0.1, gzip", "gzip"),
+        ("br;q=0.8, gzip;q=0.9", "gzip"),
+        ("gzip;q=0.8, br;q=0.9", "br"),
+        ("gzip, br", "br"),
+        ("gzip;q=0.5, br;q=0.5", "br"),
+        ("gzip;q=0.5, identity;q=0.5", "gzip"),
+        ("gzip;q=0.5, identity;q=0.6", ""),
+        ("br;q=0.5, *;q=0.4", "br"),
+        ("*;q=0.4, identity;q=0.5", ""),
+        ("*;q=0", ""),
+        ("identity;q=0", ""),  # nothing else acceptable: identity all the same
+        ("deflate", ""),
+    ],
+)
+def test_choose_takes_the_highest_q(header, encoding):
+    """Issue 11 item 9: the stored variant with the highest q wins; ties go to br, then gzip, then identity."""
+    entry = make_entry(variants=True)
+    assert choose(entry, header).encoding == encoding
+
+
+def test_choose_only_among_stored_variants():
+    """Issue 11 item 9: a coding with a higher q that is not stored does not count."""
+    entry = build_file_entry(
+        content_type="text/plain",
+        last_modified=LAST_MODIFIED,
+        cache_control="no-cache",
+        identity=("a" * 64, 2, b"ab", None),
+        variants=[("gzip", "b" * 64, 4, b"GZIP", None)],
+    )
+    assert choose(entry, "br, gzip;q=0.5").encoding == "gzip"
+    assert choose(entry, "br, gzip;q=0.5, identity;q=0.6").encoding == ""
+    assert choose(entry, "br").encoding == ""
 
 
 def test_accepted_encodings_memo_is_bounded():
