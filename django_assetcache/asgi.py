@@ -31,6 +31,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 #: Request headers the decision reads, by their ASGI name, with WSGI names.
 _WANTED = {
     b"host": "HTTP_HOST",
+    b"if-match": "HTTP_IF_MATCH",
+    b"if-unmodified-since": "HTTP_IF_UNMODIFIED_SINCE",
     b"if-none-match": "HTTP_IF_NONE_MATCH",
     b"if-modified-since": "HTTP_IF_MODIFIED_SINCE",
     b"range": "HTTP_RANGE",

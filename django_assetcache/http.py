@@ -150,11 +150,22 @@ def _shared_headers(content_type: str, last_modified: str, cache_control: str, v
 class Representation:
     """One encoding of one file.
 
-    Its replies (200, HEAD, 304) are built on first use and then kept, so a
+    Its replies (200, HEAD, 304, 412) are built on first use and then kept, so a
     hit builds nothing while a file never asked for that way costs nothing.
     """
 
-    __slots__ = ("_head", "_not_modified", "_ok", "body", "encoding", "etag", "file_path", "length", "shared")
+    __slots__ = (
+        "_failed",
+        "_head",
+        "_not_modified",
+        "_ok",
+        "body",
+        "encoding",
+        "etag",
+        "file_path",
+        "length",
+        "shared",
+    )
 
     def __init__(
         self,
@@ -178,6 +189,7 @@ class Representation:
         self._ok: Reply | None = None
         self._head: Reply | None = None
         self._not_modified: Reply | None = None
+        self._failed: tuple[Reply, Reply] | None = None
 
     @property
     def content_type(self) -> str:
@@ -215,6 +227,20 @@ class Representation:
         if reply is None:
             reply = self._not_modified = Reply(304, [*self.validators, NOSNIFF])
         return reply
+
+    def precondition_failed(self, method: str) -> Reply:
+        """The 412 for a GET (with its short body) or a HEAD (without)."""
+        failed = self._failed
+        if failed is None:
+            # The validators tell the client what the current representation
+            # is; Cache-Control stays no-cache, since this answers one
+            # conditional request and must not be reused for another.
+            validators = [("ETag", self.etag)]
+            for name, value in self.shared.tail:
+                validators.append((name, "no-cache" if name == "Cache-Control" else value))
+            get = _plain(412, "Precondition failed.\n", validators=validators)
+            failed = self._failed = (get, without_body(get))
+        return failed[1] if method == "HEAD" else failed[0]
 
     def part(self, start: int, end: int) -> Reply:
         """A 206 for bytes ``start``..``end`` inclusive."""
@@ -484,6 +510,29 @@ def etag_matches(header: str, etag: str) -> bool:
     return False
 
 
+def etag_matches_strongly(header: str, etag: str) -> bool:
+    """Strong comparison of an If-Match value against one ETag: a weak tag
+    never matches."""
+    if header == etag:
+        return True
+    for candidate in header.split(","):
+        candidate = candidate.strip()
+        if candidate == "*" or candidate == etag:
+            return True
+    return False
+
+
+def unmodified_since(header: str, entry: Entry) -> bool | None:
+    """If-Unmodified-Since: whether the file is not newer than the date, or
+    None when the value is not one valid date (the field is then ignored)."""
+    if header == entry.last_modified:
+        return True
+    since = parse_http_date_safe(header)
+    if since is None:
+        return None
+    return entry.last_modified_ts <= since
+
+
 def not_modified_since(header: str, entry: Entry) -> bool:
     if header == entry.last_modified:
         return True
@@ -546,12 +595,21 @@ def parse_range(header: str, length: int) -> tuple[int, int] | None:
     return (start, min(end, length - 1))
 
 
-def decide(entry: Entry, method: str, get: HeaderGetter) -> Reply:
-    """The reply to a GET or HEAD for a FILE entry.
+def preconditions(entry: Entry, rep: Representation, method: str, get: HeaderGetter) -> Reply | None:
+    """A 412 or 304 when a precondition decides the reply, else None.
 
-    ``get`` reads request headers by their WSGI names (``HTTP_RANGE``…).
+    Evaluated in the order of RFC 9110 13.2.2: If-Match, or If-Unmodified-Since
+    when there is no If-Match; then If-None-Match, or If-Modified-Since when
+    there is no If-None-Match. (If-Range comes last, with the range.)
     """
-    rep = choose(entry, get("HTTP_ACCEPT_ENCODING"))
+    if_match = get("HTTP_IF_MATCH")
+    if if_match is not None:
+        if not etag_matches_strongly(if_match, rep.etag):
+            return rep.precondition_failed(method)
+    else:
+        if_unmodified_since = get("HTTP_IF_UNMODIFIED_SINCE")
+        if if_unmodified_since is not None and unmodified_since(if_unmodified_since, entry) is False:
+            return rep.precondition_failed(method)
     if_none_match = get("HTTP_IF_NONE_MATCH")
     if if_none_match is not None:
         if etag_matches(if_none_match, rep.etag):
@@ -560,6 +618,18 @@ def decide(entry: Entry, method: str, get: HeaderGetter) -> Reply:
         if_modified_since = get("HTTP_IF_MODIFIED_SINCE")
         if if_modified_since is not None and not_modified_since(if_modified_since, entry):
             return rep.not_modified
+    return None
+
+
+def decide(entry: Entry, method: str, get: HeaderGetter) -> Reply:
+    """The reply to a GET or HEAD for a FILE entry.
+
+    ``get`` reads request headers by their WSGI names (``HTTP_RANGE``…).
+    """
+    rep = choose(entry, get("HTTP_ACCEPT_ENCODING"))
+    decided = preconditions(entry, rep, method, get)
+    if decided is not None:
+        return decided
     if method == "HEAD":
         return rep.head
     range_header = get("HTTP_RANGE")

@@ -523,6 +523,134 @@ def test_conditional_is_evaluated_before_range(fetch, docs):
     assert_not_modified(fetch("GET", "/img/logo.png", if_modified_since=LATER_TEXT, range="bytes=0-3"), etag)
 
 
+BODY_412 = b"Precondition failed.\n"
+
+
+def assert_precondition_failed(result: Result, etag: str, method: str = "GET") -> None:
+    assert result.status == 412
+    assert result.headers["Content-Type"] == PLAIN
+    assert result.headers["Content-Length"] == str(len(BODY_412))
+    assert result.headers["ETag"] == etag
+    assert result.headers["Last-Modified"] == LAST_MODIFIED_TEXT
+    assert result.headers["Cache-Control"] == "no-cache"
+    assert result.headers["X-Content-Type-Options"] == "nosniff"
+    assert "Content-Range" not in result.headers
+    assert result.body == (BODY_412 if method == "GET" else b"")
+
+
+#: If-Match values (``{etag}`` is the file's) and whether they match strongly.
+IF_MATCH_CASES = [
+    ("{etag}", True),
+    ("*", True),
+    ('"other", {etag}', True),
+    ('"other",{etag} , "more"', True),
+    ("W/{etag}", False),  # a weak tag never matches strongly
+    ('"other", W/{etag}', False),
+    ('"other"', False),
+    ("", False),
+    ("garbage", False),
+]
+
+
+@both_tiers
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize(("header", "matches"), IF_MATCH_CASES)
+def test_if_match(fetch, docs, header, matches, method):
+    """Issue 11 item 8: an If-Match that does not match strongly gets 412; one that does gets the file."""
+    path = "/img/logo.png"  # from memory, or from its file in the disk tier
+    etag = fetch("GET", path).headers["ETag"]
+    result = fetch(method, path, if_match=header.format(etag=etag))
+    if not matches:
+        assert_precondition_failed(result, etag, method)
+        return
+    assert result.status == 200
+    assert result.headers["ETag"] == etag
+    assert result.body == (docs[path] if method == "GET" else b"")
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize(
+    ("date", "passes"),
+    [
+        (LAST_MODIFIED_TEXT, True),
+        (LATER_TEXT, True),
+        ("Tuesday, 02-Jan-24 03:04:05 GMT", True),
+        ("Fri, 31 Dec 9999 23:59:59 GMT", True),
+        (EARLIER_TEXT, False),
+        ("Sun, 06 Nov 1994 08:49:37 GMT", False),
+        ("Tue Jan  2 03:04:04 2024", False),
+        # Not one valid date: the field is ignored.
+        ("yesterday", True),
+        ("", True),
+        (f"{EARLIER_TEXT}, {LATER_TEXT}", True),
+    ],
+)
+def test_if_unmodified_since(fetch, docs, date, passes, method):
+    """Issue 11 item 8: If-Unmodified-Since earlier than Last-Modified gets 412."""
+    etag = fetch("GET", "/img/logo.png").headers["ETag"]
+    result = fetch(method, "/img/logo.png", if_unmodified_since=date)
+    if not passes:
+        assert_precondition_failed(result, etag, method)
+        return
+    assert result.status == 200
+    assert result.body == (docs["/img/logo.png"] if method == "GET" else b"")
+
+
+#: Preconditions together, in the order of RFC 9110 13.2.2: (headers, status).
+#: ``{etag}`` is the file's tag.
+PRECONDITION_ORDER = [
+    # A failed If-Match wins over everything after it.
+    ({"if_match": '"other"', "if_none_match": "{etag}"}, 412),
+    ({"if_match": '"other"', "if_modified_since": LATER_TEXT}, 412),
+    ({"if_match": '"other"', "range": "bytes=0-3"}, 412),
+    ({"if_match": '"other"', "range": "bytes=999999-"}, 412),
+    ({"if_match": '"other"', "if_unmodified_since": LATER_TEXT}, 412),
+    # If-Unmodified-Since is ignored when If-Match is present.
+    ({"if_match": "{etag}", "if_unmodified_since": EARLIER_TEXT}, 200),
+    ({"if_match": "*", "if_unmodified_since": EARLIER_TEXT, "range": "bytes=0-3"}, 206),
+    # A failed If-Unmodified-Since wins over If-None-Match and Range.
+    ({"if_unmodified_since": EARLIER_TEXT, "if_none_match": "{etag}"}, 412),
+    ({"if_unmodified_since": EARLIER_TEXT, "if_modified_since": LATER_TEXT}, 412),
+    ({"if_unmodified_since": EARLIER_TEXT, "range": "bytes=0-3"}, 412),
+    # Passed, If-None-Match and If-Modified-Since come next, then If-Range.
+    ({"if_match": "{etag}", "if_none_match": "{etag}"}, 304),
+    ({"if_unmodified_since": LATER_TEXT, "if_none_match": "{etag}"}, 304),
+    ({"if_match": "{etag}", "if_modified_since": LATER_TEXT}, 304),
+    ({"if_match": "{etag}", "if_none_match": '"other"', "range": "bytes=0-3", "if_range": "{etag}"}, 206),
+    ({"if_match": "{etag}", "range": "bytes=0-3", "if_range": '"other"'}, 200),
+    ({"if_unmodified_since": LAST_MODIFIED_TEXT, "range": "bytes=999999-"}, 416),
+]
+
+
+@pytest.mark.parametrize(("headers", "status"), PRECONDITION_ORDER)
+def test_preconditions_are_evaluated_in_order(fetch, docs, headers, status):
+    """Issue 11 item 8: If-Match, If-Unmodified-Since, If-None-Match, If-Modified-Since, If-Range, in that order."""
+    etag = fetch("GET", "/img/logo.png").headers["ETag"]
+    result = fetch("GET", "/img/logo.png", **{name: value.format(etag=etag) for name, value in headers.items()})
+    assert result.status == status
+    if status == 412:
+        assert_precondition_failed(result, etag)
+    elif status == 304:
+        assert_not_modified(result, etag)
+    elif status == 206:
+        assert result.body == docs["/img/logo.png"][:4]
+    elif status == 200:
+        assert result.body == docs["/img/logo.png"]
+
+
+@both_tiers
+def test_if_match_compares_the_chosen_variant(fetch, docs):
+    """Issue 11 item 8: If-Match is evaluated against the representation Accept-Encoding chose."""
+    gzip_etag = fetch("GET", CSS, accept_encoding="gzip").headers["ETag"]
+    identity_etag = fetch("GET", CSS).headers["ETag"]
+    assert_variant(fetch("GET", CSS, accept_encoding="gzip", if_match=gzip_etag), docs, CSS, "gzip")
+    result = fetch("GET", CSS, accept_encoding="gzip", if_match=identity_etag)
+    assert_precondition_failed(result, gzip_etag)
+    assert result.headers["Vary"] == "Accept-Encoding"
+    assert "Content-Encoding" not in result.headers
+    assert_precondition_failed(fetch("GET", CSS, if_match=gzip_etag), identity_etag)
+
+
 # --- ranges -----------------------------------------------------------------------------
 
 RANGE_PATHS = {"/img/logo.png": "image/png", "/big.bin": "application/octet-stream"}

@@ -17,10 +17,12 @@ from django_assetcache.http import (
     decide,
     etag_for,
     etag_matches,
+    etag_matches_strongly,
     not_modified_since,
     parse_range,
     range_still_valid,
     redirect,
+    unmodified_since,
     without_body,
 )
 
@@ -240,6 +242,31 @@ def test_etag_matches(header, expected):
     assert etag_matches(header, ETAG) is expected
 
 
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (ETAG, True),
+        ("*", True),
+        (" * ", True),
+        (f'"a", {ETAG}', True),
+        (f'"a",{ETAG},"b"', True),
+        (f" {ETAG} ", True),
+        ("W/" + ETAG, False),  # weak tags never match strongly
+        (f'"a", W/{ETAG}', False),
+        ('"a"', False),
+        ("", False),
+        (",", False),
+        (ETAG[1:-1], False),
+        (ETAG[:-2] + '"', False),
+        (ETAG + "x", False),
+        ('"*"', False),
+    ],
+)
+def test_etag_matches_strongly(header, expected):
+    """Issue 11 item 8: If-Match uses the strong comparison."""
+    assert etag_matches_strongly(header, ETAG) is expected
+
+
 def test_etag_for_is_strong_and_quoted():
     sha = "ab" * 32
     etag = etag_for(sha)
@@ -345,6 +372,25 @@ def test_not_modified_since(header, expected):
     assert not_modified_since(header, make_entry()) is expected
 
 
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("Tue, 02 Jan 2024 03:04:05 GMT", True),
+        ("Tue, 02 Jan 2024 03:04:06 GMT", True),
+        ("Fri, 31 Dec 9999 23:59:59 GMT", True),
+        ("Tuesday, 02-Jan-24 03:04:05 GMT", True),
+        ("Tue, 02 Jan 2024 03:04:04 GMT", False),
+        ("Sun, 06 Nov 1994 08:49:37 GMT", False),
+        ("not a date", None),
+        ("", None),
+        ("Tue, 02 Jan 2024 03:04:04 GMT, Wed, 03 Jan 2024 00:00:00 GMT", None),
+    ],
+)
+def test_unmodified_since(header, expected):
+    """Issue 11 item 8: If-Unmodified-Since is true, false, or ignored (None) when not one valid date."""
+    assert unmodified_since(header, make_entry()) is expected
+
+
 def test_range_still_valid():
     entry = make_entry()
     rep = entry.identity
@@ -401,6 +447,51 @@ def test_decide_with_variants():
     assert not_modified["Vary"] == "Accept-Encoding"
     assert {"ETag", "Last-Modified", "Cache-Control"} <= set(not_modified)
     assert "Content-Length" not in not_modified and "Content-Type" not in not_modified
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"if_match": '"x"'}, 412),
+        ({"if_match": "W/{etag}"}, 412),
+        ({"if_match": "{etag}"}, 200),
+        ({"if_match": '"x"', "if_none_match": "{etag}"}, 412),
+        ({"if_match": "*", "if_none_match": "{etag}"}, 304),
+        ({"if_match": "{etag}", "if_unmodified_since": "Mon, 01 Jan 2024 00:00:00 GMT"}, 200),
+        ({"if_unmodified_since": "Mon, 01 Jan 2024 00:00:00 GMT"}, 412),
+        ({"if_unmodified_since": "Mon, 01 Jan 2024 00:00:00 GMT", "if_none_match": "*"}, 412),
+        ({"if_unmodified_since": "Mon, 01 Jan 2024 00:00:00 GMT", "range": "bytes=0-1"}, 412),
+        ({"if_unmodified_since": "Wed, 03 Jan 2024 00:00:00 GMT", "if_modified_since": "{date}"}, 304),
+        ({"if_unmodified_since": "nonsense", "range": "bytes=0-1"}, 206),
+        ({"if_match": "{etag}", "range": "bytes=0-1", "if_range": '"x"'}, 200),
+    ],
+)
+def test_decide_evaluates_preconditions_in_order(headers, status):
+    """Issue 11 item 8: RFC 9110 13.2.2 order, with 412 where If-Match or If-Unmodified-Since fails."""
+    entry = make_entry()
+    assert entry.identity is not None
+    values = {name: value.format(etag=entry.identity.etag, date=entry.last_modified) for name, value in headers.items()}
+    assert decide(entry, "GET", getter(**values)).status == status
+
+
+def test_412_is_prepared_once_per_representation():
+    """Issue 11 item 8: the 412 is built once and kept, as the 304 is; HEAD gets it without a body."""
+    entry = make_entry(variants=True)
+    get = decide(entry, "GET", getter(accept_encoding="gzip", if_match='"x"'))
+    assert get is decide(entry, "GET", getter(accept_encoding="gzip", if_match='"y"'))
+    head = decide(entry, "HEAD", getter(accept_encoding="gzip", if_match='"x"'))
+    assert head is decide(
+        entry, "HEAD", getter(accept_encoding="gzip", if_unmodified_since="Sun, 06 Nov 1994 08:49:37 GMT")
+    )
+    assert (get.status, get.body, head.status, head.body) == (412, b"Precondition failed.\n", 412, b"")
+    headers = dict(get.headers)
+    assert head.headers == get.headers
+    assert headers["ETag"] == etag_for("b" * 64)
+    assert headers["Vary"] == "Accept-Encoding"
+    assert headers["Cache-Control"] == "no-cache"
+    assert headers["Content-Length"] == str(len(get.body))
+    assert "Content-Encoding" not in headers
+    assert decide(entry, "GET", getter(if_match='"x"')) is not get  # the identity has its own
 
 
 def test_file_entry_on_disk():
