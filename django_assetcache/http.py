@@ -411,6 +411,20 @@ def redirect(entry: Entry, query_string: str) -> Reply:
     )
 
 
+#: An absolute-form request target: scheme "://" authority, then the path.
+_ABSOLUTE_FORM_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)", re.ASCII)
+
+
+def request_host(host: str, target: str | None) -> str:
+    """The host a request names: ``host`` (the Host field), unless the raw
+    request ``target`` is in absolute form, whose authority then wins
+    (RFC 9112 3.2.2). A malformed authority names no site host."""
+    if target is None or target[:1] == "/":
+        return host
+    match = _ABSOLUTE_FORM_RE.match(target)
+    return host if match is None else match.group(1)
+
+
 def clean_path(path: str, max_length: int) -> str | None:
     """The request path if it is acceptable, else None (a 400).
 

@@ -66,9 +66,22 @@ def meta_name(name: str) -> str:
     return "HTTP_" + name.upper().replace("-", "_")
 
 
+def split_target(target: str) -> tuple[str, str]:
+    """(path, query) of a request target as a WSGI server splits it: an
+    absolute-form target (``http://host/path``) gives its path alone."""
+    before, _, query = target.partition("?")
+    if not before.startswith("/"):
+        slash = before.find("/", before.find("://") + 3)
+        before = before[slash:] if slash >= 0 else ""
+    return before, query
+
+
 def django_client_fetch(client: Client, method: str, path: str, host: str = HOST, **headers: str) -> Result:
     extra = {meta_name(name): value for name, value in headers.items()}
-    response = client.generic(method, path, HTTP_HOST=host, **extra)
+    target_path, query = split_target(path)
+    # RAW_URI as gunicorn passes it on: the request target, untouched.
+    extra["RAW_URI"] = path
+    response = client.generic(method, target_path + ("?" + query if query else ""), HTTP_HOST=host, **extra)
     # Joining the streamed content also closes the file.
     body = b"".join(response.streaming_content) if response.streaming else response.content
     return Result(response.status_code, CaseInsensitiveMapping(dict(response.items())), body)
@@ -80,13 +93,15 @@ def header_pairs(host: str, headers: dict[str, str]) -> list[tuple[str, str]]:
 
 def wsgi_fetch(method: str, path: str, host: str = HOST, **headers: str) -> Result:
     """Call the WSGI wrapper as a WSGI server does: PATH_INFO is the
-    percent-decoded bytes as latin-1, files go through wsgi.file_wrapper."""
-    raw_path, _, query = path.partition("?")
+    percent-decoded bytes as latin-1, RAW_URI the request target (as gunicorn
+    sets them), files go through wsgi.file_wrapper."""
+    raw_path, query = split_target(path)
     environ = {
         "REQUEST_METHOD": method,
         "SCRIPT_NAME": "",
         "PATH_INFO": unquote_to_bytes(raw_path).decode("latin-1"),
         "QUERY_STRING": query,
+        "RAW_URI": path,
         "SERVER_NAME": "testserver",
         "SERVER_PORT": "80",
         "SERVER_PROTOCOL": "HTTP/1.1",
@@ -1295,3 +1310,42 @@ def test_host_that_is_not_allowed_is_left_to_the_project(fetch, docs):
     result = fetch("GET", "/", host="elsewhere.example")
     assert result.status == 400
     assert result.body != docs["/index.html"]
+
+
+#: Absolute-form request targets (RFC 9112 3.2.2) sent with another Host,
+#: and the body that answers: a site's file, "no site" or the project's page.
+ABSOLUTE_FORM_TARGETS = [
+    ("http://docs.sites.test/css/site.css", "testserver", "/css/site.css"),
+    ("HTTP://DOCS.SITES.TEST:8080/css/site.css?v=1", "testserver", "/css/site.css"),
+    ("https://docs.sites.test/img/logo.png", "other.sites.test", "/img/logo.png"),
+    ("http://docs.sites.test", "testserver", "/index.html"),
+    ("http://docs.sites.test?x=1", "testserver", "/index.html"),
+    ("http://nosuch.sites.test/", HOST, "no site"),
+    ("http://testserver/", HOST, "project"),
+    # Malformed authorities name no site host: the request is the project's.
+    ("http://user@docs.sites.test/", HOST, "project"),
+    ("http://[::1]/", HOST, "project"),
+    ("http://[/", HOST, "project"),
+    ("http:///", HOST, "project"),
+    ("http://docs.sites.test%2F/", HOST, "project"),
+    ("http://docs.sites.test:99999999999999999999/", "testserver", "/index.html"),  # as in a Host field
+    ("http://" + "a" * 5000 + ".sites.test/", HOST, "project"),
+    ("http://docs.sites.test\\@x/", HOST, "project"),
+]
+
+
+@pytest.mark.parametrize("fetch", ["middleware", "wsgi"], indirect=True)
+@pytest.mark.parametrize(("target", "host", "answer"), ABSOLUTE_FORM_TARGETS)
+def test_absolute_form_target_chooses_the_site(fetch, docs, target, host, answer):
+    """Issue 11 item 11: an absolute-form target's host chooses the site, not the Host field (gunicorn's RAW_URI).
+
+    Runs where the server passes the target on (WSGI: gunicorn's RAW_URI);
+    ASGI servers pass no raw target."""
+    result = fetch("GET", target, host=host)
+    if answer == "no site":
+        assert (result.status, result.body) == (404, BODY_NO_SITE)
+    elif answer == "project":
+        assert (result.status, result.body) == (200, b"project home")
+    else:
+        assert (result.status, result.body) == (200, docs[answer])
+        assert result.headers["Content-Length"] == str(len(docs[answer]))

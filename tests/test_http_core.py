@@ -22,6 +22,7 @@ from django_assetcache.http import (
     parse_range,
     range_still_valid,
     redirect,
+    request_host,
     unmodified_since,
     without_body,
 )
@@ -544,3 +545,36 @@ def test_future_if_modified_since_is_ignored_even_when_the_file_is_new():
 
     assert not_modified_since(http_date(now - 5), entry)
     assert not not_modified_since(http_date(now + 3600), entry)
+
+
+# --- the host a request names -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        (None, "host.example"),
+        ("/", "host.example"),
+        ("/a?b=http://other.example/", "host.example"),
+        ("//other.example/x", "host.example"),  # origin-form, a path starting with //
+        ("*", "host.example"),
+        ("", "host.example"),
+        ("other.example:80", "host.example"),  # authority-form (CONNECT)
+        ("http://docs.example.com/", "docs.example.com"),
+        ("HTTP://Docs.Example.com:8080/x?y", "Docs.Example.com:8080"),
+        ("https://docs.example.com", "docs.example.com"),
+        ("http://docs.example.com?x", "docs.example.com"),
+        ("http://docs.example.com#x", "docs.example.com"),
+        ("http://user@docs.example.com/", "user@docs.example.com"),  # names no host: passed on
+        ("http:///x", ""),
+        ("http://[::1]:80/", "[::1]:80"),
+        ("http://[/", "["),
+        ("http:/docs.example.com/", "host.example"),
+        ("1http://docs.example.com/", "host.example"),
+        ("http://" + "a" * 100_000, "a" * 100_000),
+        ("http://\x00é/", "\x00é"),
+    ],
+)
+def test_request_host(target, expected):
+    """Issue 11 item 11: an absolute-form target's authority is the host (RFC 9112 3.2.2), parsed without failing."""
+    assert request_host("host.example", target) == expected
