@@ -20,7 +20,7 @@ from typing import Any
 
 from .bodies import BLOCK_SIZE
 from .http import Reply
-from .serve import Body, answer_with_body_async
+from .serve import Body, answer_with_body_async, asgi_path
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -31,6 +31,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 #: Request headers the decision reads, by their ASGI name, with WSGI names.
 _WANTED = {
     b"host": "HTTP_HOST",
+    b"if-match": "HTTP_IF_MATCH",
+    b"if-unmodified-since": "HTTP_IF_UNMODIFIED_SINCE",
     b"if-none-match": "HTTP_IF_NONE_MATCH",
     b"if-modified-since": "HTTP_IF_MODIFIED_SINCE",
     b"range": "HTTP_RANGE",
@@ -53,9 +55,12 @@ class AssetCacheASGI:
                 text = value.decode("latin-1")
                 # Repeated fields combine into one list, as in WSGI.
                 headers[key] = f"{headers[key]}, {text}" if key in headers else text
+        path = scope["path"]
+        if not path.isascii() and "\ufffd" in path:
+            path = asgi_path(path, scope.get("raw_path"))
         answered = await answer_with_body_async(
             headers.get("HTTP_HOST", ""),
-            scope["path"],
+            path,
             scope["method"],
             scope.get("query_string", b"").decode("latin-1"),
             headers.get,

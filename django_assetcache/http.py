@@ -179,11 +179,22 @@ def _shared_headers(content_type: str, last_modified: str, cache_control: str, v
 class Representation:
     """One encoding of one file.
 
-    Its replies (200, HEAD, 304) are built on first use and then kept, so a
+    Its replies (200, HEAD, 304, 412) are built on first use and then kept, so a
     hit builds nothing while a file never asked for that way costs nothing.
     """
 
-    __slots__ = ("_head", "_not_modified", "_ok", "body", "encoding", "etag", "file_path", "length", "shared")
+    __slots__ = (
+        "_failed",
+        "_head",
+        "_not_modified",
+        "_ok",
+        "body",
+        "encoding",
+        "etag",
+        "file_path",
+        "length",
+        "shared",
+    )
 
     def __init__(
         self,
@@ -207,6 +218,7 @@ class Representation:
         self._ok: Reply | None = None
         self._head: Reply | None = None
         self._not_modified: Reply | None = None
+        self._failed: tuple[Reply, Reply] | None = None
 
     @property
     def content_type(self) -> str:
@@ -246,6 +258,20 @@ class Representation:
         if reply is None:
             reply = self._not_modified = Reply(304, [*self.validators, NOSNIFF])
         return reply
+
+    def precondition_failed(self, method: str) -> Reply:
+        """The 412 for a GET (with its short body) or a HEAD (without)."""
+        failed = self._failed
+        if failed is None:
+            # The validators tell the client what the current representation
+            # is; Cache-Control stays no-cache, since this answers one
+            # conditional request and must not be reused for another.
+            validators = [("ETag", self.etag)]
+            for name, value in self.shared.tail:
+                validators.append((name, "no-cache" if name == "Cache-Control" else value))
+            get = _plain(412, "Precondition failed.\n", validators=validators)
+            failed = self._failed = (get, without_body(get))
+        return failed[1] if method == "HEAD" else failed[0]
 
     def part(self, start: int, end: int) -> Reply:
         """A 206 for bytes ``start``..``end`` inclusive."""
@@ -465,6 +491,20 @@ def redirect(entry: Entry, query_string: str) -> Reply:
     )
 
 
+#: An absolute-form request target: scheme "://" authority, then the path.
+_ABSOLUTE_FORM_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)", re.ASCII)
+
+
+def request_host(host: str, target: str | None) -> str:
+    """The host a request names: ``host`` (the Host field), unless the raw
+    request ``target`` is in absolute form, whose authority then wins
+    (RFC 9112 3.2.2). A malformed authority names no site host."""
+    if target is None or target[:1] == "/":
+        return host
+    match = _ABSOLUTE_FORM_RE.match(target)
+    return host if match is None else match.group(1)
+
+
 def clean_path(path: str, max_length: int) -> str | None:
     """The request path if it is acceptable, else None (a 400).
 
@@ -483,47 +523,66 @@ def clean_path(path: str, max_length: int) -> str | None:
 
 # --- negotiation --------------------------------------------------------------
 
-_accept_cache: dict[str, tuple[bool, bool]] = {}
+#: Qualities a client gives (br, gzip, identity), each 0.0 (refused) to 1.0.
+Qualities = tuple[float, float, float]
+
+_accept_cache: dict[str, Qualities] = {}
 
 
-def accepted_encodings(header: str) -> tuple[bool, bool]:
-    """Whether ``br`` and ``gzip`` are acceptable under an Accept-Encoding value."""
+def accepted_encodings(header: str) -> Qualities:
+    """The q-values of ``br``, ``gzip`` and ``identity`` under an Accept-Encoding value.
+
+    A coding the value does not name gets the q of ``*``, or 0. Identity is
+    sent when nothing else is acceptable, so its 0 only means "last".
+    """
     result = _accept_cache.get(header)
     if result is None:
         qualities: dict[str, float] = {}
         for item in header.split(","):
             name, _, params = item.partition(";")
             name = name.strip().lower()
-            if not name:
-                continue
-            q = 1.0
-            for param in params.split(";"):
-                key, _, value = param.partition("=")
-                if key.strip().lower() == "q":
-                    try:
-                        q = float(value.strip())
-                    except ValueError:
-                        q = 0.0
-                    if not 0.0 <= q <= 1.0:
-                        q = 0.0
-            qualities[name] = q
+            if name:
+                qualities[name] = _quality(params)
         star = qualities.get("*", 0.0)
-        result = (qualities.get("br", star) > 0, qualities.get("gzip", qualities.get("x-gzip", star)) > 0)
+        result = (
+            qualities.get("br", star),
+            qualities.get("gzip", qualities.get("x-gzip", star)),
+            qualities.get("identity", star),
+        )
         if len(_accept_cache) >= 512:
             _accept_cache.clear()
         _accept_cache[header] = result
     return result
 
 
+def _quality(params: str) -> float:
+    """The q parameter of one Accept-Encoding item; a bad one refuses it."""
+    q = 1.0
+    for param in params.split(";"):
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "q":
+            try:
+                q = float(value.strip())
+            except ValueError:
+                q = 0.0
+            if not 0.0 <= q <= 1.0:
+                q = 0.0
+    return q
+
+
 def choose(entry: Entry, accept_encoding: str | None) -> Representation:
+    """The stored representation with the highest q; ties go to br, then
+    gzip, then identity, which is also what a client refusing all gets."""
     identity = entry.identity
     assert identity is not None
     if accept_encoding and (entry.br is not None or entry.gzip is not None):
-        br_ok, gzip_ok = accepted_encodings(accept_encoding)
-        if br_ok and entry.br is not None:
-            return entry.br
-        if gzip_ok and entry.gzip is not None:
-            return entry.gzip
+        br_q, gzip_q, best_q = accepted_encodings(accept_encoding)
+        best = identity
+        if entry.gzip is not None and gzip_q > 0.0 and gzip_q >= best_q:
+            best, best_q = entry.gzip, gzip_q
+        if entry.br is not None and br_q > 0.0 and br_q >= best_q:
+            best = entry.br
+        return best
     return identity
 
 
@@ -543,6 +602,29 @@ def etag_matches(header: str, etag: str) -> bool:
         if candidate == etag:
             return True
     return False
+
+
+def etag_matches_strongly(header: str, etag: str) -> bool:
+    """Strong comparison of an If-Match value against one ETag: a weak tag
+    never matches."""
+    if header == etag:
+        return True
+    for candidate in header.split(","):
+        candidate = candidate.strip()
+        if candidate == "*" or candidate == etag:
+            return True
+    return False
+
+
+def unmodified_since(header: str, entry: Entry) -> bool | None:
+    """If-Unmodified-Since: whether the file is not newer than the date, or
+    None when the value is not one valid date (the field is then ignored)."""
+    if header == entry.last_modified:
+        return True
+    since = parse_http_date_safe(header)
+    if since is None:
+        return None
+    return entry.last_modified_ts <= since
 
 
 def not_modified_since(header: str, entry: Entry) -> bool:
@@ -582,7 +664,7 @@ def _range_spec(first: str, last: str, length: int) -> tuple[int, int] | None:
         if not last:
             return None
         suffix = _position(last)[0]
-        if suffix == 0 or length == 0:
+        if suffix == 0:
             return UNSATISFIABLE
         return (max(length - suffix, 0), length - 1)
     start, start_digits = _position(first)
@@ -617,7 +699,14 @@ def _range_specs(header: str) -> list[tuple[str, str]] | None:
 
 def parse_range(header: str, length: int) -> tuple[int, int] | None:
     """(start, end) inclusive for a header naming one byte range,
-    UNSATISFIABLE, or None to ignore the header (bad syntax, several ranges)."""
+    UNSATISFIABLE, or None to ignore the header (bad syntax, several ranges,
+    an empty representation).
+
+    An empty representation has no range to send, yet a suffix range is
+    satisfiable on it (RFC 9110 14.1.1): the whole (empty) body answers.
+    """
+    if length == 0:
+        return None
     specs = _range_specs(header)
     if specs is None or len(specs) != 1:
         return None
@@ -627,7 +716,10 @@ def parse_range(header: str, length: int) -> tuple[int, int] | None:
 def parse_ranges(header: str, length: int) -> list[tuple[int, int]] | None:
     """The satisfiable ranges of a Range header, (start, end) inclusive, in
     the order asked; ``[]`` when none is satisfiable (416); None to ignore
-    the header (bad syntax, an invalid range, too many ranges)."""
+    the header (bad syntax, an invalid range, too many ranges, an empty
+    representation: see ``parse_range``)."""
+    if length == 0:
+        return None
     specs = _range_specs(header)
     if specs is None:
         return None
@@ -657,12 +749,21 @@ def coalesce(ranges: Sequence[tuple[int, int]], length: int) -> list[tuple[int, 
     return merged
 
 
-def decide(entry: Entry, method: str, get: HeaderGetter) -> Reply:
-    """The reply to a GET or HEAD for a FILE entry.
+def preconditions(entry: Entry, rep: Representation, method: str, get: HeaderGetter) -> Reply | None:
+    """A 412 or 304 when a precondition decides the reply, else None.
 
-    ``get`` reads request headers by their WSGI names (``HTTP_RANGE``…).
+    Evaluated in the order of RFC 9110 13.2.2: If-Match, or If-Unmodified-Since
+    when there is no If-Match; then If-None-Match, or If-Modified-Since when
+    there is no If-None-Match. (If-Range comes last, with the range.)
     """
-    rep = choose(entry, get("HTTP_ACCEPT_ENCODING"))
+    if_match = get("HTTP_IF_MATCH")
+    if if_match is not None:
+        if not etag_matches_strongly(if_match, rep.etag):
+            return rep.precondition_failed(method)
+    else:
+        if_unmodified_since = get("HTTP_IF_UNMODIFIED_SINCE")
+        if if_unmodified_since is not None and unmodified_since(if_unmodified_since, entry) is False:
+            return rep.precondition_failed(method)
     if_none_match = get("HTTP_IF_NONE_MATCH")
     if if_none_match is not None:
         if etag_matches(if_none_match, rep.etag):
@@ -671,6 +772,18 @@ def decide(entry: Entry, method: str, get: HeaderGetter) -> Reply:
         if_modified_since = get("HTTP_IF_MODIFIED_SINCE")
         if if_modified_since is not None and not_modified_since(if_modified_since, entry):
             return rep.not_modified
+    return None
+
+
+def decide(entry: Entry, method: str, get: HeaderGetter) -> Reply:
+    """The reply to a GET or HEAD for a FILE entry.
+
+    ``get`` reads request headers by their WSGI names (``HTTP_RANGE``…).
+    """
+    rep = choose(entry, get("HTTP_ACCEPT_ENCODING"))
+    decided = preconditions(entry, rep, method, get)
+    if decided is not None:
+        return decided
     if method == "HEAD":
         return rep.head
     range_header = get("HTTP_RANGE")

@@ -13,7 +13,7 @@ from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBas
 from django.http.response import ResponseHeaders
 
 from .bodies import BLOCK_SIZE
-from .http import Reply
+from .http import Reply, request_host
 from .serve import Body, answer_with_body, answer_with_body_async
 
 
@@ -69,7 +69,8 @@ class AssetCacheMiddleware:
 def _request_args(request: HttpRequest) -> tuple[str, str, str, str, Callable[[str], Any]]:
     meta = request.META
     return (
-        meta.get("HTTP_HOST", ""),
+        # gunicorn passes the raw request target on as RAW_URI.
+        request_host(meta.get("HTTP_HOST", ""), meta.get("RAW_URI")),
         request.path_info,
         request.method or "GET",
         meta.get("QUERY_STRING", ""),

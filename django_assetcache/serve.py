@@ -8,6 +8,7 @@ passes the request on to the project.
 from __future__ import annotations
 
 import logging
+from urllib.parse import unquote_to_bytes
 
 from asgiref.sync import sync_to_async
 from django.core.exceptions import SynchronousOnlyOperation
@@ -138,6 +139,10 @@ def _open(reply: Reply | None) -> Answer | None:
     return reply, body
 
 
+#: What a path that is not UTF-8 becomes: one ``clean_path`` refuses (400).
+NOT_UTF8 = "\\"
+
+
 def wsgi_path(path_info: str) -> str:
     """A WSGI PATH_INFO (the request's bytes as latin-1) as the UTF-8 text
     sites use; a path that is not UTF-8 becomes one that answers 400."""
@@ -146,7 +151,23 @@ def wsgi_path(path_info: str) -> str:
     try:
         return path_info.encode("latin-1").decode("utf-8")
     except UnicodeError:
-        return "\\"
+        return NOT_UTF8
+
+
+def asgi_path(path: str, raw_path: bytes | None) -> str:
+    """An ASGI path holding U+FFFD, checked against the request's bytes.
+
+    Servers decode the path with replacement characters where its bytes are
+    not UTF-8; such a path becomes one that answers 400, as under WSGI. A
+    U+FFFD the client really sent (``%EF%BF%BD``) is kept.
+    """
+    if raw_path is None:
+        return path
+    try:
+        unquote_to_bytes(raw_path.partition(b"?")[0]).decode("utf-8")
+    except UnicodeError:
+        return NOT_UTF8
+    return path
 
 
 async def answer_async(host: str, path: str, method: str, query_string: str, get: HeaderGetter) -> Reply | None:

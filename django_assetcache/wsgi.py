@@ -17,6 +17,7 @@ from typing import Any
 
 from .bodies import BLOCK_SIZE
 from .cache import get_cache
+from .http import request_host
 from .serve import answer_with_body, release_connections, wsgi_path
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -30,8 +31,9 @@ class AssetCacheWSGI:
         cache = get_cache()
         queries = cache.loader.queries
         answered = answer_with_body(
-            environ.get("HTTP_HOST", ""),
-            wsgi_path(environ.get("PATH_INFO", "/")),
+            request_host(environ.get("HTTP_HOST", ""), environ.get("RAW_URI")),
+            # An absolute-form target without a path leaves PATH_INFO empty.
+            wsgi_path(environ.get("PATH_INFO") or "/"),
             environ["REQUEST_METHOD"],
             environ.get("QUERY_STRING", ""),
             environ.get,

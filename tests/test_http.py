@@ -67,9 +67,22 @@ def meta_name(name: str) -> str:
     return "HTTP_" + name.upper().replace("-", "_")
 
 
+def split_target(target: str) -> tuple[str, str]:
+    """(path, query) of a request target as a WSGI server splits it: an
+    absolute-form target (``http://host/path``) gives its path alone."""
+    before, _, query = target.partition("?")
+    if not before.startswith("/"):
+        slash = before.find("/", before.find("://") + 3)
+        before = before[slash:] if slash >= 0 else ""
+    return before, query
+
+
 def django_client_fetch(client: Client, method: str, path: str, host: str = HOST, **headers: str) -> Result:
     extra = {meta_name(name): value for name, value in headers.items()}
-    response = client.generic(method, path, HTTP_HOST=host, **extra)
+    target_path, query = split_target(path)
+    # RAW_URI as gunicorn passes it on: the request target, untouched.
+    extra["RAW_URI"] = path
+    response = client.generic(method, target_path + ("?" + query if query else ""), HTTP_HOST=host, **extra)
     # Joining the streamed content also closes the file.
     body = b"".join(response.streaming_content) if response.streaming else response.content
     return Result(response.status_code, CaseInsensitiveMapping(dict(response.items())), body)
@@ -81,13 +94,15 @@ def header_pairs(host: str, headers: dict[str, str]) -> list[tuple[str, str]]:
 
 def wsgi_fetch(method: str, path: str, host: str = HOST, **headers: str) -> Result:
     """Call the WSGI wrapper as a WSGI server does: PATH_INFO is the
-    percent-decoded bytes as latin-1, files go through wsgi.file_wrapper."""
-    raw_path, _, query = path.partition("?")
+    percent-decoded bytes as latin-1, RAW_URI the request target (as gunicorn
+    sets them), files go through wsgi.file_wrapper."""
+    raw_path, query = split_target(path)
     environ = {
         "REQUEST_METHOD": method,
         "SCRIPT_NAME": "",
         "PATH_INFO": unquote_to_bytes(raw_path).decode("latin-1"),
         "QUERY_STRING": query,
+        "RAW_URI": path,
         "SERVER_NAME": "testserver",
         "SERVER_PORT": "80",
         "SERVER_PROTOCOL": "HTTP/1.1",
@@ -198,6 +213,12 @@ def fetch(request: pytest.FixtureRequest, db) -> Iterator[Fetch]:
     finally:
         request_started.connect(close_old_connections)
         request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def adapter(request: pytest.FixtureRequest, fetch: Fetch) -> str:
+    """The name of the adapter ``fetch`` goes through."""
+    return str(request.node.callspec.params["fetch"])
 
 
 # --- the published site --------------------------------------------------------
@@ -518,6 +539,134 @@ def test_conditional_is_evaluated_before_range(fetch, docs):
     assert_not_modified(fetch("GET", "/img/logo.png", if_modified_since=LATER_TEXT, range="bytes=0-3"), etag)
 
 
+BODY_412 = b"Precondition failed.\n"
+
+
+def assert_precondition_failed(result: Result, etag: str, method: str = "GET") -> None:
+    assert result.status == 412
+    assert result.headers["Content-Type"] == PLAIN
+    assert result.headers["Content-Length"] == str(len(BODY_412))
+    assert result.headers["ETag"] == etag
+    assert result.headers["Last-Modified"] == LAST_MODIFIED_TEXT
+    assert result.headers["Cache-Control"] == "no-cache"
+    assert result.headers["X-Content-Type-Options"] == "nosniff"
+    assert "Content-Range" not in result.headers
+    assert result.body == (BODY_412 if method == "GET" else b"")
+
+
+#: If-Match values (``{etag}`` is the file's) and whether they match strongly.
+IF_MATCH_CASES = [
+    ("{etag}", True),
+    ("*", True),
+    ('"other", {etag}', True),
+    ('"other",{etag} , "more"', True),
+    ("W/{etag}", False),  # a weak tag never matches strongly
+    ('"other", W/{etag}', False),
+    ('"other"', False),
+    ("", False),
+    ("garbage", False),
+]
+
+
+@both_tiers
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize(("header", "matches"), IF_MATCH_CASES)
+def test_if_match(fetch, docs, header, matches, method):
+    """Issue 11 item 8: an If-Match that does not match strongly gets 412; one that does gets the file."""
+    path = "/img/logo.png"  # from memory, or from its file in the disk tier
+    etag = fetch("GET", path).headers["ETag"]
+    result = fetch(method, path, if_match=header.format(etag=etag))
+    if not matches:
+        assert_precondition_failed(result, etag, method)
+        return
+    assert result.status == 200
+    assert result.headers["ETag"] == etag
+    assert result.body == (docs[path] if method == "GET" else b"")
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize(
+    ("date", "passes"),
+    [
+        (LAST_MODIFIED_TEXT, True),
+        (LATER_TEXT, True),
+        ("Tuesday, 02-Jan-24 03:04:05 GMT", True),
+        ("Fri, 31 Dec 9999 23:59:59 GMT", True),
+        (EARLIER_TEXT, False),
+        ("Sun, 06 Nov 1994 08:49:37 GMT", False),
+        ("Tue Jan  2 03:04:04 2024", False),
+        # Not one valid date: the field is ignored.
+        ("yesterday", True),
+        ("", True),
+        (f"{EARLIER_TEXT}, {LATER_TEXT}", True),
+    ],
+)
+def test_if_unmodified_since(fetch, docs, date, passes, method):
+    """Issue 11 item 8: If-Unmodified-Since earlier than Last-Modified gets 412."""
+    etag = fetch("GET", "/img/logo.png").headers["ETag"]
+    result = fetch(method, "/img/logo.png", if_unmodified_since=date)
+    if not passes:
+        assert_precondition_failed(result, etag, method)
+        return
+    assert result.status == 200
+    assert result.body == (docs["/img/logo.png"] if method == "GET" else b"")
+
+
+#: Preconditions together, in the order of RFC 9110 13.2.2: (headers, status).
+#: ``{etag}`` is the file's tag.
+PRECONDITION_ORDER = [
+    # A failed If-Match wins over everything after it.
+    ({"if_match": '"other"', "if_none_match": "{etag}"}, 412),
+    ({"if_match": '"other"', "if_modified_since": LATER_TEXT}, 412),
+    ({"if_match": '"other"', "range": "bytes=0-3"}, 412),
+    ({"if_match": '"other"', "range": "bytes=999999-"}, 412),
+    ({"if_match": '"other"', "if_unmodified_since": LATER_TEXT}, 412),
+    # If-Unmodified-Since is ignored when If-Match is present.
+    ({"if_match": "{etag}", "if_unmodified_since": EARLIER_TEXT}, 200),
+    ({"if_match": "*", "if_unmodified_since": EARLIER_TEXT, "range": "bytes=0-3"}, 206),
+    # A failed If-Unmodified-Since wins over If-None-Match and Range.
+    ({"if_unmodified_since": EARLIER_TEXT, "if_none_match": "{etag}"}, 412),
+    ({"if_unmodified_since": EARLIER_TEXT, "if_modified_since": LATER_TEXT}, 412),
+    ({"if_unmodified_since": EARLIER_TEXT, "range": "bytes=0-3"}, 412),
+    # Passed, If-None-Match and If-Modified-Since come next, then If-Range.
+    ({"if_match": "{etag}", "if_none_match": "{etag}"}, 304),
+    ({"if_unmodified_since": LATER_TEXT, "if_none_match": "{etag}"}, 304),
+    ({"if_match": "{etag}", "if_modified_since": LATER_TEXT}, 304),
+    ({"if_match": "{etag}", "if_none_match": '"other"', "range": "bytes=0-3", "if_range": "{etag}"}, 206),
+    ({"if_match": "{etag}", "range": "bytes=0-3", "if_range": '"other"'}, 200),
+    ({"if_unmodified_since": LAST_MODIFIED_TEXT, "range": "bytes=999999-"}, 416),
+]
+
+
+@pytest.mark.parametrize(("headers", "status"), PRECONDITION_ORDER)
+def test_preconditions_are_evaluated_in_order(fetch, docs, headers, status):
+    """Issue 11 item 8: If-Match, If-Unmodified-Since, If-None-Match, If-Modified-Since, If-Range, in that order."""
+    etag = fetch("GET", "/img/logo.png").headers["ETag"]
+    result = fetch("GET", "/img/logo.png", **{name: value.format(etag=etag) for name, value in headers.items()})
+    assert result.status == status
+    if status == 412:
+        assert_precondition_failed(result, etag)
+    elif status == 304:
+        assert_not_modified(result, etag)
+    elif status == 206:
+        assert result.body == docs["/img/logo.png"][:4]
+    elif status == 200:
+        assert result.body == docs["/img/logo.png"]
+
+
+@both_tiers
+def test_if_match_compares_the_chosen_variant(fetch, docs):
+    """Issue 11 item 8: If-Match is evaluated against the representation Accept-Encoding chose."""
+    gzip_etag = fetch("GET", CSS, accept_encoding="gzip").headers["ETag"]
+    identity_etag = fetch("GET", CSS).headers["ETag"]
+    assert_variant(fetch("GET", CSS, accept_encoding="gzip", if_match=gzip_etag), docs, CSS, "gzip")
+    result = fetch("GET", CSS, accept_encoding="gzip", if_match=identity_etag)
+    assert_precondition_failed(result, gzip_etag)
+    assert result.headers["Vary"] == "Accept-Encoding"
+    assert "Content-Encoding" not in result.headers
+    assert_precondition_failed(fetch("GET", CSS, if_match=gzip_etag), identity_etag)
+
+
 # --- ranges -----------------------------------------------------------------------------
 
 RANGE_PATHS = {"/img/logo.png": "image/png", "/big.bin": "application/octet-stream"}
@@ -604,12 +753,14 @@ def test_unsatisfiable_range_gives_416(fetch, docs):
             assert result.body == BODY_416
 
 
-def test_range_on_an_empty_file_is_unsatisfiable(fetch, docs):
-    for header in ("bytes=0-", "bytes=0-0", "bytes=-1"):
-        result = fetch("GET", "/empty.txt", range=header)
-        assert result.status == 416, header
-        assert result.headers["Content-Range"] == "bytes */0"
-        assert result.body == BODY_416
+@pytest.mark.parametrize("header", ["bytes=-1", "bytes=-5", "bytes=0-", "bytes=0-0", "bytes=5-", "bytes=-0"])
+def test_range_on_an_empty_file_is_ignored(fetch, docs, header):
+    """Issue 11 item 12: any Range on an empty representation is ignored: 200, not 416."""
+    result = fetch("GET", "/empty.txt", range=header)
+    assert result.status == 200
+    assert result.headers["Content-Length"] == "0"
+    assert "Content-Range" not in result.headers
+    assert result.body == b""
 
 
 IGNORED_RANGES = [
@@ -903,7 +1054,7 @@ ACCEPT_ENCODING_CASES = [
     ("br, gzip", "br"),
     ("gzip, br", "br"),
     ("gzip, deflate, br, zstd", "br"),
-    ("br;q=0.1, gzip", "br"),
+    ("br;q=0.1, gzip", "gzip"),
     ("*", "br"),
     ("br;q=0, *", "gzip"),
     ("br;q=0, gzip", "gzip"),
@@ -922,6 +1073,39 @@ ACCEPT_ENCODING_CASES = [
     ("gzip;q=2", ""),
     ("gzip;q=-1", ""),
 ]
+
+
+@pytest.mark.parametrize(
+    ("path", "accept", "encoding"),
+    [
+        (CSS, "gzip;q=1, br;q=0.8", "gzip"),
+        (CSS, "br;q=0.9, gzip", "gzip"),
+        (CSS, "gzip;q=0.5, br;q=0.6", "br"),
+        (CSS, "gzip;q=0.001, br;q=0.002", "br"),
+        (CSS, "gzip;q=0.5, br;q=0.5", "br"),  # a tie: br
+        (CSS, "identity;q=0.5, gzip;q=0.5", "gzip"),  # a tie: gzip before identity
+        (CSS, "gzip;q=0.5, identity;q=0.6", ""),
+        (CSS, "*;q=0.5, identity", ""),
+        (CSS, "br;q=0.2, *;q=0.5", "gzip"),
+        (CSS, "gzip;q=0.8, x-gzip;q=0.1, br;q=0.5", "gzip"),
+        (CSS, "identity;q=0, gzip;q=0.1", "gzip"),
+        ("/data.json", "br, gzip;q=0.5", "gzip"),  # br is not stored
+        ("/data.json", "gzip;q=0.5, *", ""),  # identity has q=1 by *
+        ("/data.json", "gzip;q=0.5, identity;q=0.4", "gzip"),
+    ],
+)
+def test_accept_encoding_q_values(fetch, docs, path, accept, encoding):
+    """Issue 11 item 9: the stored variant with the highest q wins; ties go to br, then gzip, then identity."""
+    result = fetch("GET", path, accept_encoding=accept)
+    if encoding:
+        assert result.headers["Content-Encoding"] == encoding
+        assert result.body == docs.variants[path][encoding]
+    else:
+        assert "Content-Encoding" not in result.headers
+        assert result.body == docs[path]
+    assert result.status == 200
+    assert result.headers["Vary"] == "Accept-Encoding"
+    assert result.headers["Content-Length"] == str(len(result.body))
 
 
 @both_tiers
@@ -1167,13 +1351,25 @@ def test_a_name_with_a_percent_sign_is_reached_by_its_encoding_only(fetch, site,
     assert fetch("GET", "/100%25.txt").body == b"full"
 
 
-def test_a_path_that_is_not_utf8_is_not_served(fetch, docs):
-    # 400 where the adapter sees the bytes (WSGI wrapper); Django's request
-    # re-percent-encodes them ("/%FF"), which names no file here: 404.
-    for path in ("/%FF%FE", "/caf%E9.txt", "/%C3"):
-        result = fetch("GET", path)
-        assert result.status in (400, 404), path
-        assert result.body in (BODY_400, docs["/404.html"])
+@pytest.mark.parametrize("path", ["/%FF%FE", "/caf%E9.txt", "/%C3", "/a/%80/b.txt", "/%EF%BF%BD%FF"])
+def test_a_path_that_is_not_utf8_gets_400(fetch, adapter, docs, path):
+    """Issue 11 item 12: a path that is not UTF-8 gets 400 through the WSGI and ASGI wrappers alike.
+
+    Through the middleware Django has re-percent-encoded the bytes ("/%FF"),
+    which name no file here: 404."""
+    result = fetch("GET", path)
+    if adapter == "middleware":
+        assert (result.status, result.body) == (404, docs["/404.html"])
+    else:
+        assert (result.status, result.body) == (400, BODY_400)
+
+
+def test_a_replacement_character_sent_as_utf8_is_a_path_like_any(fetch, site, tmp_path):
+    """Issue 11 item 12: U+FFFD in a path is refused only where the request's bytes were not UTF-8."""
+    publish(site, write_tree(tmp_path / "more", {"\ufffd.txt": "replacement"}))
+    cache.reset()
+    result = fetch("GET", "/%EF%BF%BD.txt")
+    assert (result.status, result.body) == (200, b"replacement")
 
 
 def test_path_at_the_length_limit_is_not_rejected(fetch, docs):
@@ -1274,3 +1470,42 @@ def test_host_that_is_not_allowed_is_left_to_the_project(fetch, docs):
     result = fetch("GET", "/", host="elsewhere.example")
     assert result.status == 400
     assert result.body != docs["/index.html"]
+
+
+#: Absolute-form request targets (RFC 9112 3.2.2) sent with another Host,
+#: and the body that answers: a site's file, "no site" or the project's page.
+ABSOLUTE_FORM_TARGETS = [
+    ("http://docs.sites.test/css/site.css", "testserver", "/css/site.css"),
+    ("HTTP://DOCS.SITES.TEST:8080/css/site.css?v=1", "testserver", "/css/site.css"),
+    ("https://docs.sites.test/img/logo.png", "other.sites.test", "/img/logo.png"),
+    ("http://docs.sites.test", "testserver", "/index.html"),
+    ("http://docs.sites.test?x=1", "testserver", "/index.html"),
+    ("http://nosuch.sites.test/", HOST, "no site"),
+    ("http://testserver/", HOST, "project"),
+    # Malformed authorities name no site host: the request is the project's.
+    ("http://user@docs.sites.test/", HOST, "project"),
+    ("http://[::1]/", HOST, "project"),
+    ("http://[/", HOST, "project"),
+    ("http:///", HOST, "project"),
+    ("http://docs.sites.test%2F/", HOST, "project"),
+    ("http://docs.sites.test:99999999999999999999/", "testserver", "/index.html"),  # as in a Host field
+    ("http://" + "a" * 5000 + ".sites.test/", HOST, "project"),
+    ("http://docs.sites.test\\@x/", HOST, "project"),
+]
+
+
+@pytest.mark.parametrize("fetch", ["middleware", "wsgi"], indirect=True)
+@pytest.mark.parametrize(("target", "host", "answer"), ABSOLUTE_FORM_TARGETS)
+def test_absolute_form_target_chooses_the_site(fetch, docs, target, host, answer):
+    """Issue 11 item 11: an absolute-form target's host chooses the site, not the Host field (gunicorn's RAW_URI).
+
+    Runs where the server passes the target on (WSGI: gunicorn's RAW_URI);
+    ASGI servers pass no raw target."""
+    result = fetch("GET", target, host=host)
+    if answer == "no site":
+        assert (result.status, result.body) == (404, BODY_NO_SITE)
+    elif answer == "project":
+        assert (result.status, result.body) == (200, b"project home")
+    else:
+        assert (result.status, result.body) == (200, docs[answer])
+        assert result.headers["Content-Length"] == str(len(docs[answer]))

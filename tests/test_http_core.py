@@ -13,16 +13,20 @@ from django_assetcache.http import (
     accepted_encodings,
     build_file_entry,
     build_redirect_entry,
+    choose,
     clean_path,
     coalesce,
     decide,
     etag_for,
     etag_matches,
+    etag_matches_strongly,
     not_modified_since,
     parse_range,
     parse_ranges,
     range_still_valid,
     redirect,
+    request_host,
+    unmodified_since,
     without_body,
 )
 
@@ -62,9 +66,6 @@ from django_assetcache.http import (
         ("bytes=999999-", 10, UNSATISFIABLE),
         ("bytes=-0", 10, UNSATISFIABLE),
         ("bytes=-000", 10, UNSATISFIABLE),
-        ("bytes=0-", 0, UNSATISFIABLE),
-        ("bytes=0-0", 0, UNSATISFIABLE),
-        ("bytes=-1", 0, UNSATISFIABLE),
         ("bytes=" + "9" * 5000 + "-", 10, UNSATISFIABLE),
         ("bytes=99999999999999999999-", 10, UNSATISFIABLE),
         ("bytes=" + "9" * 30 + "-" + "9" * 31, 10, UNSATISFIABLE),
@@ -138,57 +139,108 @@ def test_coalesce(ranges, length, expected):
     assert coalesce(ranges, length) == expected
 
 
+@pytest.mark.parametrize("header", ["bytes=-1", "bytes=-5", "bytes=0-", "bytes=0-0", "bytes=3-", "bytes=-0"])
+def test_parse_range_ignores_any_range_on_an_empty_representation(header):
+    """Issue 11 item 12: a Range on an empty representation is ignored (200), not unsatisfiable (416)."""
+    assert parse_range(header, 0) is None
+    assert parse_ranges(header + ",0-1", 0) is None
+
+
 # --- accepted_encodings -----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("header", "br", "gzip"),
+    ("header", "qualities"),
     [
-        ("", False, False),
-        ("identity", False, False),
-        ("gzip", False, True),
-        ("x-gzip", False, True),
-        ("GZip", False, True),
-        ("br", True, False),
-        ("BR", True, False),
-        ("gzip, br", True, True),
-        ("gzip,br", True, True),
-        ("  gzip ,  br  ", True, True),
-        ("gzip, deflate, br, zstd", True, True),
-        ("*", True, True),
-        ("*;q=0", False, False),
-        ("*;q=0, gzip", False, True),
-        ("br;q=0, *", False, True),
-        ("gzip;q=0, *", True, False),
-        ("gzip;q=0, br;q=0", False, False),
-        ("gzip;q=0, br;q=0, *", False, False),
-        ("gzip;q=0.001", False, True),
-        ("gzip;q=1", False, True),
-        ("gzip;q=1.000", False, True),
-        ("gzip;q=0.000", False, False),
-        ("gzip; q=0", False, False),
-        ("gzip ;Q=0", False, False),
-        ("gzip;level=9;q=0", False, False),
-        ("gzip;q=0;level=9", False, False),
-        ("gzip;level=9", False, True),
-        ("gzip;q=", False, False),
-        ("gzip;q=abc", False, False),
-        ("gzip;q=nan", False, False),
-        ("gzip;q=inf", False, False),
-        ("gzip;q=-0.5", False, False),
-        ("gzip;q=1.5", False, False),
-        ("gzip;q=0, x-gzip", False, False),  # gzip named: its own q decides
-        ("x-gzip;q=0", False, False),
-        ("deflate", False, False),
-        (",,,", False, False),
-        (";q=1", False, False),
-        ("brotli", False, False),
-        ("gzip-ish", False, False),
+        ("", (0, 0, 0)),
+        ("identity", (0, 0, 1)),
+        ("gzip", (0, 1, 0)),
+        ("x-gzip", (0, 1, 0)),
+        ("GZip", (0, 1, 0)),
+        ("br", (1, 0, 0)),
+        ("BR", (1, 0, 0)),
+        ("gzip, br", (1, 1, 0)),
+        ("gzip,br", (1, 1, 0)),
+        ("  gzip ,  br  ", (1, 1, 0)),
+        ("gzip, deflate, br, zstd", (1, 1, 0)),
+        ("*", (1, 1, 1)),
+        ("*;q=0", (0, 0, 0)),
+        ("*;q=0, gzip", (0, 1, 0)),
+        ("br;q=0, *", (0, 1, 1)),
+        ("gzip;q=0, *", (1, 0, 1)),
+        ("gzip;q=0, br;q=0", (0, 0, 0)),
+        ("gzip;q=0, br;q=0, *", (0, 0, 1)),
+        ("gzip;q=0.001", (0, 0.001, 0)),
+        ("gzip;q=1", (0, 1, 0)),
+        ("gzip;q=1.000", (0, 1, 0)),
+        ("gzip;q=0.000", (0, 0, 0)),
+        ("gzip; q=0", (0, 0, 0)),
+        ("gzip ;Q=0", (0, 0, 0)),
+        ("gzip;level=9;q=0", (0, 0, 0)),
+        ("gzip;q=0;level=9", (0, 0, 0)),
+        ("gzip;level=9", (0, 1, 0)),
+        ("gzip;q=", (0, 0, 0)),
+        ("gzip;q=abc", (0, 0, 0)),
+        ("gzip;q=nan", (0, 0, 0)),
+        ("gzip;q=inf", (0, 0, 0)),
+        ("gzip;q=-0.5", (0, 0, 0)),
+        ("gzip;q=1.5", (0, 0, 0)),
+        ("gzip;q=0, x-gzip", (0, 0, 0)),  # gzip named: its own q decides
+        ("x-gzip;q=0", (0, 0, 0)),
+        ("deflate", (0, 0, 0)),
+        (",,,", (0, 0, 0)),
+        (";q=1", (0, 0, 0)),
+        ("brotli", (0, 0, 0)),
+        ("gzip-ish", (0, 0, 0)),
+        # q-values other than 0 and 1
+        ("gzip;q=1, br;q=0.8", (0.8, 1, 0)),
+        ("br;q=0.5, gzip;q=0.25, identity;q=0.75", (0.5, 0.25, 0.75)),
+        ("*;q=0.3, br", (1, 0.3, 0.3)),
+        ("identity;q=0, *;q=0.5", (0.5, 0.5, 0)),
     ],
 )
-def test_accepted_encodings(header, br, gzip):
-    assert accepted_encodings(header) == (br, gzip)
-    assert accepted_encodings(header) == (br, gzip)  # again, from its memo
+def test_accepted_encodings(header, qualities):
+    """Issue 11 item 9: the q-values of br, gzip and identity, not only whether each is refused."""
+    assert accepted_encodings(header) == qualities
+    assert accepted_encodings(header) is accepted_encodings(header)  # again, from its memo
+
+
+@pytest.mark.parametrize(
+    ("header", "encoding"),
+    [
+        ("gzip;q=1, br;q=0.8", "gzip"),
+        ("br;q=0.1, gzip", "gzip"),
+        ("br;q=0.8, gzip;q=0.9", "gzip"),
+        ("gzip;q=0.8, br;q=0.9", "br"),
+        ("gzip, br", "br"),
+        ("gzip;q=0.5, br;q=0.5", "br"),
+        ("gzip;q=0.5, identity;q=0.5", "gzip"),
+        ("gzip;q=0.5, identity;q=0.6", ""),
+        ("br;q=0.5, *;q=0.4", "br"),
+        ("*;q=0.4, identity;q=0.5", ""),
+        ("*;q=0", ""),
+        ("identity;q=0", ""),  # nothing else acceptable: identity all the same
+        ("deflate", ""),
+    ],
+)
+def test_choose_takes_the_highest_q(header, encoding):
+    """Issue 11 item 9: the stored variant with the highest q wins; ties go to br, then gzip, then identity."""
+    entry = make_entry(variants=True)
+    assert choose(entry, header).encoding == encoding
+
+
+def test_choose_only_among_stored_variants():
+    """Issue 11 item 9: a coding with a higher q that is not stored does not count."""
+    entry = build_file_entry(
+        content_type="text/plain",
+        last_modified=LAST_MODIFIED,
+        cache_control="no-cache",
+        identity=("a" * 64, 2, b"ab", None),
+        variants=[("gzip", "b" * 64, 4, b"GZIP", None)],
+    )
+    assert choose(entry, "br, gzip;q=0.5").encoding == "gzip"
+    assert choose(entry, "br, gzip;q=0.5, identity;q=0.6").encoding == ""
+    assert choose(entry, "br").encoding == ""
 
 
 def test_accepted_encodings_memo_is_bounded():
@@ -230,6 +282,31 @@ ETAG = '"0123456789abcdef0123456789abcdef"'
 )
 def test_etag_matches(header, expected):
     assert etag_matches(header, ETAG) is expected
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (ETAG, True),
+        ("*", True),
+        (" * ", True),
+        (f'"a", {ETAG}', True),
+        (f'"a",{ETAG},"b"', True),
+        (f" {ETAG} ", True),
+        ("W/" + ETAG, False),  # weak tags never match strongly
+        (f'"a", W/{ETAG}', False),
+        ('"a"', False),
+        ("", False),
+        (",", False),
+        (ETAG[1:-1], False),
+        (ETAG[:-2] + '"', False),
+        (ETAG + "x", False),
+        ('"*"', False),
+    ],
+)
+def test_etag_matches_strongly(header, expected):
+    """Issue 11 item 8: If-Match uses the strong comparison."""
+    assert etag_matches_strongly(header, ETAG) is expected
 
 
 def test_etag_for_is_strong_and_quoted():
@@ -337,6 +414,25 @@ def test_not_modified_since(header, expected):
     assert not_modified_since(header, make_entry()) is expected
 
 
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("Tue, 02 Jan 2024 03:04:05 GMT", True),
+        ("Tue, 02 Jan 2024 03:04:06 GMT", True),
+        ("Fri, 31 Dec 9999 23:59:59 GMT", True),
+        ("Tuesday, 02-Jan-24 03:04:05 GMT", True),
+        ("Tue, 02 Jan 2024 03:04:04 GMT", False),
+        ("Sun, 06 Nov 1994 08:49:37 GMT", False),
+        ("not a date", None),
+        ("", None),
+        ("Tue, 02 Jan 2024 03:04:04 GMT, Wed, 03 Jan 2024 00:00:00 GMT", None),
+    ],
+)
+def test_unmodified_since(header, expected):
+    """Issue 11 item 8: If-Unmodified-Since is true, false, or ignored (None) when not one valid date."""
+    assert unmodified_since(header, make_entry()) is expected
+
+
 def test_range_still_valid():
     entry = make_entry()
     rep = entry.identity
@@ -395,6 +491,51 @@ def test_decide_with_variants():
     assert "Content-Length" not in not_modified and "Content-Type" not in not_modified
 
 
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"if_match": '"x"'}, 412),
+        ({"if_match": "W/{etag}"}, 412),
+        ({"if_match": "{etag}"}, 200),
+        ({"if_match": '"x"', "if_none_match": "{etag}"}, 412),
+        ({"if_match": "*", "if_none_match": "{etag}"}, 304),
+        ({"if_match": "{etag}", "if_unmodified_since": "Mon, 01 Jan 2024 00:00:00 GMT"}, 200),
+        ({"if_unmodified_since": "Mon, 01 Jan 2024 00:00:00 GMT"}, 412),
+        ({"if_unmodified_since": "Mon, 01 Jan 2024 00:00:00 GMT", "if_none_match": "*"}, 412),
+        ({"if_unmodified_since": "Mon, 01 Jan 2024 00:00:00 GMT", "range": "bytes=0-1"}, 412),
+        ({"if_unmodified_since": "Wed, 03 Jan 2024 00:00:00 GMT", "if_modified_since": "{date}"}, 304),
+        ({"if_unmodified_since": "nonsense", "range": "bytes=0-1"}, 206),
+        ({"if_match": "{etag}", "range": "bytes=0-1", "if_range": '"x"'}, 200),
+    ],
+)
+def test_decide_evaluates_preconditions_in_order(headers, status):
+    """Issue 11 item 8: RFC 9110 13.2.2 order, with 412 where If-Match or If-Unmodified-Since fails."""
+    entry = make_entry()
+    assert entry.identity is not None
+    values = {name: value.format(etag=entry.identity.etag, date=entry.last_modified) for name, value in headers.items()}
+    assert decide(entry, "GET", getter(**values)).status == status
+
+
+def test_412_is_prepared_once_per_representation():
+    """Issue 11 item 8: the 412 is built once and kept, as the 304 is; HEAD gets it without a body."""
+    entry = make_entry(variants=True)
+    get = decide(entry, "GET", getter(accept_encoding="gzip", if_match='"x"'))
+    assert get is decide(entry, "GET", getter(accept_encoding="gzip", if_match='"y"'))
+    head = decide(entry, "HEAD", getter(accept_encoding="gzip", if_match='"x"'))
+    assert head is decide(
+        entry, "HEAD", getter(accept_encoding="gzip", if_unmodified_since="Sun, 06 Nov 1994 08:49:37 GMT")
+    )
+    assert (get.status, get.body, head.status, head.body) == (412, b"Precondition failed.\n", 412, b"")
+    headers = dict(get.headers)
+    assert head.headers == get.headers
+    assert headers["ETag"] == etag_for("b" * 64)
+    assert headers["Vary"] == "Accept-Encoding"
+    assert headers["Cache-Control"] == "no-cache"
+    assert headers["Content-Length"] == str(len(get.body))
+    assert "Content-Encoding" not in headers
+    assert decide(entry, "GET", getter(if_match='"x"')) is not get  # the identity has its own
+
+
 def test_file_entry_on_disk():
     entry = build_file_entry(
         content_type="application/octet-stream",
@@ -445,3 +586,36 @@ def test_future_if_modified_since_is_ignored_even_when_the_file_is_new():
 
     assert not_modified_since(http_date(now - 5), entry)
     assert not not_modified_since(http_date(now + 3600), entry)
+
+
+# --- the host a request names -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        (None, "host.example"),
+        ("/", "host.example"),
+        ("/a?b=http://other.example/", "host.example"),
+        ("//other.example/x", "host.example"),  # origin-form, a path starting with //
+        ("*", "host.example"),
+        ("", "host.example"),
+        ("other.example:80", "host.example"),  # authority-form (CONNECT)
+        ("http://docs.example.com/", "docs.example.com"),
+        ("HTTP://Docs.Example.com:8080/x?y", "Docs.Example.com:8080"),
+        ("https://docs.example.com", "docs.example.com"),
+        ("http://docs.example.com?x", "docs.example.com"),
+        ("http://docs.example.com#x", "docs.example.com"),
+        ("http://user@docs.example.com/", "user@docs.example.com"),  # names no host: passed on
+        ("http:///x", ""),
+        ("http://[::1]:80/", "[::1]:80"),
+        ("http://[/", "["),
+        ("http:/docs.example.com/", "host.example"),
+        ("1http://docs.example.com/", "host.example"),
+        ("http://" + "a" * 100_000, "a" * 100_000),
+        ("http://\x00é/", "\x00é"),
+    ],
+)
+def test_request_host(target, expected):
+    """Issue 11 item 11: an absolute-form target's authority is the host (RFC 9112 3.2.2), parsed without failing."""
+    assert request_host("host.example", target) == expected

@@ -33,8 +33,9 @@ FIXED_BODIES = {
     b"No site is published at this address.\n",
     b"Method not allowed.\n",
     b"Range not satisfiable.\n",
+    b"Precondition failed.\n",
 }
-SITE_STATUSES = {200, 206, 301, 304, 400, 404, 405, 416}
+SITE_STATUSES = {200, 206, 301, 304, 400, 404, 405, 412, 416}
 
 EXTRA: dict[str, bytes | str] = {
     "a b.txt": "spaced name\n",
@@ -152,6 +153,8 @@ def request_headers(draw) -> dict[str, str]:
     for name, values in (
         ("HTTP_RANGE", range_values),
         ("HTTP_IF_RANGE", st.one_of(etag_values, dates)),
+        ("HTTP_IF_MATCH", etag_values),
+        ("HTTP_IF_UNMODIFIED_SINCE", dates),
         ("HTTP_IF_NONE_MATCH", etag_values),
         ("HTTP_IF_MODIFIED_SINCE", dates),
         ("HTTP_ACCEPT_ENCODING", encodings),
@@ -181,7 +184,7 @@ def check_site_response(response, method: str, headers: dict[str, str], assets) 
         assert body == b""
         return
     reps = representations_for(path, assets)
-    if status in (200, 206, 304, 416):
+    if status in (200, 206, 304, 412, 416):
         assert reps is not None, f"{status} for {path!r}, which is no asset"
     if status == 200:
         assert body == reps[response.get("Content-Encoding", "")]
@@ -244,11 +247,13 @@ positions = st.one_of(st.none(), st.integers(0, 50), st.integers(0, 10**25))
 
 
 def reference_range(first: int | None, last: int | None, length: int):
-    """RFC 9110 14.1.2, for one range."""
+    """RFC 9110 14.1.2, for one range; ignored on an empty representation."""
+    if length == 0:
+        return None
     if first is None:
         if last is None:
             return None
-        if last == 0 or length == 0:
+        if last == 0:
             return UNSATISFIABLE
         return (max(length - last, 0), length - 1)
     if last is not None and last < first:

@@ -232,3 +232,41 @@ def test_wrappers_import_before_django_is_set_up(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ready"
+
+
+#: Targets a client may send gunicorn in absolute form with Host: big.sites.test, and what answers.
+#: An authority that is no host name names no site: the project answers.
+ODD_TARGETS = [
+    ("http://[::1]/", b"project home"),
+    ("http://user@big.sites.test/", b"project home"),
+    ("http:///", b"project home"),
+    ("http://big.sites.test%2F/", b"project home"),
+    ("http://" + "a" * 3000 + ".sites.test/", b"project home"),
+    ("ftp://other.example/small.txt", None),
+]
+
+
+@pytest.mark.parametrize("app", ["tests.wsgi:application", "tests.preload_wsgi:application"])
+def test_absolute_form_target_under_gunicorn(big_site: dict[str, bytes], tmp_path: Path, settings, app: str) -> None:
+    """Issue 11 item 11: under gunicorn, an absolute-form target's host chooses the site (middleware and WSGI
+    wrapper), and no target, however malformed, gets a 500."""
+    env = {"ASSETCACHE_TEST_MEDIA_ROOT": settings.MEDIA_ROOT}
+    small = big_site["small.txt"]
+    with gunicorn(tmp_path, app=app, env=env) as server:
+        status, headers, body = server.request("http://big.sites.test/small.txt", "testserver")
+        assert (status, body) == (200, small), server.log()
+        assert headers["content-length"] == str(len(small))
+        status, _, body = server.request("HTTP://BIG.SITES.TEST:8000/small.txt?x=1", "other.sites.test")
+        assert (status, body) == (200, small)
+        status, _, body = server.request("http://testserver/", HOST)
+        assert (status, body) == (200, b"project home")
+        status, _, body = server.request("http://nosuch.sites.test/small.txt", HOST)
+        assert (status, body) == (404, b"No site is published at this address.\n")
+        for target, expected in ODD_TARGETS:
+            status, _, body = server.request(target, HOST)
+            if expected is None:  # another host: the project's 404 for /small.txt
+                assert status == 404, target
+            else:
+                assert (status, body) == (200, expected), target[:40]
+        log = server.log()
+    assert "Traceback" not in log
