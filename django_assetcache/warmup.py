@@ -9,12 +9,10 @@ wait for the network. The snapshot can be uploaded to the storage
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import io
 import logging
 import os
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -26,6 +24,7 @@ from django.db import transaction
 from django.db.models import Max
 
 from . import conf
+from .atomic import atomic_write
 from .mediatypes import is_compressible
 from .models import Asset, Blob, Change, Site, record_change
 from .progress import Progress, human_bytes
@@ -266,10 +265,8 @@ def warm_up_from_storage(*, progress_stream: TextIO | None = None, store: BlobSt
     store = store or BlobStore()
     summary = WarmupSummary()
     target = Path(settings.SNAPSHOT_PATH)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=".snapshot-", dir=target.parent)
     try:
-        with os.fdopen(fd, "wb") as out:
+        with atomic_write(target, prefix=".snapshot-") as out:
             try:
                 for chunk in stream_object(store.storage, SNAPSHOT_NAME):
                     out.write(chunk)
@@ -278,22 +275,19 @@ def warm_up_from_storage(*, progress_stream: TextIO | None = None, store: BlobSt
             except Exception as exc:  # the storage's own errors (botocore, …)
                 raise WarmupError(f"cannot fetch the snapshot from the storage: {exc}") from exc
             out.flush()
-            os.fsync(out.fileno())
-        # Checked before it replaces a good snapshot: a cut or damaged
-        # download is refused here, not by every server process.
-        snapshot = Snapshot(temp)
-        if snapshot.domain != settings.DOMAIN:
-            raise WarmupError(f"the stored snapshot was made for domain {snapshot.domain!r}, not {settings.DOMAIN!r}")
-        os.replace(temp, target)
+            # Checked before it replaces a good snapshot: a cut or damaged
+            # download is refused here, not by every server process.
+            snapshot = Snapshot(out.name)
+            if snapshot.domain != settings.DOMAIN:
+                raise WarmupError(
+                    f"the stored snapshot was made for domain {snapshot.domain!r}, not {settings.DOMAIN!r}"
+                )
     except FileNotFoundError as exc:
         raise WarmupError(
             f"no snapshot in the storage at {SNAPSHOT_NAME!r} (run assetcache_warmup --upload-snapshot)"
         ) from exc
     except SnapshotError as exc:
         raise WarmupError(f"the stored snapshot is unusable: {exc}") from exc
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
     referenced: dict[str, int] = {}
     assets = 0
     held = snapshot.bodies

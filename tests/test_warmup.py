@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from django_assetcache import cache, conf, warm
 from django_assetcache.models import Blob, Site
 from django_assetcache.publish import publish
 from django_assetcache.snapshot import MAGIC, Snapshot, SnapshotError
-from django_assetcache.warmup import warm_up
+from django_assetcache.warmup import warm_up, warm_up_from_storage
 
 from .conftest import SAMPLE, write_tree
 from .servers import gunicorn
@@ -217,3 +218,25 @@ def test_database_outage_after_warmup_is_shielded(transactional_db, tmp_path: Pa
         status, _, _ = server.request("/", "other.sites.test")
         assert status == 503
     assert "cannot read the change feed" in server.log()
+
+
+@pytest.fixture(params=[0o022, 0o027], ids=["umask022", "umask027"])
+def umask(request) -> Iterator[int]:
+    previous = os.umask(request.param)
+    yield request.param
+    os.umask(previous)
+
+
+@pytest.mark.parametrize("from_storage", [False, True], ids=["warmup", "from-storage"])
+def test_snapshot_file_mode_follows_the_umask(db, tmp_path: Path, umask: int, from_storage: bool) -> None:
+    """Issue 11 item 19: the snapshot is written with the mode the umask
+    gives (0644 under umask 022), not 0600, so servers running as another
+    user can read it; the same when it is fetched from the storage."""
+    publish("docs", write_tree(tmp_path / "src", FILES))
+    warm_up(upload=from_storage)
+    path = Path(conf.get().SNAPSHOT_PATH)
+    if from_storage:
+        path.unlink()
+        warm_up_from_storage()
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert [name for name in os.listdir(path.parent) if name.startswith(".snapshot-")] == []
