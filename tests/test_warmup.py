@@ -220,6 +220,31 @@ def test_database_outage_after_warmup_is_shielded(transactional_db, tmp_path: Pa
     assert "cannot read the change feed" in server.log()
 
 
+def test_warmup_of_one_site_keeps_the_others_in_the_snapshot(db, tmp_path: Path, django_assert_num_queries) -> None:
+    """Issue 11 item 18: `assetcache_warmup --site X` updates X within the
+    existing snapshot: the other sites stay (those deleted since go), and
+    what changed in them since is replayed."""
+    for name in ("one", "two", "three", "gone"):
+        publish(name, write_tree(tmp_path / name, {**SAMPLE, "index.html": f"<title>{name}</title>"}))
+    warm_up()
+    publish("one", write_tree(tmp_path / "one-b", {**SAMPLE, "index.html": "<title>one, second</title>"}))
+    publish("two", write_tree(tmp_path / "two-b", {**SAMPLE, "index.html": "<title>two, second</title>"}))
+    Site.objects.get(subdomain="gone").delete()
+
+    call_command("assetcache_warmup", "--site", "one", verbosity=0)
+
+    snapshot = Snapshot(conf.get().SNAPSHOT_PATH)
+    assert sorted(site["subdomain"] for site in snapshot.sites.values()) == ["one", "three", "two"]
+    cache.reset()
+    warm()
+    with django_assert_num_queries(0):
+        assert Client(HTTP_HOST="one.sites.test").get("/").content == b"<title>one, second</title>"
+        assert Client(HTTP_HOST="three.sites.test").get("/").content == b"<title>three</title>"
+    # Changed after the kept rows were read: the replay sends it to the database.
+    assert Client(HTTP_HOST="two.sites.test").get("/").content == b"<title>two, second</title>"
+    assert Client(HTTP_HOST="gone.sites.test").get("/").status_code == 404
+
+
 @pytest.fixture(params=[0o022, 0o027], ids=["umask022", "umask027"])
 def umask(request) -> Iterator[int]:
     previous = os.umask(request.param)
