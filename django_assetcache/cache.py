@@ -328,7 +328,7 @@ class AssetCache:
             self._drop_hosts(site_id)
         snapshot = self.loader.snapshot
         if snapshot is not None:
-            snapshot.forget(site_id, change.paths, hosts)
+            snapshot.forget(site_id, change.paths, hosts, change.id)
         if site_id is None:
             return
         if change.paths is None:

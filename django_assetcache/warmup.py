@@ -9,12 +9,10 @@ wait for the network. The snapshot can be uploaded to the storage
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import io
 import logging
 import os
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -26,6 +24,7 @@ from django.db import transaction
 from django.db.models import Max
 
 from . import conf
+from .atomic import atomic_write
 from .mediatypes import is_compressible
 from .models import Asset, Blob, Change, Site, record_change
 from .progress import Progress, human_bytes
@@ -65,6 +64,8 @@ class WarmupSummary:
     tier_evictions: int = 0
     #: Storage name of the uploaded snapshot, if it was uploaded.
     uploaded_snapshot: str | None = None
+    #: Sites a warmup of some sites kept from the snapshot in place.
+    kept_sites: int = 0
     missing: set[str] = field(default_factory=set, repr=False)
 
     def __str__(self) -> str:
@@ -83,6 +84,8 @@ class WarmupSummary:
             )
         if self.missing_blobs:
             text += f"; {self.missing_blobs} blobs missing from storage"
+        if self.kept_sites:
+            text += f"; {self.kept_sites} other sites kept from the snapshot in place"
         if self.uploaded_snapshot:
             text += f"; snapshot uploaded to {self.uploaded_snapshot}"
         return text + f"; {self.seconds:.2f} s"
@@ -138,45 +141,33 @@ def warm_up(
     # The stamp is read before the index: whatever commits after it is
     # replayed by every process that loads the snapshot.
     change_id = Change.objects.aggregate(latest=Max("id"))["latest"] or 0
-    site_rows = list(sites.values("id", "subdomain", "is_active", "index_document", "error_document", "cache_control"))
-    for site in site_rows:
-        site["domains"] = []
-    by_id = {site["id"]: site for site in site_rows}
-    for site_id, hostname in Site.objects.filter(pk__in=by_id).values_list("id", "domains__hostname"):
-        if hostname:
-            by_id[site_id]["domains"].append(hostname)
-
-    variants: dict[str, list[list[Any]]] = {}
-    for source_id, encoding, sha, size in (
-        Blob.objects.filter(source__assets__site__in=by_id)
-        .distinct()
-        .values_list("source_id", "encoding", "sha256", "size")
-    ):
-        variants.setdefault(source_id, []).append([encoding, sha, size])
-
-    assets: dict[int, list[list[Any]]] = {site_id: [] for site_id in by_id}
-    small: dict[str, int] = {}
-    rows = Asset.objects.filter(site__in=by_id).values_list(
-        "site_id", "path", "content_type", "last_modified", "blob_id", "blob__size"
-    )
-    for site_id, path, content_type, modified, sha, size in rows.iterator(chunk_size=5000):
-        blob_variants = variants.get(sha, [])
-        assets[site_id].append([path, content_type, int(modified.timestamp()), sha, size, blob_variants])
-        for blob_sha, blob_size in [(sha, size), *((v[1], v[2]) for v in blob_variants)]:
-            if blob_size <= settings.MEMORY_FILE_LIMIT:
-                small[blob_sha] = blob_size
+    site_rows, assets = _read_sites(sites)
     summary.sites = len(site_rows)
     summary.assets = sum(len(site_assets) for site_assets in assets.values())
+    previous = _previous_snapshot(settings) if subdomains else None
+    if previous is not None:
+        summary.kept_sites = _keep_other_sites(previous, site_rows, assets)
+    small: dict[str, int] = {}
+    for site_assets in assets.values():
+        for _path, _type, _modified, sha, size, blob_variants in site_assets:
+            for blob_sha, blob_size in [(sha, size), *((v[1], v[2]) for v in blob_variants)]:
+                if blob_size <= settings.MEMORY_FILE_LIMIT:
+                    small[blob_sha] = blob_size
 
     progress = (
         Progress("snapshot", sum(small.values()), stream=progress_stream, unit_bytes=True)
         if progress_stream is not None
         else None
     )
+    held = previous.bodies if previous is not None else {}
 
     def bodies() -> Any:
         for sha, size in small.items():
-            data = _read_local(store, sha, size)
+            data = None
+            if previous is not None and sha in held:  # no need to read the store
+                data = previous.body_at(held[sha][0], size, sha)
+            if data is None:
+                data = _read_local(store, sha, size)
             if progress is not None:
                 progress.advance(size)
             if data is None:
@@ -198,6 +189,71 @@ def warm_up(
     summary.missing_blobs = len(summary.missing)
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _read_sites(sites: Any) -> tuple[list[dict[str, Any]], dict[int, list[list[Any]]]]:
+    """The snapshot's site dicts and asset rows for ``sites``, from the database."""
+    site_rows = list(sites.values("id", "subdomain", "is_active", "index_document", "error_document", "cache_control"))
+    for site in site_rows:
+        site["domains"] = []
+    by_id = {site["id"]: site for site in site_rows}
+    for site_id, hostname in Site.objects.filter(pk__in=by_id).values_list("id", "domains__hostname"):
+        if hostname:
+            by_id[site_id]["domains"].append(hostname)
+
+    variants: dict[str, list[list[Any]]] = {}
+    for source_id, encoding, sha, size in (
+        Blob.objects.filter(source__assets__site__in=by_id)
+        .distinct()
+        .values_list("source_id", "encoding", "sha256", "size")
+    ):
+        variants.setdefault(source_id, []).append([encoding, sha, size])
+
+    assets: dict[int, list[list[Any]]] = {site_id: [] for site_id in by_id}
+    rows = Asset.objects.filter(site__in=by_id).values_list(
+        "site_id", "path", "content_type", "last_modified", "blob_id", "blob__size"
+    )
+    for site_id, path, content_type, modified, sha, size in rows.iterator(chunk_size=5000):
+        assets[site_id].append([path, content_type, int(modified.timestamp()), sha, size, variants.get(sha, [])])
+    return site_rows, assets
+
+
+def _previous_snapshot(settings: conf.Settings) -> Snapshot | None:
+    """The snapshot in place, when it can give the sites a partial warmup keeps."""
+    if not os.path.exists(settings.SNAPSHOT_PATH):
+        return None
+    try:
+        previous = Snapshot(settings.SNAPSHOT_PATH)
+    except SnapshotError as exc:
+        logger.warning("assetcache: the snapshot in place is unusable (%s); writing one with these sites only", exc)
+        return None
+    if previous.domain != settings.DOMAIN:
+        logger.warning(
+            "assetcache: the snapshot in place is for domain %r; writing one with these sites only", previous.domain
+        )
+        return None
+    return previous
+
+
+def _keep_other_sites(previous: Snapshot, site_rows: list[dict[str, Any]], assets: dict[int, list[list[Any]]]) -> int:
+    """Add to ``site_rows`` and ``assets`` the sites of ``previous`` that this
+    warmup did not read and that still exist, as ``previous`` has them.
+
+    Each keeps the feed position it was read at, so processes replay the
+    changes made to it since; host names a fresh site now holds are taken
+    from the kept ones. Returns how many sites were kept.
+    """
+    fresh_hosts = {hostname for site in site_rows for hostname in site["domains"]}
+    wanted = set(previous.sites) - {site["id"] for site in site_rows}
+    existing = set(Site.objects.filter(pk__in=wanted).values_list("pk", flat=True))
+    for site_id in sorted(existing):
+        site = previous.sites[site_id]
+        site_rows.append({**site, "domains": [name for name in site["domains"] if name not in fresh_hosts]})
+        assets[site_id] = [
+            [path, content_type, modified, sha, size, [[v[0], v[1], v[2]] for v in variants]]
+            for path, (content_type, modified, sha, size, _offset, variants) in previous.site_rows(site_id)
+        ]
+    return len(existing)
 
 
 def fill_tier(
@@ -266,10 +322,8 @@ def warm_up_from_storage(*, progress_stream: TextIO | None = None, store: BlobSt
     store = store or BlobStore()
     summary = WarmupSummary()
     target = Path(settings.SNAPSHOT_PATH)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=".snapshot-", dir=target.parent)
     try:
-        with os.fdopen(fd, "wb") as out:
+        with atomic_write(target, prefix=".snapshot-") as out:
             try:
                 for chunk in stream_object(store.storage, SNAPSHOT_NAME):
                     out.write(chunk)
@@ -278,22 +332,19 @@ def warm_up_from_storage(*, progress_stream: TextIO | None = None, store: BlobSt
             except Exception as exc:  # the storage's own errors (botocore, …)
                 raise WarmupError(f"cannot fetch the snapshot from the storage: {exc}") from exc
             out.flush()
-            os.fsync(out.fileno())
-        # Checked before it replaces a good snapshot: a cut or damaged
-        # download is refused here, not by every server process.
-        snapshot = Snapshot(temp)
-        if snapshot.domain != settings.DOMAIN:
-            raise WarmupError(f"the stored snapshot was made for domain {snapshot.domain!r}, not {settings.DOMAIN!r}")
-        os.replace(temp, target)
+            # Checked before it replaces a good snapshot: a cut or damaged
+            # download is refused here, not by every server process.
+            snapshot = Snapshot(out.name)
+            if snapshot.domain != settings.DOMAIN:
+                raise WarmupError(
+                    f"the stored snapshot was made for domain {snapshot.domain!r}, not {settings.DOMAIN!r}"
+                )
     except FileNotFoundError as exc:
         raise WarmupError(
             f"no snapshot in the storage at {SNAPSHOT_NAME!r} (run assetcache_warmup --upload-snapshot)"
         ) from exc
     except SnapshotError as exc:
         raise WarmupError(f"the stored snapshot is unusable: {exc}") from exc
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
     referenced: dict[str, int] = {}
     assets = 0
     held = snapshot.bodies

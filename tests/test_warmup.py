@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from django_assetcache import cache, conf, warm
 from django_assetcache.models import Blob, Site
 from django_assetcache.publish import publish
 from django_assetcache.snapshot import MAGIC, Snapshot, SnapshotError
-from django_assetcache.warmup import warm_up
+from django_assetcache.warmup import warm_up, warm_up_from_storage
 
 from .conftest import SAMPLE, write_tree
 from .servers import gunicorn
@@ -217,3 +218,50 @@ def test_database_outage_after_warmup_is_shielded(transactional_db, tmp_path: Pa
         status, _, _ = server.request("/", "other.sites.test")
         assert status == 503
     assert "cannot read the change feed" in server.log()
+
+
+def test_warmup_of_one_site_keeps_the_others_in_the_snapshot(db, tmp_path: Path, django_assert_num_queries) -> None:
+    """Issue 11 item 18: `assetcache_warmup --site X` updates X within the
+    existing snapshot: the other sites stay (those deleted since go), and
+    what changed in them since is replayed."""
+    for name in ("one", "two", "three", "gone"):
+        publish(name, write_tree(tmp_path / name, {**SAMPLE, "index.html": f"<title>{name}</title>"}))
+    warm_up()
+    publish("one", write_tree(tmp_path / "one-b", {**SAMPLE, "index.html": "<title>one, second</title>"}))
+    publish("two", write_tree(tmp_path / "two-b", {**SAMPLE, "index.html": "<title>two, second</title>"}))
+    Site.objects.get(subdomain="gone").delete()
+
+    call_command("assetcache_warmup", "--site", "one", verbosity=0)
+
+    snapshot = Snapshot(conf.get().SNAPSHOT_PATH)
+    assert sorted(site["subdomain"] for site in snapshot.sites.values()) == ["one", "three", "two"]
+    cache.reset()
+    warm()
+    with django_assert_num_queries(0):
+        assert Client(HTTP_HOST="one.sites.test").get("/").content == b"<title>one, second</title>"
+        assert Client(HTTP_HOST="three.sites.test").get("/").content == b"<title>three</title>"
+    # Changed after the kept rows were read: the replay sends it to the database.
+    assert Client(HTTP_HOST="two.sites.test").get("/").content == b"<title>two, second</title>"
+    assert Client(HTTP_HOST="gone.sites.test").get("/").status_code == 404
+
+
+@pytest.fixture(params=[0o022, 0o027], ids=["umask022", "umask027"])
+def umask(request) -> Iterator[int]:
+    previous = os.umask(request.param)
+    yield request.param
+    os.umask(previous)
+
+
+@pytest.mark.parametrize("from_storage", [False, True], ids=["warmup", "from-storage"])
+def test_snapshot_file_mode_follows_the_umask(db, tmp_path: Path, umask: int, from_storage: bool) -> None:
+    """Issue 11 item 19: the snapshot is written with the mode the umask
+    gives (0644 under umask 022), not 0600, so servers running as another
+    user can read it; the same when it is fetched from the storage."""
+    publish("docs", write_tree(tmp_path / "src", FILES))
+    warm_up(upload=from_storage)
+    path = Path(conf.get().SNAPSHOT_PATH)
+    if from_storage:
+        path.unlink()
+        warm_up_from_storage()
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert [name for name in os.listdir(path.parent) if name.startswith(".snapshot-")] == []
