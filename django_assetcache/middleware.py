@@ -10,34 +10,48 @@ from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBase
-from django.http.response import ResponseHeaders
 
 from .bodies import BLOCK_SIZE
 from .http import Reply, request_host
 from .serve import Body, answer_with_body, answer_with_body_async
 
 
-def _header_store(reply: Reply) -> dict[str, tuple[str, str]]:
-    """The reply's headers as Django keeps them, validated by Django once
-    per reply rather than once per response."""
-    store = reply.adapter_headers
-    if store is None:
-        store = reply.adapter_headers = ResponseHeaders(dict(reply.headers))._store
-    return store  # type: ignore[return-value]
+def _headers(reply: Reply) -> dict[str, str]:
+    """The reply's headers as a dict, made once per reply."""
+    headers = reply.adapter_headers
+    if headers is None:
+        headers = reply.adapter_headers = dict(reply.headers)
+    return headers  # type: ignore[return-value]
 
 
-def to_response(reply: Reply, file: Body | None) -> HttpResponseBase:
-    response: HttpResponseBase
-    if file is not None:
-        # FileResponse hands the file to wsgi.file_wrapper (sendfile) where
-        # the server has one, and streams it in blocks otherwise.
-        response = FileResponse(file, status=reply.status)
-        response.block_size = BLOCK_SIZE
-    else:
-        response = HttpResponse(reply.body, status=reply.status)
-    # Replaces the defaults Django set (a 304 has no Content-Type).
-    response.headers._store = _header_store(reply).copy()
-    return response
+class AssetResponse(HttpResponse):
+    """A reply from memory, with exactly the reply's headers."""
+
+    def __init__(self, reply: Reply) -> None:
+        headers = _headers(reply)
+        super().__init__(reply.body, status=reply.status, headers=headers)
+        if "Content-Type" not in headers:
+            # A 304 has none; Django would add its default.
+            del self.headers["Content-Type"]
+
+
+class AssetFileResponse(FileResponse):
+    """A reply from a local file: handed to ``wsgi.file_wrapper`` (sendfile)
+    where the server has one, streamed in blocks otherwise."""
+
+    block_size = BLOCK_SIZE
+
+    def __init__(self, reply: Reply, body: Body) -> None:
+        super().__init__(body, status=reply.status, headers=_headers(reply))
+
+    def set_headers(self, filelike: object) -> None:
+        """The reply's headers are already complete: nothing is guessed from the file."""
+
+
+def to_response(reply: Reply, body: Body | None) -> HttpResponseBase:
+    if body is not None:
+        return AssetFileResponse(reply, body)
+    return AssetResponse(reply)
 
 
 class AssetCacheMiddleware:
