@@ -29,7 +29,8 @@ from django.utils.translation import gettext_lazy as _
 from . import conf
 from .models import Site
 from .progress import human_bytes
-from .publish import PublishError, PublishSummary, publish, read_source
+from .publish import PublishError, PublishSummary, publish
+from .sources import read_source
 
 
 class SiteForm(forms.ModelForm):

@@ -21,8 +21,10 @@ from typing import IO, Any
 import pytest
 
 from django_assetcache import publish as publish_module
+from django_assetcache import sources as sources_module
 from django_assetcache.models import Asset, Blob, Change, Site
-from django_assetcache.publish import IGNORED_NAMES, PublishError, normalize_path, publish
+from django_assetcache.publish import PublishError, publish
+from django_assetcache.sources import IGNORED_NAMES, normalize_path
 from django_assetcache.store import blob_name, get_storage
 from tests.conftest import SAMPLE, make_zip, write_tree
 
@@ -526,7 +528,7 @@ def fail_open(ctx: Ctx, target: Path, *, after: int = 0) -> None:
             opened[0] += 1
         return real_open(file, *args, **kwargs)
 
-    ctx.monkeypatch.setattr(publish_module, "open", fake_open, raising=False)
+    ctx.monkeypatch.setattr(sources_module, "open", fake_open, raising=False)
 
 
 def bad_zip_entry(name: str) -> Callable[[Ctx], tuple[str, Path]]:
@@ -633,7 +635,7 @@ def file_grows_past_the_limit(ctx: Ctx) -> tuple[str, Path]:
             return io.BytesIO(b"x" * 200)
         return real_open(file, *args, **kwargs)
 
-    ctx.monkeypatch.setattr(publish_module, "open", fake_open, raising=False)
+    ctx.monkeypatch.setattr(sources_module, "open", fake_open, raising=False)
     return "docs", source
 
 
