@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -22,7 +22,7 @@ from . import conf
 from .mediatypes import content_type_for
 from .models import Asset, Blob, Change, Site, record_change, validate_subdomain
 from .progress import Progress, human_bytes
-from .sources import PublishError, SourceFile, read_source
+from .sources import PublishError, SourceFile, SourceRules, read_source
 from .store import BlobChanged, BlobStore, BlobTooLarge, hash_stream
 
 
@@ -39,16 +39,22 @@ class PublishSummary:
     bytes_stored: int = 0
     bytes_deduplicated: int = 0
     seconds: float = 0.0
+    #: Source paths the exclusion rules skipped (a folder once, as ``name/``).
+    skipped: list[str] = field(default_factory=list)
+    #: The zip's one top folder, published without it ("" if none).
+    top_folder: str = ""
 
     def __str__(self) -> str:
         prefix = "dry run, nothing changed: " if self.dry_run else ""
         created = " (new site)" if self.created else ""
         stored = "would store" if self.dry_run else "stored"
+        skipped = f", {len(self.skipped)} skipped" if self.skipped else ""
+        top = f"; the zip's top folder {self.top_folder}/ left out of the paths" if self.top_folder else ""
         return (
             f"{prefix}{self.subdomain}{created}: {len(self.added)} added, "
             f"{len(self.changed)} changed, {self.unchanged} unchanged, "
-            f"{len(self.removed)} removed; {human_bytes(self.bytes_stored)} {stored}, "
-            f"{human_bytes(self.bytes_deduplicated)} deduplicated; {self.seconds:.2f} s"
+            f"{len(self.removed)} removed{skipped}; {human_bytes(self.bytes_stored)} {stored}, "
+            f"{human_bytes(self.bytes_deduplicated)} deduplicated{top}; {self.seconds:.2f} s"
         )
 
 
@@ -60,8 +66,9 @@ def _hash_files(files: list[SourceFile], progress: Progress | None) -> None:
                 source_file.sha256, source_file.size = hash_stream(stream, max_file)
         except BlobTooLarge as exc:
             raise PublishError(f"{source_file.path}: over ASSETCACHE_MAX_FILE_SIZE") from exc
-        except (OSError, zipfile.BadZipFile, RuntimeError, EOFError) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc)
+        except OSError as exc:
+            # A zip member's damage is a PublishError of its own (sources._ZipMember).
+            reason = exc.strerror or str(exc)
             raise PublishError(f"{source_file.path}: cannot be read ({reason})") from exc
         source_file.content_type = content_type_for(source_file.path)
         if progress is not None:
@@ -114,20 +121,32 @@ def publish(
     *,
     delete: bool = False,
     dry_run: bool = False,
+    allow_empty: bool = False,
+    exclude: Iterable[str] = (),
+    include: Iterable[str] = (),
+    keep_top_folder: bool = False,
     progress_stream: TextIO | None = None,
 ) -> PublishSummary:
     """Make ``site`` serve the files of ``source`` (a directory or a zip).
 
     ``site`` is a Site or a subdomain; a missing site is created. With
-    ``delete``, assets not in ``source`` are removed. With ``dry_run`` the
-    diff is computed and nothing is stored or changed.
-    Raises PublishError for bad input, having changed nothing.
+    ``delete``, assets not in ``source`` are removed; a source with no file
+    to publish is then refused unless ``allow_empty``. With ``dry_run`` the
+    diff is computed and nothing is stored or changed. ``exclude`` and
+    ``include`` are globs added to the default exclusions (see
+    ``sources.SourceRules``); a zip's one top folder is stripped unless
+    ``keep_top_folder``. Raises PublishError for bad input, having changed nothing.
     """
     started = time.monotonic()
+    rules = SourceRules.of(exclude, include)
     site_obj, subdomain = _resolve_site(site)
     summary = PublishSummary(subdomain=subdomain, dry_run=dry_run, created=site_obj is None)
     store = BlobStore()
-    with read_source(source) as files:
+    with read_source(source, rules, keep_top_folder=keep_top_folder) as listing:
+        files = listing.files
+        summary.skipped, summary.top_folder = listing.skipped, listing.top_folder
+        if delete and not files and not allow_empty:
+            raise PublishError(_empty_source_message(source, subdomain, listing.skipped))
         summary.files = len(files)
         total = sum(source_file.size for source_file in files)
         progress = (
@@ -145,6 +164,11 @@ def publish(
             _commit(site_obj, subdomain, files, new_blobs, delete, summary)
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _empty_source_message(source: str | os.PathLike[str], subdomain: str, skipped: list[str]) -> str:
+    reason = f"no files to publish ({len(skipped)} skipped by the exclusion rules)" if skipped else "no files"
+    return f"{source}: {reason}; with --delete that would remove every file of {subdomain}: give --allow-empty to do it"
 
 
 def _store_blobs(
