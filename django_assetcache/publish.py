@@ -25,6 +25,9 @@ from .progress import Progress, human_bytes
 from .sources import PublishError, SourceFile, SourceRules, read_source
 from .store import BlobChanged, BlobStore, BlobTooLarge, hash_stream
 
+#: PublishError is defined with the source readers, which raise it too.
+__all__ = ["PublishError", "PublishSummary", "SourceRules", "publish"]
+
 
 @dataclass
 class PublishSummary:

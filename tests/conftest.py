@@ -64,6 +64,13 @@ def site_client() -> Client:
     return Client(HTTP_HOST="docs.sites.test")
 
 
+class Terminal(io.StringIO):
+    """A stream that says it is a terminal: progress bars draw on it."""
+
+    def isatty(self) -> bool:
+        return True
+
+
 def zip_bytes(files: dict[str, bytes | str]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:

@@ -29,6 +29,7 @@ from django_assetcache.sources import normalize_path
 from django_assetcache.store import blob_name, get_storage
 from tests.conftest import (
     SAMPLE,
+    Terminal,
     make_zip,
     write_tree,
     zip_with_bad_utf8_name,
@@ -741,11 +742,6 @@ def test_zip_symlink_to_a_member_publishes_its_bytes(tmp_path: Path) -> None:
         "/latest.css": (sha("body{}"), "text/css"),
         "/css/again.css": (sha("body{}"), "text/css"),
     }
-
-
-class Terminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
 
 
 def test_progress_is_written_to_a_terminal(tmp_path: Path) -> None:
