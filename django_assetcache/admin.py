@@ -34,7 +34,7 @@ from . import conf
 from .forms import SiteForm, UploadForm
 from .maintenance import MaintenanceError, purge
 from .models import Asset, Blob, Change, Domain, Site, record_change
-from .progress import human_bytes
+from .progress import first_few, human_bytes
 from .publish import PublishSummary
 from .warmup import WarmupError, warm_up
 
@@ -45,7 +45,7 @@ class DomainInline(admin.TabularInline):
 
 
 def summary_message(upload: str, summary: PublishSummary) -> str:
-    return gettext(
+    message = gettext(
         "Published %(upload)s to %(site)s: %(added)d added, %(changed)d changed, "
         "%(removed)d removed, %(unchanged)d unchanged; %(stored)s stored, "
         "%(deduplicated)s deduplicated."
@@ -59,6 +59,17 @@ def summary_message(upload: str, summary: PublishSummary) -> str:
         "stored": human_bytes(summary.bytes_stored),
         "deduplicated": human_bytes(summary.bytes_deduplicated),
     }
+    if summary.top_folder:
+        message += " " + gettext("The zip’s top folder %(folder)s/ is left out of the paths.") % {
+            "folder": summary.top_folder
+        }
+    if summary.skipped:
+        message += " " + ngettext(
+            "%(count)d skipped by the default exclusions: %(names)s.",
+            "%(count)d skipped by the default exclusions: %(names)s.",
+            len(summary.skipped),
+        ) % {"count": len(summary.skipped), "names": first_few(summary.skipped)}
+    return message
 
 
 @admin.register(Site)
@@ -190,7 +201,7 @@ class SiteAdmin(admin.ModelAdmin):
             "original": site,
             "form": form,
             # Rendered like any admin form, with the admin's own fieldset template.
-            "adminform": helpers.AdminForm(form, [(None, {"fields": ["files", "delete"]})], {}),
+            "adminform": helpers.AdminForm(form, [(None, {"fields": ["files", "delete", "keep_top_folder"]})], {}),
             "has_view_permission": self.has_view_permission(request, site),
             "has_change_permission": True,
         }

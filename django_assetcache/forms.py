@@ -23,13 +23,14 @@ from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.utils.html import format_html
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from . import conf
 from .models import Site
-from .progress import human_bytes
-from .publish import PublishError, PublishSummary, publish, read_source
+from .progress import first_few, human_bytes
+from .publish import PublishError, PublishSummary, publish
+from .sources import read_source
 
 
 class SiteForm(forms.ModelForm):
@@ -113,6 +114,15 @@ class UploadForm(forms.Form):
         required=False,
         help_text=_("Without this, files the site has that the upload lacks are kept."),
     )
+    keep_top_folder = forms.BooleanField(
+        label=_("Keep the zip's top folder"),
+        required=False,
+        help_text=_(
+            "A zip whose files all sit in one folder (what zipping a build folder gives) is published "
+            "without that folder: build/index.html is served at /index.html. Check this to serve it at "
+            "/build/index.html."
+        ),
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -151,25 +161,34 @@ class UploadForm(forms.Form):
         files = self.cleaned_data["files"]
         if len(files) == 1:
             return f"“{_plain_name(files[0])}”"
-        return gettext("%(count)d files") % {"count": len(files)}
+        return ngettext("%(count)d file", "%(count)d files", len(files)) % {"count": len(files)}
 
     def publish(self, site: Site) -> PublishSummary | None:
         """Publish the upload to ``site``; None, with form errors, for a bad
         upload, in which case nothing changed."""
         try:
             with self.stage() as source:
-                with read_source(source) as files:
+                keep_top_folder = self.cleaned_data["keep_top_folder"]
+                with read_source(source, keep_top_folder=keep_top_folder) as listing:
                     # Checked here, before publish() reads anything: with
                     # "remove files not in the upload", an empty zip would
                     # empty the site.
-                    if not files:
-                        raise PublishError(
-                            gettext("%(upload)s holds no files to publish.") % {"upload": self.describe()}
-                        )
-                return publish(site, source, delete=self.cleaned_data["delete"])
+                    if not listing.files:
+                        raise PublishError(self._nothing_to_publish(listing.skipped))
+                return publish(site, source, delete=self.cleaned_data["delete"], keep_top_folder=keep_top_folder)
         except PublishError as exc:
             self.add_error("files", self._reword(str(exc)))
             return None
+
+    def _nothing_to_publish(self, skipped: list[str]) -> str:
+        message = gettext("%(upload)s holds no files to publish.") % {"upload": self.describe()}
+        if skipped:
+            message += " " + ngettext(
+                "%(count)d was skipped (%(names)s): dot-files, editor backups and the like are not published.",
+                "%(count)d were skipped (%(names)s): dot-files, editor backups and the like are not published.",
+                len(skipped),
+            ) % {"count": len(skipped), "names": first_few(skipped)}
+        return message
 
     @contextmanager
     def stage(self) -> Iterator[str]:

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from . import conf
 from .models import Asset, Blob, Change, Site, record_change
-from .progress import human_bytes
+from .progress import human_bytes, plural
 from .store import BlobStore
 
 #: Stored files without a Blob row younger than this may belong to a publish
@@ -57,9 +57,10 @@ class GarbageSummary:
     def __str__(self) -> str:
         verb = "would delete" if self.dry_run else "deleted"
         return (
-            f"{verb} {self.blobs_deleted} unused blobs ({human_bytes(self.bytes_freed)}), "
-            f"{self.orphan_files_deleted} orphan files, {self.tier_files_deleted} local tier files, "
-            f"{self.changes_pruned} old change rows; "
+            f"{verb} {plural(self.blobs_deleted, 'unused blob')} ({human_bytes(self.bytes_freed)}), "
+            f"{plural(self.orphan_files_deleted, 'orphan file')}, "
+            f"{plural(self.tier_files_deleted, 'local tier file')}, "
+            f"{plural(self.changes_pruned, 'old change row')}; "
             f"{self.seconds:.2f} s"
         )
 

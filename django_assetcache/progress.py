@@ -1,7 +1,8 @@
-"""A small progress bar on stderr for long management commands.
+"""A small progress bar on stderr for long management commands, and counts in words.
 
-On a terminal the bar redraws in place a few times a second; elsewhere (CI
-logs, pipes) it prints a line at every tenth of the work, so logs stay short.
+On a terminal the bar redraws in place a few times a second. Elsewhere (CI
+logs, pipes) it prints nothing: a line per update would fill the log, and the
+command's summary line says what was done.
 """
 
 from __future__ import annotations
@@ -19,8 +20,18 @@ def human_bytes(n: float) -> str:
     raise AssertionError("unreachable")
 
 
+def plural(count: int, noun: str, nouns: str = "") -> str:
+    """``1 site``, ``2 sites``: a count and its noun (``nouns`` when not noun + "s")."""
+    return f"{count} {noun if count == 1 else (nouns or noun + 's')}"
+
+
+def first_few(names: list[str], shown: int = 5) -> str:
+    """The first names of a list, for a message of one line."""
+    return ", ".join(names[:shown]) + ("…" if len(names) > shown else "")
+
+
 class Progress:
-    __slots__ = ("_last_draw", "_last_tenth", "done", "label", "stream", "total", "tty", "unit_bytes")
+    __slots__ = ("_last_draw", "done", "label", "stream", "total", "tty", "unit_bytes")
 
     def __init__(
         self,
@@ -37,21 +48,16 @@ class Progress:
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.unit_bytes = unit_bytes
         self._last_draw = 0.0
-        self._last_tenth = -1
 
     def advance(self, amount: int = 1) -> None:
         self.done += amount
-        if self.tty:
-            now = time.monotonic()
-            if now - self._last_draw >= 0.1 or self.done >= self.total:
-                self._last_draw = now
-                self.stream.write("\r" + self._line())
-                self.stream.flush()
-        else:
-            tenth = (self.done * 10 // self.total) if self.total else 10
-            if tenth > self._last_tenth:
-                self._last_tenth = tenth
-                self.stream.write(self._line() + "\n")
+        if not self.tty:
+            return
+        now = time.monotonic()
+        if now - self._last_draw >= 0.1 or self.done >= self.total:
+            self._last_draw = now
+            self.stream.write("\r" + self._line())
+            self.stream.flush()
 
     def close(self) -> None:
         if self.tty:

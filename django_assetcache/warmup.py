@@ -27,7 +27,7 @@ from . import conf
 from .atomic import atomic_write
 from .mediatypes import is_compressible
 from .models import Asset, Blob, Change, Site, record_change
-from .progress import Progress, human_bytes
+from .progress import Progress, human_bytes, plural
 from .snapshot import Snapshot, SnapshotError, SnapshotSummary, write_snapshot
 from .store import SNAPSHOT_NAME, BlobStore, hash_stream, stream_object
 
@@ -72,20 +72,21 @@ class WarmupSummary:
         snap = self.snapshot
         memory = human_bytes(snap.body_bytes) if snap else "0 B"
         text = (
-            f"warmed {self.sites} sites, {self.assets} assets; {memory} of bodies in the snapshot; "
-            f"{self.variants_built} compressed variants built"
+            f"warmed {plural(self.sites, 'site')}, {plural(self.assets, 'asset')}; {memory} of bodies in the snapshot; "
+            f"{plural(self.variants_built, 'compressed variant')} built"
         )
         if self.downloaded:
-            text += f"; {self.downloaded} blobs ({human_bytes(self.downloaded_bytes)}) downloaded to the local tier"
+            downloaded = f"{plural(self.downloaded, 'blob')} ({human_bytes(self.downloaded_bytes)})"
+            text += f"; {downloaded} downloaded to the local tier"
         if self.tier_evictions:
             text += (
-                f"; the local tier evicted {self.tier_evictions} blobs while warming "
+                f"; the local tier evicted {plural(self.tier_evictions, 'blob')} while warming "
                 "(ASSETCACHE_DISK_LIMIT is smaller than the sites)"
             )
         if self.missing_blobs:
-            text += f"; {self.missing_blobs} blobs missing from storage"
+            text += f"; {plural(self.missing_blobs, 'blob')} missing from storage"
         if self.kept_sites:
-            text += f"; {self.kept_sites} other sites kept from the snapshot in place"
+            text += f"; {plural(self.kept_sites, 'other site')} kept from the snapshot in place"
         if self.uploaded_snapshot:
             text += f"; snapshot uploaded to {self.uploaded_snapshot}"
         return text + f"; {self.seconds:.2f} s"

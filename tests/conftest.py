@@ -64,9 +64,61 @@ def site_client() -> Client:
     return Client(HTTP_HOST="docs.sites.test")
 
 
+class Terminal(io.StringIO):
+    """A stream that says it is a terminal: progress bars draw on it."""
+
+    def isatty(self) -> bool:
+        return True
+
+
 def zip_bytes(files: dict[str, bytes | str]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for name, content in files.items():
             archive.writestr(name, content)
     return buffer.getvalue()
+
+
+# --- damaged zips, as bytes: a CLI source, an upload -----------------------------------------
+
+
+def _member_data_offset(data: bytes, name: bytes) -> int:
+    """Where a member's (compressed) bytes start: after its local header."""
+    header = data.index(b"PK\x03\x04")
+    while data[header + 30 : header + 30 + len(name)] != name:
+        header = data.index(b"PK\x03\x04", header + 4)
+    name_length = int.from_bytes(data[header + 26 : header + 28], "little")
+    extra_length = int.from_bytes(data[header + 28 : header + 30], "little")
+    return header + 30 + name_length + extra_length
+
+
+def zip_with_bad_utf8_name() -> bytes:
+    """An entry flagged UTF-8 (bit 11) whose name is Latin-1: b'caf\\xe9\\xe9.txt'."""
+    data = zip_bytes({"ok.txt": "ok", "café.txt": "x"})  # zipfile sets bit 11 for a non-ASCII name
+    assert data.count("café".encode()) == 2
+    return data.replace("café".encode(), b"caf\xe9\xe9")
+
+
+def zip_with_nul_in_a_name() -> bytes:
+    """An entry named b'evil.txt\\x00.html': zipfile cuts it at the NUL to 'evil.txt'."""
+    data = zip_bytes({"ok.txt": "ok", "evil.txt_.html": "x"})
+    assert data.count(b"evil.txt_.html") == 2
+    return data.replace(b"evil.txt_.html", b"evil.txt\x00.html")
+
+
+def zip_with_damaged_stream(method: int) -> bytes:
+    """A deflate, bzip2 or LZMA member whose compressed stream is broken
+    (so the decompressor fails, before any CRC check could)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", method) as archive:
+        archive.writestr("ok.txt", "ok")
+        archive.writestr("broken.txt", b"text " * 150)
+    data = bytearray(buffer.getvalue())
+    start = _member_data_offset(bytes(data), b"broken.txt")
+    if method == zipfile.ZIP_DEFLATED:
+        data[start] = 0x07  # final block of type 3: "invalid block type"
+    elif method == zipfile.ZIP_LZMA:
+        data[start + 4] = 0xFF  # lc/lp/pb property byte out of range
+    else:
+        data[start : start + 10] = b"BZh9\x00\x00\x00\x00\x00\x00"  # a bzip2 block header of zeros
+    return bytes(data)

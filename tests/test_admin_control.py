@@ -28,7 +28,14 @@ from django_assetcache.models import Asset, Blob, Change, Site
 from django_assetcache.progress import human_bytes
 from django_assetcache.publish import publish
 from django_assetcache.store import blob_name, get_storage
-from tests.conftest import SAMPLE, write_tree, zip_bytes
+from tests.conftest import (
+    SAMPLE,
+    write_tree,
+    zip_bytes,
+    zip_with_bad_utf8_name,
+    zip_with_damaged_stream,
+    zip_with_nul_in_a_name,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -195,6 +202,22 @@ def test_upload_shows_changed_unchanged_and_deduplicated(admin_client: Client, s
     assert message in html(response)
 
 
+@pytest.mark.parametrize("keep", [False, True])
+def test_upload_a_zip_of_one_folder(admin_client: Client, empty_site: Site, keep: bool) -> None:
+    """Issue 11 items 15 and 16: the zip's top folder is left out (unless kept) and its litter skipped; both said."""
+    files = {"build/index.html": "home", "build/css/a.css": "a{}", "build/.env": "SECRET=1", "__MACOSX/x": "fork"}
+    response = admin_client.post(
+        upload_url(empty_site), {"files": zip_upload(files), **({"keep_top_folder": "on"} if keep else {})}
+    )
+    assert response.status_code == 302
+    prefix = "/build" if keep else ""
+    assert content("fresh") == {f"{prefix}/index.html": b"home", f"{prefix}/css/a.css": b"a{}"}
+    (message,) = messages_of(response)
+    assert message.startswith("Published “site.zip” to fresh: 2 added, 0 changed, 0 removed, 0 unchanged; ")
+    folder = "" if keep else " The zip’s top folder build/ is left out of the paths."
+    assert message.endswith(f"deduplicated.{folder} 2 skipped by the default exclusions: build/.env, __MACOSX/.")
+
+
 def test_upload_without_delete_keeps_other_files(admin_client: Client, site: Site) -> None:
     admin_client.post(upload_url(site), {"files": zip_upload({"index.html": "new"})})
     paths = set(Asset.objects.filter(site=site).values_list("path", flat=True))
@@ -223,8 +246,11 @@ def test_upload_several_files(admin_client: Client, empty_site: Site, monkeypatc
     assert response.status_code == 302
     # Small uploads were in memory: written out into the staging directory.
     assert calls[0]["links"] == {"index.html": 1, "style.css": 1, ".nojekyll": 1}
-    assert content("fresh") == {"/index.html": b"home", "/style.css": b"b{}", "/.nojekyll": b""}
-    assert messages_of(response)[0].startswith("Published 3 files to fresh: 3 added")
+    # A dot-file is skipped, as from a zip or a directory (issue 11 item 15), and the message says so.
+    assert content("fresh") == {"/index.html": b"home", "/style.css": b"b{}"}
+    (message,) = messages_of(response)
+    assert message.startswith("Published 3 files to fresh: 2 added")
+    assert message.endswith(" 1 skipped by the default exclusions: .nojekyll.")
 
 
 def test_upload_one_plain_file(admin_client: Client, site: Site) -> None:
@@ -246,7 +272,7 @@ def test_a_large_zip_is_published_from_the_temporary_upload_file(
     # Django streamed the upload to FILE_UPLOAD_TEMP_DIR; that very file is read.
     assert Path(call["source"]).parent == tmp_path / "uploads"
     assert call["source"].endswith(".upload.zip")
-    assert call["kwargs"] == {"delete": False}
+    assert call["kwargs"] == {"delete": False, "keep_top_folder": False}
     assert content("fresh") == {"/big.bin": big}
     # Nothing is left behind in the temporary directory.
     assert list((tmp_path / "uploads").iterdir()) == []
@@ -332,6 +358,30 @@ BAD_UPLOADS: dict[str, tuple[Callable[[], dict[str, Any]], str]] = {
     "zip without files": (
         lambda: {"files": zip_with_directory_only(), "delete": "on"},
         "“site.zip” holds no files to publish.",
+    ),
+    # Issue 11 item 6: these were a 500.
+    "zip name flagged UTF-8, is not": (
+        lambda: {"files": SimpleUploadedFile("site.zip", zip_with_bad_utf8_name())},
+        "“site.zip”: zip entry &#x27;caf\\xe9\\xe9.txt&#x27; is marked UTF-8 but its name is not UTF-8",
+    ),
+    "zip name with NUL": (
+        lambda: {"files": SimpleUploadedFile("site.zip", zip_with_nul_in_a_name())},
+        "zip entry &#x27;evil.txt\\x00.html&#x27;: file names may not contain NUL",
+    ),
+    "damaged deflate stream": (
+        lambda: {"files": SimpleUploadedFile("site.zip", zip_with_damaged_stream(zipfile.ZIP_DEFLATED))},
+        "zip entry &#x27;broken.txt&#x27; is damaged and cannot be read (Error -3 while decompressing data: "
+        "invalid block type)",
+    ),
+    "damaged LZMA stream": (
+        lambda: {"files": SimpleUploadedFile("site.zip", zip_with_damaged_stream(zipfile.ZIP_LZMA))},
+        "zip entry &#x27;broken.txt&#x27; is damaged and cannot be read (Invalid or unsupported options)",
+    ),
+    # Issue 11 item 15: what the default exclusions skip is not "files to publish".
+    "zip of skipped files only": (
+        lambda: {"files": zip_upload({".env": "SECRET=1", "site/.htaccess": "deny"}), "delete": "on"},
+        "“site.zip” holds no files to publish. 2 were skipped (.env, site/.htaccess): dot-files, editor "
+        "backups and the like are not published.",
     ),
     "no file chosen": (
         lambda: {"delete": "on"},
@@ -513,7 +563,7 @@ def test_warm_now_action(admin_client: Client, site: Site, blog: Site, settings:
     response = run_action(admin_client, SITES, "warm_now", [site.pk])
     assert response.status_code == 200
     (message,) = messages_of(response)
-    assert message.startswith("Warm-up done: warmed 1 sites, 5 assets;")
+    assert message.startswith("Warm-up done: warmed 1 site, 5 assets;")
     snapshot = Path(settings.MEDIA_ROOT) / "assetcache" / "snapshot.bin"
     assert snapshot.exists()
     assert log_messages(site) == [message.replace("Warm-up done: ", "Warmed: ")]

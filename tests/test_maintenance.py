@@ -259,3 +259,29 @@ def test_warmup_stores_a_lost_variant_again(db, tmp_path: Path) -> None:
     assert all(stored(variant) for variant in variants.values())
     with file_of(variants["gzip"]).open("rb") as f:
         assert gzip.decompress(f.read()) == KEPT.encode()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["docs"], "purged 1 site "),
+        (["docs", "blog"], "purged 2 sites "),
+        (["docs", "--path", "/index.html"], "purged 1 path of 1 site "),
+        (["docs", "blog", "--path", "/a", "--path", "/b"], "purged 2 paths of 2 sites "),
+    ],
+)
+def test_purge_command_counts_in_words(db, tmp_path: Path, args: list[str], expected: str) -> None:
+    """Issue 11 item 20: "1 site", "2 sites", not "1 sites"."""
+    for subdomain in ("docs", "blog"):
+        publish(subdomain, write_tree(tmp_path / subdomain, {"index.html": subdomain}))
+    out = io.StringIO()
+    call_command("assetcache_purge", *args, stdout=out)
+    assert out.getvalue().startswith(expected)
+
+
+def test_gc_summary_counts_in_words(db, tmp_path: Path) -> None:
+    """Issue 11 item 20: a count of one is said in the singular."""
+    publish("docs", write_tree(tmp_path / "v1", {"a.txt": "old"}))
+    publish("docs", write_tree(tmp_path / "v2", {"a.txt": "new"}))
+    summary = collect_garbage(dry_run=True)
+    assert str(summary).startswith("would delete 1 unused blob (3 B), 0 orphan files, ")

@@ -169,6 +169,31 @@ def request_headers(draw) -> dict[str, str]:
 CONTENT_RANGE_RE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 
 
+def check_part(content_range: str, body: bytes, whole: bytes) -> tuple[int, int]:
+    first, last, length = map(int, CONTENT_RANGE_RE.fullmatch(content_range).groups())
+    assert length == len(whole) and 0 <= first <= last < length
+    assert body == whole[first : last + 1]
+    return first, last
+
+
+def check_multipart(content_type: str, body: bytes, whole: bytes) -> None:
+    """Every part is the bytes its Content-Range names; parts ascend, never
+    overlap nor touch (they are coalesced)."""
+    boundary = content_type.partition("boundary=")[2].encode()
+    closing = b"\r\n--" + boundary + b"--\r\n"
+    assert boundary and body.endswith(closing)
+    chunks = (b"\r\n" + body[: -len(closing)]).split(b"\r\n--" + boundary + b"\r\n")
+    assert chunks[0] == b""
+    previous_end = -2
+    for chunk in chunks[1:]:
+        head, _, data = chunk.partition(b"\r\n\r\n")
+        fields = dict(line.split(": ", 1) for line in head.decode("latin-1").split("\r\n"))
+        first, last = check_part(fields["Content-Range"], data, whole)
+        assert first > previous_end + 1
+        previous_end = last
+    assert len(chunks) > 2
+
+
 def check_site_response(response, method: str, headers: dict[str, str], assets) -> None:
     status = response.status_code
     body = b"".join(response.streaming_content) if response.streaming else response.content
@@ -190,9 +215,10 @@ def check_site_response(response, method: str, headers: dict[str, str], assets) 
         assert body == reps[response.get("Content-Encoding", "")]
     elif status == 206:
         whole = reps[response.get("Content-Encoding", "")]
-        first, last, length = map(int, CONTENT_RANGE_RE.fullmatch(response["Content-Range"]).groups())
-        assert length == len(whole) and 0 <= first <= last < length
-        assert body == whole[first : last + 1]
+        if response["Content-Type"].startswith("multipart/byteranges"):
+            check_multipart(response["Content-Type"], body, whole)
+        else:
+            check_part(response["Content-Range"], body, whole)
     elif status == 404:
         assert body in (assets["/404.html"][""], b"Not found.\n")
     elif status == 301:

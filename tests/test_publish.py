@@ -21,10 +21,21 @@ from typing import IO, Any
 import pytest
 
 from django_assetcache import publish as publish_module
+from django_assetcache import sources as sources_module
 from django_assetcache.models import Asset, Blob, Change, Site
-from django_assetcache.publish import IGNORED_NAMES, PublishError, normalize_path, publish
+from django_assetcache.progress import plural
+from django_assetcache.publish import PublishError, publish
+from django_assetcache.sources import normalize_path
 from django_assetcache.store import blob_name, get_storage
-from tests.conftest import SAMPLE, make_zip, write_tree
+from tests.conftest import (
+    SAMPLE,
+    Terminal,
+    make_zip,
+    write_tree,
+    zip_with_bad_utf8_name,
+    zip_with_damaged_stream,
+    zip_with_nul_in_a_name,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -152,9 +163,60 @@ def test_zip_with_directory_entries_and_dot_prefixes(tmp_path: Path) -> None:
         archive.writestr("site/css/", b"")
         archive.writestr("./site/index.html", "home")
         archive.writestr("site/css/a.css", "a{}")
-    summary = publish("docs", path)
+    summary = publish("docs", path, keep_top_folder=True)
     assert sorted(summary.added) == ["/site/css/a.css", "/site/index.html"]
     assert summary.files == 2
+    assert summary.top_folder == ""
+
+
+@pytest.mark.parametrize(
+    ("entries", "top", "published"),
+    [
+        # What zipping a build folder gives, directory entries and all.
+        ({"build/": "", "build/index.html": "home", "build/css/a.css": "a{}"}, "build", ["/css/a.css", "/index.html"]),
+        ({"./build/index.html": "home", "build/css/a.css": "a{}"}, "build", ["/css/a.css", "/index.html"]),
+        # macOS's Finder adds __MACOSX/ beside the folder, and .DS_Store files: skipped, so still one folder.
+        (
+            {"site/index.html": "home", "__MACOSX/site/._index.html": "fork", ".DS_Store": "x"},
+            "site",
+            ["/index.html"],
+        ),
+        # Two folders, or a file beside the folder: nothing stripped.
+        ({"a/index.html": "a", "b/index.html": "b"}, "", ["/a/index.html", "/b/index.html"]),
+        ({"site/page.html": "p", "index.html": "home"}, "", ["/index.html", "/site/page.html"]),
+        # One file at the top: no folder to strip.
+        ({"index.html": "home"}, "", ["/index.html"]),
+        # .well-known/ is a folder a site serves, never a build folder.
+        ({".well-known/security.txt": "c"}, "", ["/.well-known/security.txt"]),
+    ],
+)
+def test_a_zip_s_one_top_folder_is_stripped(
+    tmp_path: Path, entries: dict[str, str], top: str, published: list[str]
+) -> None:
+    """Issue 11 item 16: a zip whose entries all sit in one folder is published without it, and says so."""
+    summary = publish("docs", make_zip(tmp_path / "site.zip", entries))
+    assert summary.top_folder == top
+    assert sorted(summary.added) == published
+    assert sorted(site_content("docs")) == published
+    note = f"; the zip's top folder {top}/ left out of the paths; "
+    assert (note in str(summary)) is bool(top)
+
+
+def test_keep_top_folder(tmp_path: Path) -> None:
+    """Issue 11 item 16: keep_top_folder publishes the folder's name in the paths."""
+    archive = make_zip(tmp_path / "site.zip", {"build/index.html": "home", "build/.env": "SECRET=1"})
+    summary = publish("docs", archive, keep_top_folder=True, dry_run=True)
+    assert (summary.added, summary.skipped, summary.top_folder) == (["/build/index.html"], ["build/.env"], "")
+    summary = publish("docs", archive)
+    assert (summary.added, summary.skipped, summary.top_folder) == (["/index.html"], ["build/.env"], "build")
+
+
+def test_exclusion_rules_apply_to_the_paths_within_the_top_folder(tmp_path: Path) -> None:
+    """Issue 11 items 15 and 16: a path pattern is anchored at the site's root, under the stripped folder."""
+    archive = make_zip(tmp_path / "site.zip", {"build/index.html": "home", "build/drafts/a.html": "draft"})
+    summary = publish("docs", archive, exclude=["/drafts"])
+    assert summary.added == ["/index.html"]
+    assert summary.skipped == ["build/drafts/"]
 
 
 def test_publish_accepts_a_site_object(site: Site, tmp_path: Path) -> None:
@@ -389,6 +451,7 @@ def test_normalize_path_refuses(relative: str) -> None:
 
 
 def test_ignored_names_are_not_published(tmp_path: Path) -> None:
+    """Issue 11 item 15: what a static host skips is not published, .env and .htaccess included."""
     source = write_tree(
         tmp_path / "src",
         {
@@ -401,17 +464,41 @@ def test_ignored_names_are_not_published(tmp_path: Path) -> None:
             ".svn/entries": "12",
             ".hg/store": "x",
             "__MACOSX/._index.html": "x",
-            ".htaccess": "kept",
+            ".htaccess": "deny",
+            ".env": "SECRET_KEY=x",
+            "js/.eslintrc": "{}",
+            "node_modules/left-pad/index.js": "x",
+            "index.html~": "old",
+            "css/.site.css.swp": "vim",
+            "css/site.css.swp": "vim",
+            ".well-known/security.txt": "Contact: x",
         },
     )
     summary = publish("docs", source)
-    assert sorted(summary.added) == ["/.htaccess", "/index.html"]
+    assert sorted(summary.added) == ["/.well-known/security.txt", "/index.html"]
     assert summary.files == 2
+    assert summary.skipped == [
+        ".git/",
+        ".hg/",
+        ".svn/",
+        "__MACOSX/",
+        "node_modules/",
+        ".DS_Store",
+        ".env",
+        ".htaccess",
+        "index.html~",
+        "css/.site.css.swp",
+        "css/site.css.swp",
+        "img/.DS_Store",
+        "img/Thumbs.db",
+        "js/.eslintrc",
+    ]
     assert Blob.objects.count() == 2
-    assert {".git", ".DS_Store"} <= IGNORED_NAMES
+    assert str(summary).startswith("docs (new site): 2 added, 0 changed, 0 unchanged, 0 removed, 14 skipped; ")
 
 
 def test_ignored_names_in_a_zip(tmp_path: Path) -> None:
+    """Issue 11 item 15: the same rules for a zip."""
     archive = make_zip(
         tmp_path / "site.zip",
         {
@@ -419,10 +506,193 @@ def test_ignored_names_in_a_zip(tmp_path: Path) -> None:
             "__MACOSX/._index.html": "resource fork",
             "sub/.DS_Store": "x",
             ".git/HEAD": "ref: refs/heads/main",
+            ".git/config": "[core]",
+            ".env": "SECRET_KEY=x",
+            "a.js~": "old",
         },
     )
     summary = publish("docs", archive)
     assert summary.added == ["/index.html"]
+    assert summary.skipped == ["__MACOSX/", "sub/.DS_Store", ".git/", ".env", "a.js~"]
+
+
+RULE_TREE = {
+    "index.html": "home",
+    "app.js": "js",
+    "app.js.map": "map",
+    "drafts/post.html": "draft",
+    "docs/drafts/x.html": "nested draft",
+    "docs/guide.pdf": "pdf",
+    "docs/api/ref.pdf": "pdf",
+    ".htaccess": "deny",
+    ".well-known/security.txt": "contact",
+    "node_modules/pkg/index.js": "x",
+}
+
+
+@pytest.mark.parametrize(
+    ("exclude", "include", "published"),
+    [
+        (
+            (),
+            (),
+            [
+                "/.well-known/security.txt",
+                "/app.js",
+                "/app.js.map",
+                "/docs/api/ref.pdf",
+                "/docs/drafts/x.html",
+                "/docs/guide.pdf",
+                "/drafts/post.html",
+                "/index.html",
+            ],
+        ),
+        # A name pattern is tried on every name in the path: files and folders anywhere.
+        (
+            ("*.map",),
+            (),
+            [
+                "/.well-known/security.txt",
+                "/app.js",
+                "/docs/api/ref.pdf",
+                "/docs/drafts/x.html",
+                "/docs/guide.pdf",
+                "/drafts/post.html",
+                "/index.html",
+            ],
+        ),
+        (
+            ("drafts",),
+            (),
+            [
+                "/.well-known/security.txt",
+                "/app.js",
+                "/app.js.map",
+                "/docs/api/ref.pdf",
+                "/docs/guide.pdf",
+                "/index.html",
+            ],
+        ),
+        # A pattern with "/" is anchored at the source's root; "*" crosses "/".
+        (
+            ("drafts/",),
+            (),
+            [
+                "/.well-known/security.txt",
+                "/app.js",
+                "/app.js.map",
+                "/docs/api/ref.pdf",
+                "/docs/drafts/x.html",
+                "/docs/guide.pdf",
+                "/index.html",
+            ],
+        ),
+        (
+            ("docs/*.pdf",),
+            (),
+            [
+                "/.well-known/security.txt",
+                "/app.js",
+                "/app.js.map",
+                "/docs/drafts/x.html",
+                "/drafts/post.html",
+                "/index.html",
+            ],
+        ),
+        (("/docs",), (), ["/.well-known/security.txt", "/app.js", "/app.js.map", "/drafts/post.html", "/index.html"]),
+        # Matching is case-sensitive, like the site's paths.
+        (
+            ("*.HTML",),
+            (),
+            [
+                "/.well-known/security.txt",
+                "/app.js",
+                "/app.js.map",
+                "/docs/api/ref.pdf",
+                "/docs/drafts/x.html",
+                "/docs/guide.pdf",
+                "/drafts/post.html",
+                "/index.html",
+            ],
+        ),
+        # --include overrides the defaults...
+        (
+            (),
+            (".htaccess",),
+            [
+                "/.htaccess",
+                "/.well-known/security.txt",
+                "/app.js",
+                "/app.js.map",
+                "/docs/api/ref.pdf",
+                "/docs/drafts/x.html",
+                "/docs/guide.pdf",
+                "/drafts/post.html",
+                "/index.html",
+            ],
+        ),
+        (
+            (),
+            ("node_modules/pkg",),
+            [
+                "/.well-known/security.txt",
+                "/app.js",
+                "/app.js.map",
+                "/docs/api/ref.pdf",
+                "/docs/drafts/x.html",
+                "/docs/guide.pdf",
+                "/drafts/post.html",
+                "/index.html",
+                "/node_modules/pkg/index.js",
+            ],
+        ),
+        # ... and --exclude wins over everything.
+        (
+            ("*.pdf", ".htaccess"),
+            (".htaccess", "docs/api"),
+            [
+                "/.well-known/security.txt",
+                "/app.js",
+                "/app.js.map",
+                "/docs/drafts/x.html",
+                "/drafts/post.html",
+                "/index.html",
+            ],
+        ),
+        # The defaults' one exception can be excluded too.
+        (
+            (".well-known",),
+            (),
+            [
+                "/app.js",
+                "/app.js.map",
+                "/docs/api/ref.pdf",
+                "/docs/drafts/x.html",
+                "/docs/guide.pdf",
+                "/drafts/post.html",
+                "/index.html",
+            ],
+        ),
+    ],
+)
+@pytest.mark.parametrize("kind", ["directory", "zip"])
+def test_exclude_and_include_globs(
+    tmp_path: Path, kind: str, exclude: tuple[str, ...], include: tuple[str, ...], published: list[str]
+) -> None:
+    """Issue 11 item 15: --exclude/--include globs, their precedence, the same for a directory and a zip."""
+    source = make_zip(tmp_path / "site.zip", RULE_TREE) if kind == "zip" else write_tree(tmp_path / "src", RULE_TREE)
+    summary = publish("docs", source, exclude=exclude, include=include)
+    assert sorted(summary.added) == published
+    assert sorted(site_content("docs")) == published
+    assert summary.files == len(published)
+
+
+@pytest.mark.parametrize("pattern", ["", "/", "  "])
+def test_an_empty_pattern_is_refused(tmp_path: Path, pattern: str) -> None:
+    """Issue 11 item 15: a pattern that can match nothing is a mistake, said in one line."""
+    with pytest.raises(PublishError, match="an empty pattern"):
+        publish("docs", write_tree(tmp_path / "src", {"a.txt": "a"}), exclude=[pattern])
+    assert not Site.objects.exists()
 
 
 def test_symlinks_inside_the_source_are_followed(tmp_path: Path) -> None:
@@ -474,17 +744,25 @@ def test_zip_symlink_to_a_member_publishes_its_bytes(tmp_path: Path) -> None:
     }
 
 
-def test_progress_is_written_to_the_stream(tmp_path: Path) -> None:
-    stream = io.StringIO()
+def test_progress_is_written_to_a_terminal(tmp_path: Path) -> None:
+    stream = Terminal()
     source = write_tree(tmp_path / "src", {"a.bin": b"a" * 5000, "b.bin": b"b" * 5000})
     publish("docs", source, progress_stream=stream)
-    lines = stream.getvalue().splitlines()
-    assert lines[0].startswith("hashing docs [")
+    lines = stream.getvalue().split("\r")
+    assert lines[1].startswith("hashing docs [")
     assert any(line.startswith("storing docs [") and "100%" in line for line in lines)
     # A second publish stores nothing: no storing bar.
-    stream = io.StringIO()
+    stream = Terminal()
     publish("docs", source, progress_stream=stream)
     assert "storing" not in stream.getvalue()
+
+
+def test_no_progress_outside_a_terminal(tmp_path: Path) -> None:
+    """Issue 11 item 20: a log or a pipe gets no progress lines (the command prints its summary)."""
+    stream = io.StringIO()
+    source = write_tree(tmp_path / "src", {f"{i}.bin": bytes([i]) * 5000 for i in range(30)})
+    publish("docs", source, progress_stream=stream)
+    assert stream.getvalue() == ""
 
 
 def test_summary_text(site: Site, tmp_path: Path) -> None:
@@ -526,7 +804,7 @@ def fail_open(ctx: Ctx, target: Path, *, after: int = 0) -> None:
             opened[0] += 1
         return real_open(file, *args, **kwargs)
 
-    ctx.monkeypatch.setattr(publish_module, "open", fake_open, raising=False)
+    ctx.monkeypatch.setattr(sources_module, "open", fake_open, raising=False)
 
 
 def bad_zip_entry(name: str) -> Callable[[Ctx], tuple[str, Path]]:
@@ -633,7 +911,7 @@ def file_grows_past_the_limit(ctx: Ctx) -> tuple[str, Path]:
             return io.BytesIO(b"x" * 200)
         return real_open(file, *args, **kwargs)
 
-    ctx.monkeypatch.setattr(publish_module, "open", fake_open, raising=False)
+    ctx.monkeypatch.setattr(sources_module, "open", fake_open, raising=False)
     return "docs", source
 
 
@@ -698,6 +976,29 @@ def corrupt_zip_member(ctx: Ctx) -> tuple[str, Path]:
     return "docs", ctx.zip_path()
 
 
+def zip_of(make: Callable[[], bytes]) -> Callable[[Ctx], tuple[str, Path]]:
+    def build(ctx: Ctx) -> tuple[str, Path]:
+        ctx.zip_path().write_bytes(make())
+        return "docs", ctx.zip_path()
+
+    return build
+
+
+def non_utf8_file_name(ctx: Ctx) -> tuple[str, Path]:
+    source = write_tree(ctx.tmp / "src", {**FRESH, "ok.html": "ok"})
+    (source / "img").mkdir()
+    (source / "img" / os.fsdecode(b"caf\xe9.png")).write_bytes(b"png")
+    return "docs", source
+
+
+def non_utf8_folder_name(ctx: Ctx) -> tuple[str, Path]:
+    source = write_tree(ctx.tmp / "src", FRESH)
+    folder = source / os.fsdecode(b"\xff\xfe")
+    folder.mkdir()
+    (folder / "index.html").write_text("x")
+    return "docs", source
+
+
 def path_too_long(ctx: Ctx) -> tuple[str, Path]:
     ctx.settings.ASSETCACHE_MAX_PATH_LENGTH = 20
     return "docs", write_tree(ctx.tmp / "src", {**FRESH, "a" * 25 + ".txt": "x"})
@@ -753,7 +1054,28 @@ BAD_INPUTS: dict[str, Bad] = {
     "zip-duplicate": Bad(duplicate_zip_entries, "'index.html' appears twice"),
     "zip-duplicate-normalised": Bad(duplicate_after_normalising, "appears twice"),
     "zip-encrypted": Bad(encrypted_entry, "'secret.txt' is encrypted"),
-    "zip-corrupt": Bad(corrupt_zip_member, "/data.txt: cannot be read"),
+    "zip-corrupt": Bad(corrupt_zip_member, "zip entry 'data.txt' is damaged and cannot be read (Bad CRC-32"),
+    # Issue 11 item 6: each of these was a traceback (or, for the NUL, another name published).
+    "zip-name-not-utf8": Bad(
+        zip_of(zip_with_bad_utf8_name), "zip entry 'caf\\xe9\\xe9.txt' is marked UTF-8 but its name is not UTF-8"
+    ),
+    "zip-name-nul": Bad(
+        zip_of(zip_with_nul_in_a_name), "zip entry 'evil.txt\\x00.html': file names may not contain NUL"
+    ),
+    "zip-damaged-deflate": Bad(
+        zip_of(lambda: zip_with_damaged_stream(zipfile.ZIP_DEFLATED)),
+        "zip entry 'broken.txt' is damaged and cannot be read (Error -3 while decompressing data: invalid block type)",
+    ),
+    "zip-damaged-lzma": Bad(
+        zip_of(lambda: zip_with_damaged_stream(zipfile.ZIP_LZMA)),
+        "zip entry 'broken.txt' is damaged and cannot be read (Invalid or unsupported options)",
+    ),
+    "zip-damaged-bzip2": Bad(
+        zip_of(lambda: zip_with_damaged_stream(zipfile.ZIP_BZIP2)),
+        "zip entry 'broken.txt' is damaged and cannot be read (Invalid data stream)",
+    ),
+    "file-name-not-utf8": Bad(non_utf8_file_name, "img/caf\\xe9.png: file name is not UTF-8; rename it"),
+    "folder-name-not-utf8": Bad(non_utf8_folder_name, "\\xff\\xfe/index.html: file name is not UTF-8; rename it"),
     "path-too-long": Bad(path_too_long, "longer than ASSETCACHE_MAX_PATH_LENGTH"),
     "unreadable": Bad(unreadable_file, "/z-locked.css: cannot be read (Permission denied)"),
     "unreadable-when-storing": Bad(
@@ -885,3 +1207,18 @@ def test_a_file_changed_between_hashing_and_storing_is_refused(db, tmp_path, mon
     sha = hashlib.sha256(b"<p>first</p>").hexdigest()
     assert not BlobStore().storage.exists(blob_name(sha))
     assert not Site.objects.filter(subdomain="docs").exists()
+
+
+@pytest.mark.parametrize(
+    ("count", "noun", "nouns", "expected"),
+    [
+        (0, "site", "", "0 sites"),
+        (1, "site", "", "1 site"),
+        (2, "site", "", "2 sites"),
+        (1, "entry", "entries", "1 entry"),
+        (3, "entry", "entries", "3 entries"),
+    ],
+)
+def test_plural(count: int, noun: str, nouns: str, expected: str) -> None:
+    """Issue 11 item 20: counts are printed with the noun's right number."""
+    assert plural(count, noun, nouns) == expected

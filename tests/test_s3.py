@@ -37,7 +37,7 @@ from django_assetcache.models import Blob, Site
 from django_assetcache.publish import publish
 from django_assetcache.store import SNAPSHOT_NAME, BlobStore, blob_name, get_storage, stream_object
 
-from .conftest import SAMPLE, write_tree
+from .conftest import SAMPLE, Terminal, write_tree
 from .servers import ROOT, free_port
 
 BIG = os.urandom(1024 * 1024)  # over ASSETCACHE_MEMORY_FILE_LIMIT: sent from a file
@@ -610,7 +610,7 @@ def test_warmup_fills_the_tier_and_another_machine_warms_from_storage(
 ) -> None:
     settings.ASSETCACHE_POLL_INTERVAL = 3600
     publish("docs", write_tree(tmp_path / "src", FILES))
-    stderr = io.StringIO()
+    stderr = Terminal()
     call_command("assetcache_warmup", "--upload-snapshot", stdout=io.StringIO(), stderr=stderr)
     assert "downloading" in stderr.getvalue()
     first = tier()

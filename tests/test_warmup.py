@@ -184,7 +184,7 @@ def test_warmup_command_summary_and_errors(db, tmp_path: Path, capsys) -> None:
     publish("docs", write_tree(tmp_path / "src", FILES))
     call_command("assetcache_warmup", "--site", "docs")
     out = capsys.readouterr().out
-    assert out.startswith(f"warmed 1 sites, {len(FILES)} assets;")
+    assert out.startswith(f"warmed 1 site, {len(FILES)} assets;")
     with pytest.raises(CommandError, match="no such site: nope"):
         call_command("assetcache_warmup", "--site", "nope")
     call_command("assetcache_stats")

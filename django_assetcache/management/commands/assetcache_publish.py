@@ -4,13 +4,14 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ...publish import PublishError, publish
+from ...publish import PublishError, PublishSummary, publish
 
 
 class Command(BaseCommand):
     help = (
         "Publish a directory or a .zip as the content of a site, creating the site if needed. "
-        "Unchanged files are not stored again."
+        "Unchanged files are not stored again. Dot-files and dot-folders (but .well-known/), "
+        "__MACOSX/, node_modules/, Thumbs.db and editor backups (*~, *.swp) are skipped."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -22,9 +23,33 @@ class Command(BaseCommand):
             help="Remove the site's files that are not in SOURCE.",
         )
         parser.add_argument(
+            "--allow-empty",
+            action="store_true",
+            help="With --delete, accept a SOURCE with no file to publish (which empties the site).",
+        )
+        parser.add_argument(
             "--dry-run",
             action="store_true",
-            help="Show what would change; store and change nothing.",
+            help="List what would be added, changed, removed and skipped; store and change nothing.",
+        )
+        parser.add_argument(
+            "--exclude",
+            action="append",
+            default=[],
+            metavar="GLOB",
+            help="Skip the paths GLOB matches (repeatable); wins over --include and the defaults.",
+        )
+        parser.add_argument(
+            "--include",
+            action="append",
+            default=[],
+            metavar="GLOB",
+            help="Publish the paths GLOB matches even if a default exclusion skips them (repeatable).",
+        )
+        parser.add_argument(
+            "--keep-top-folder",
+            action="store_true",
+            help="Publish a zip whose files all sit in one folder with that folder in the paths.",
         )
 
     def handle(self, *args: Any, subdomain: str, source: str, **options: Any) -> None:
@@ -34,18 +59,26 @@ class Command(BaseCommand):
                 source,
                 delete=options["delete"],
                 dry_run=options["dry_run"],
+                allow_empty=options["allow_empty"],
+                exclude=options["exclude"],
+                include=options["include"],
+                keep_top_folder=options["keep_top_folder"],
                 progress_stream=self.stderr._out if options["verbosity"] > 0 else None,
             )
         except PublishError as exc:
             raise CommandError(str(exc)) from exc
         if summary.created and not summary.dry_run:
             self.stdout.write(f"Created site {summary.subdomain}.")
-        if options["verbosity"] > 1:
-            for label, paths in (
-                ("added", summary.added),
-                ("changed", summary.changed),
-                ("removed", summary.removed),
-            ):
-                for path in paths:
-                    self.stdout.write(f"  {label:8} {path}")
+        if options["verbosity"] > 1 or (summary.dry_run and options["verbosity"] > 0):
+            self._list_paths(summary)
         self.stdout.write(str(summary))
+
+    def _list_paths(self, summary: PublishSummary) -> None:
+        for label, paths in (
+            ("added", summary.added),
+            ("changed", summary.changed),
+            ("removed", summary.removed),
+            ("skipped", summary.skipped),
+        ):
+            for path in paths:
+                self.stdout.write(f"  {label:8} {path}")

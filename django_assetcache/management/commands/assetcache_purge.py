@@ -5,6 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ...maintenance import MaintenanceError, purge
+from ...progress import plural
 
 
 class Command(BaseCommand):
@@ -33,5 +34,7 @@ class Command(BaseCommand):
             changes = purge(subdomains or None, paths)
         except MaintenanceError as exc:
             raise CommandError(str(exc)) from exc
-        what = f"{len(paths)} paths of " if paths else ""
-        self.stdout.write(f"purged {what}{len(changes)} sites (change feed at #{changes[-1].id if changes else '-'})")
+        what = f"{plural(len(paths), 'path')} of " if paths else ""
+        self.stdout.write(
+            f"purged {what}{plural(len(changes), 'site')} (change feed at #{changes[-1].id if changes else '-'})"
+        )

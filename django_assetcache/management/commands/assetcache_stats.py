@@ -8,7 +8,7 @@ from django.db.models import Max
 
 from ... import conf
 from ...models import Change
-from ...progress import human_bytes
+from ...progress import human_bytes, plural
 from ...snapshot import SnapshotError, load
 
 
@@ -38,5 +38,5 @@ class Command(BaseCommand):
         self.stdout.write(f"age:            {stats['age_seconds']:.0f} s")
         self.stdout.write(
             f"change feed:    stamped at #{stats['change_id']}, latest #{latest} "
-            f"({stats['changes_behind']} newer changes replayed on load)"
+            f"({plural(stats['changes_behind'], 'newer change')} replayed on load)"
         )
