@@ -9,6 +9,7 @@ turn a ``Reply`` into their own response; they never decide anything.
 
 from __future__ import annotations
 
+import enum
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -340,17 +341,22 @@ class Representation:
         return _plain(416, "Range not satisfiable.\n", extra, self.validators)
 
 
-class Entry:
-    """What the cache keeps for one request path of one site.
+class EntryKind(enum.Enum):
+    """What an entry answers with; compared by identity (``is``) on the hit path."""
 
-    ``kind`` is FILE (serve ``identity`` or a variant), REDIRECT (to
-    ``location``) or MISSING (serve the site's error document with 404).
+    #: Serve ``identity`` or a variant.
+    FILE = "file"
+    #: Redirect to ``location`` (a directory without its slash).
+    REDIRECT = "redirect"
+    #: Serve the site's error document with 404.
+    MISSING = "missing"
+
+
+class Entry:
+    """What the cache keeps for one request path of one site, of a ``kind``.
+
     ``hot`` is the clock bit of the cache's approximate LRU: set on every hit.
     """
-
-    FILE = 0
-    REDIRECT = 1
-    MISSING = 2
 
     __slots__ = (
         "_not_found",
@@ -367,7 +373,7 @@ class Entry:
 
     def __init__(
         self,
-        kind: int,
+        kind: EntryKind,
         *,
         identity: Representation | None = None,
         variants: dict[str, Representation] | None = None,
@@ -455,7 +461,7 @@ def build_file_entry(
     }
     cost = per_entry_overhead + len(body or b"") + sum(len(v[3] or b"") for v in variants)
     return Entry(
-        Entry.FILE,
+        EntryKind.FILE,
         identity=identity_rep,
         variants=reps,
         last_modified=last_modified_text,
@@ -465,11 +471,11 @@ def build_file_entry(
 
 
 def build_redirect_entry(path: str, per_entry_overhead: int = 0) -> Entry:
-    return Entry(Entry.REDIRECT, location=quote(path + "/", safe="/:@!$&'()*+,;=-._~"), cost=per_entry_overhead)
+    return Entry(EntryKind.REDIRECT, location=quote(path + "/", safe="/:@!$&'()*+,;=-._~"), cost=per_entry_overhead)
 
 
 def build_missing_entry(per_entry_overhead: int = 0) -> Entry:
-    return Entry(Entry.MISSING, cost=per_entry_overhead)
+    return Entry(EntryKind.MISSING, cost=per_entry_overhead)
 
 
 def etag_for(sha256: str) -> str:

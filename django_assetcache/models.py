@@ -10,7 +10,7 @@ from django.db import models, router, transaction
 from django.db.models import F
 from django.utils.translation import gettext_lazy as _
 
-from . import conf
+from . import conf, invalidation
 
 DNS_LABEL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 HOSTNAME_RE = re.compile(
@@ -270,8 +270,11 @@ def record_change(site_id: int | None, kind: str, paths: Iterable[str] | None = 
     path_list = None if paths is None else sorted(set(paths))
     if path_list is not None and len(path_list) > MAX_CHANGE_PATHS:
         path_list = None
-    from . import invalidation
-
+    # The backend is told here, beside the write, rather than by each caller:
+    # a push backend must notify inside this transaction (postgres) or right
+    # after its commit (redis), whoever records the change (publish, the
+    # admin, a signal receiver, a data migration). invalidation imports no
+    # model, so models importing it makes no cycle.
     with transaction.atomic():
         if site_id is not None:
             Site.objects.filter(pk=site_id).update(generation=F("generation") + 1)

@@ -95,7 +95,7 @@ class WarmupSummary:
 def _encoders() -> list[tuple[str, Any]]:
     encoders: list[tuple[str, Any]] = [("gzip", _gzip)]
     try:
-        import brotli
+        import brotli  # optional extra (brotli): without it, gzip only
     except ImportError:
         return encoders
 
