@@ -218,6 +218,15 @@ class BlobStore:
         name = blob_name(sha256)
         return tier.path_for(sha256, size, lambda: stream_object(self.storage, name))
 
+    def read_local(self, sha256: str, size: int | None = None) -> bytes | None:
+        """The blob's bytes, read from this machine (see ``local_path``);
+        None when they cannot be had."""
+        try:
+            with open(self.local_path(sha256, size), "rb") as f:
+                return f.read()
+        except OSError:
+            return None
+
     def delete(self, sha256: str) -> None:
         self.storage.delete(blob_name(sha256))
 

@@ -234,7 +234,7 @@ def test_warmup_of_one_site_keeps_the_others_in_the_snapshot(db, tmp_path: Path,
     call_command("assetcache_warmup", "--site", "one", verbosity=0)
 
     snapshot = Snapshot(conf.get().SNAPSHOT_PATH)
-    assert sorted(site["subdomain"] for site in snapshot.sites.values()) == ["one", "three", "two"]
+    assert sorted(site.subdomain for site in snapshot.sites.values()) == ["one", "three", "two"]
     cache.reset()
     warm()
     with django_assert_num_queries(0):
