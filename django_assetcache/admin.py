@@ -177,7 +177,13 @@ class SiteAdmin(admin.ModelAdmin):
     def upload_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         site = self.get_object(request, unquote(object_id))
         if site is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+            # What the admin's own change view does for a missing object.
+            message = gettext("%(name)s with ID “%(key)s” doesn’t exist. Perhaps it was deleted?") % {
+                "name": self.opts.verbose_name,
+                "key": unquote(object_id),
+            }
+            self.message_user(request, message, messages.WARNING)
+            return HttpResponseRedirect(reverse("admin:index", current_app=self.admin_site.name))
         if not self.has_change_permission(request, site):
             raise PermissionDenied
         # Django's upload handlers stream a file over FILE_UPLOAD_MAX_MEMORY_SIZE

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from collections import deque
@@ -33,11 +34,32 @@ logger = logging.getLogger("django_assetcache")
 
 #: Seconds a hole in the change feed is looked for before it is given up.
 PENDING_SECONDS = 60.0
-#: Bytes of bookkeeping per entry besides its bodies: the key, the Entry, its
-#: representation and prepared replies. benchmarks/warm_bench.py measures
-#: about 1,400 with tracemalloc; counting less would let the real footprint
-#: run past ASSETCACHE_MEMORY_LIMIT.
-ENTRY_OVERHEAD = 1400
+
+# What an entry costs is charged when it is built, so it must cover what the
+# entry holds once every reply it can prepare on use exists (200, HEAD, 304,
+# the 404 of an error document, the ASGI header bytes of each): counting less
+# would let the real footprint run past ASSETCACHE_MEMORY_LIMIT. The constants
+# are measured with tracemalloc at the worst point of dict growth;
+# tests/test_cache.py measures them again and fails when they fall short.
+# Strings whose length varies (the path, a redirect's location, a file path,
+# header values) are charged by their real size on top.
+
+#: A redirect or missing entry: its key tuple, its slots in the entries dict
+#: and the clock, the Entry object.
+SMALL_ENTRY_OVERHEAD = 300
+#: A file entry with its identity representation and every reply of it
+#: (header values aside, see HEADER_TEXT_COPIES).
+FILE_ENTRY_OVERHEAD = 5_300
+#: Each stored variant (br, gzip) of a file entry, with its replies.
+REPRESENTATION_OVERHEAD = 5_250
+#: Prepared replies of a representation hold its header values several times
+#: over (as text and, for ASGI, as bytes).
+HEADER_TEXT_COPIES = 5
+#: A slot of the host maps besides its key string: dict slot and SiteInfo share.
+HOST_OVERHEAD = 100
+#: Share of ASSETCACHE_MEMORY_LIMIT each host map (raw Host values, host
+#: names) may take before it is cleared; both count against the limit.
+HOST_SHARE = 32
 
 
 class Unavailable(Exception):
@@ -113,7 +135,13 @@ class AssetCache:
         self.poll_lock = threading.Lock()
         #: Set by every poll() call; cleared by the thread that reads the feed.
         self.poll_again = False
+        #: Raw Host values as received, for the hit path: one dict lookup.
         self.hosts: dict[str, HostTarget] = {}
+        #: Normalised host names, where lookups that reached the loader are kept.
+        self.site_hosts: dict[str, HostTarget] = {}
+        #: What each host map costs; both count against MEMORY_LIMIT with the entries.
+        self.raw_host_bytes = 0
+        self.site_host_bytes = 0
         self.entries: dict[tuple[int, str], Entry] = {}
         self.clock: deque[tuple[tuple[int, str], Entry]] = deque()
         self.bytes_held = 0
@@ -182,19 +210,40 @@ class AssetCache:
         host = normalize_host(raw_host)
         if host is None:
             target: HostTarget = PASS
-        elif host.endswith(self.domain_suffix):
-            label = host[: -len(self.domain_suffix)]
-            target = UNKNOWN if "." in label or not label else self._load_host(host)
         else:
-            target = self._load_host(host)
+            # Spellings of one host (case, port, trailing dot) share one lookup.
+            known = self.site_hosts.get(host)
+            if known is not None:
+                target = known
+            elif host.endswith(self.domain_suffix):
+                label = host[: -len(self.domain_suffix)]
+                target = UNKNOWN if "." in label or not label else self._load_host(host)
+            else:
+                target = self._load_host(host)
         with self.lock:
             if self.epoch != epoch:
                 return target  # a change arrived meanwhile: answer, do not keep
-            if len(self.hosts) >= max(1024, self.settings.MAX_ENTRIES // 16):
-                # Random Host headers must not grow memory without bound.
-                self.hosts.clear()
-            self.hosts[raw_host] = target
+            self._remember_host(raw_host, host, target)
         return target
+
+    def _remember_host(self, raw_host: str, host: str | None, target: HostTarget) -> None:
+        # Each map has its own byte budget, so junk Host values (a port of
+        # 7 KB each) flush the raw map only, not the lookups behind it.
+        budget = self.settings.MEMORY_LIMIT // HOST_SHARE
+        if host is not None and host not in self.site_hosts:
+            cost = host_cost(host, target)
+            if self.site_host_bytes + cost > budget:
+                self.site_hosts = {}
+                self.site_host_bytes = 0
+            self.site_hosts[host] = target
+            self.site_host_bytes += cost
+        cost = host_cost(raw_host, None)
+        if self.raw_host_bytes + cost > budget:
+            self.hosts = {}
+            self.raw_host_bytes = 0
+        self.hosts[raw_host] = target
+        self.raw_host_bytes += cost
+        self._evict()
 
     def _load_host(self, host: str) -> HostTarget:
         target = self.loader.site_for_host(host)
@@ -223,13 +272,17 @@ class AssetCache:
         self.bytes_held += entry.cost
         self._evict()
 
+    def held(self) -> int:
+        """Bytes counted against MEMORY_LIMIT: entries and host maps."""
+        return self.bytes_held + self.raw_host_bytes + self.site_host_bytes
+
     def _evict(self) -> None:
         limit = self.settings.MEMORY_LIMIT
         max_entries = self.settings.MAX_ENTRIES
         evicted = 0
         reason = ""
-        while self.clock and (self.bytes_held > limit or len(self.entries) > max_entries):
-            reason = "memory" if self.bytes_held > limit else "entries"
+        while self.clock and (self.held() > limit or len(self.entries) > max_entries):
+            reason = "memory" if self.held() > limit else "entries"
             key, entry = self.clock.popleft()
             if self.entries.get(key) is not entry:
                 continue  # dropped or replaced since: a stale clock slot
@@ -346,10 +399,11 @@ class AssetCache:
 
     def _drop_hosts(self, site_id: int | None) -> None:
         # Negative host entries may concern the changed site (a new subdomain,
-        # a new custom domain), so they go too; the map refills cheaply.
-        self.hosts = {
-            host: target for host, target in self.hosts.items() if isinstance(target, SiteInfo) and target.id != site_id
-        }
+        # a new custom domain), so they go too; the maps refill cheaply.
+        self.hosts = _other_sites(self.hosts, site_id)
+        self.site_hosts = _other_sites(self.site_hosts, site_id)
+        self.raw_host_bytes = sum(host_cost(host, None) for host in self.hosts)
+        self.site_host_bytes = sum(host_cost(host, target) for host, target in self.site_hosts.items())
 
     def forget_files(self, paths: Iterable[str]) -> None:
         """Drop entries that send any of these local files (gone or going)."""
@@ -371,6 +425,9 @@ class AssetCache:
     def _drop_everything(self) -> None:
         self.epoch += 1
         self.hosts = {}
+        self.site_hosts = {}
+        self.raw_host_bytes = 0
+        self.site_host_bytes = 0
         self.entries = {}
         self.clock = deque()
         self.bytes_held = 0
@@ -393,6 +450,7 @@ class AssetCache:
             "evictions_entries": self.evictions_entries,
             "entries": len(self.entries),
             "hosts": len(self.hosts),
+            "host_bytes": self.raw_host_bytes + self.site_host_bytes,
             "bytes_held": self.bytes_held,
             "memory_limit": self.settings.MEMORY_LIMIT,
             "last_change_id": self.last_change_id,
@@ -402,6 +460,34 @@ class AssetCache:
             "snapshot_loaded_at": self.snapshot_loaded_at,
             "invalidation": self.settings.INVALIDATION,
         }
+
+
+def entry_overhead(path: str, entry: Entry) -> int:
+    """Bytes that keeping ``entry`` under ``path`` costs besides its bodies
+    (which ``Entry.cost`` counts when the entry is built)."""
+    cost = sys.getsizeof(path)
+    if entry.kind != Entry.FILE:
+        return cost + SMALL_ENTRY_OVERHEAD + (sys.getsizeof(entry.location) if entry.location else 0)
+    cost += FILE_ENTRY_OVERHEAD - REPRESENTATION_OVERHEAD
+    for rep in (entry.identity, entry.br, entry.gzip):
+        if rep is not None:
+            header_text = sum(len(value) for _, value in (*rep.shared.entity, *rep.shared.tail))
+            cost += REPRESENTATION_OVERHEAD + HEADER_TEXT_COPIES * header_text
+            if rep.file_path:
+                cost += sys.getsizeof(rep.file_path)
+    return cost
+
+
+def host_cost(host: str, target: HostTarget | None) -> int:
+    """Bytes a host map slot costs: its key, and the SiteInfo a lookup made."""
+    cost = HOST_OVERHEAD + sys.getsizeof(host)
+    if isinstance(target, SiteInfo):
+        cost += sum(sys.getsizeof(text) for text in (target.subdomain, target.index_document, target.cache_control))
+    return cost
+
+
+def _other_sites(hosts: dict[str, HostTarget], site_id: int | None) -> dict[str, HostTarget]:
+    return {host: target for host, target in hosts.items() if isinstance(target, SiteInfo) and target.id != site_id}
 
 
 def _request_keys(asset_path: str) -> tuple[str, ...]:

@@ -1,11 +1,17 @@
-"""System checks for the settings a site host needs."""
+"""System checks: every ASSETCACHE_* setting, storage locations, and the
+settings a site host needs."""
 
 from __future__ import annotations
 
+import os
+import re
+import reprlib
+from collections.abc import Callable
+from dataclasses import fields
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import Tags, Warning, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.http.request import validate_host
 
 from . import conf
@@ -21,7 +27,10 @@ def check_allowed_hosts(app_configs: Any = None, **kwargs: Any) -> list[Warning]
     but anything that does validate it (SecurityMiddleware's HTTPS redirect,
     CSRF checks, error reports) would reject sites that ALLOWED_HOSTS misses.
     """
-    domain = conf.get().DOMAIN
+    domain = getattr(settings, conf.PREFIX + "DOMAIN", conf.Settings().DOMAIN)
+    if not _is_host_name(domain):
+        return []  # check_settings reports it
+    domain = domain.lower().strip(".")
     allowed = list(settings.ALLOWED_HOSTS)
     if settings.DEBUG and not allowed:
         allowed = [".localhost", "127.0.0.1", "[::1]"]
@@ -59,3 +68,170 @@ def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
             )
         ]
     return []
+
+
+# --- every setting -------------------------------------------------------------
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value == value  # NaN is not
+
+
+def _integer(minimum: int, unit: str) -> tuple[Callable[[object], bool], str]:
+    return (
+        (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= minimum),
+        f"a number of {unit} (an integer >= {minimum})",
+    )
+
+
+def _seconds(minimum_exclusive: bool) -> tuple[Callable[[object], bool], str]:
+    if minimum_exclusive:
+        return (lambda v: _number(v) and v > 0), "a number of seconds > 0"  # type: ignore[operator]
+    return (lambda v: _number(v) and v >= 0), "a number of seconds >= 0"  # type: ignore[operator]
+
+
+def _strings(value: object) -> bool:
+    return isinstance(value, list | tuple) and all(isinstance(item, str) for item in value)
+
+
+def _is_host_name(value: object) -> bool:
+    return isinstance(value, str) and re.fullmatch(r"(?:[A-Za-z0-9-]+\.)*[A-Za-z0-9-]+\.?", value) is not None
+
+
+def _pattern(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        re.compile(value)
+    except (re.error, RecursionError, OverflowError):
+        return False
+    return True
+
+
+def _content_types(value: object) -> bool:
+    return value is None or (
+        isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+    )
+
+
+def _path(value: object) -> bool:
+    return isinstance(value, str | os.PathLike) and isinstance(os.fspath(value), str)
+
+
+#: For each setting (without the prefix): a test of its value and what it accepts.
+VALIDATORS: dict[str, tuple[Callable[[object], bool], str]] = {
+    "DOMAIN": (lambda v: _is_host_name(v) and bool(str(v).strip(".")), "a host name such as 'sites.example.com'"),
+    "SITE_URL": (lambda v: isinstance(v, str) and "{host}" in v, "a string containing '{host}'"),
+    "STORAGE": (lambda v: isinstance(v, str) and bool(v), "a non-empty alias of STORAGES"),
+    "MEMORY_LIMIT": _integer(1, "bytes"),
+    "MEMORY_FILE_LIMIT": _integer(0, "bytes"),
+    "MAX_ENTRIES": _integer(1, "entries"),
+    "MAX_FILE_SIZE": _integer(1, "bytes"),
+    "MAX_SITE_SIZE": _integer(1, "bytes"),
+    "MAX_PATH_LENGTH": _integer(1, "characters"),
+    "CACHE_CONTROL": (lambda v: isinstance(v, str), "a Cache-Control header value (a string)"),
+    "IMMUTABLE_CACHE_CONTROL": (lambda v: isinstance(v, str), "a Cache-Control header value (a string)"),
+    "IMMUTABLE_PATTERN": (_pattern, "a regular expression (a string)"),
+    "CONTENT_TYPES": (_content_types, "None or a dict of extension or file name to media type (strings)"),
+    "RESERVED_SUBDOMAINS": (_strings, "a list or tuple of strings"),
+    "INVALIDATION": (
+        lambda v: v in ("database", "postgres", "redis", "local") if isinstance(v, str) else False,
+        "one of 'database', 'postgres', 'redis', 'local'",
+    ),
+    "POLL_INTERVAL": _seconds(minimum_exclusive=True),
+    "REDIS_URL": (
+        lambda v: isinstance(v, str) and v.startswith(("redis://", "rediss://", "unix://")),
+        "a URL starting with redis://, rediss:// or unix://",
+    ),
+    "CHANGE_RETENTION": _seconds(minimum_exclusive=False),
+    "SNAPSHOT_PATH": (_path, "an absolute file path (a string), or '' for MEDIA_ROOT/assetcache/snapshot.bin"),
+    "LOCAL_DIR": (_path, "an absolute directory path (a string), or '' for MEDIA_ROOT/assetcache/local"),
+    "DISK_LIMIT": (
+        lambda v: _number(v) and v > 0,  # type: ignore[operator]
+        "a fraction of the filesystem below 1 (such as 0.9), or a number of bytes >= 1",
+    ),
+    "DELETE_DELAY": _seconds(minimum_exclusive=False),
+    "COMPRESSIBLE_TYPES": (_strings, "a list or tuple of media type prefixes (strings)"),
+}
+
+
+def _shown(value: object) -> str:
+    try:
+        return reprlib.repr(value)
+    except Exception:
+        return f"a {type(value).__name__}"
+
+
+def _valid(name: str, value: object) -> bool:
+    test, _ = VALIDATORS[name]
+    try:
+        return bool(test(value))
+    except Exception:
+        return False  # whatever the type, an answer and not a crash
+
+
+@register()
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Every ASSETCACHE_* setting has a value of the type and range it accepts."""
+    errors: list[CheckMessage] = []
+    for field in fields(conf.Settings):
+        name = conf.PREFIX + field.name
+        if not hasattr(settings, name):
+            continue
+        value = getattr(settings, name)
+        if not _valid(field.name, value):
+            errors.append(
+                Error(
+                    f"{name} = {_shown(value)} is not valid: it accepts {VALIDATORS[field.name][1]}.",
+                    id="assetcache.E001",
+                )
+            )
+    return errors
+
+
+# --- storage locations -----------------------------------------------------------
+
+
+def _absolute(value: object) -> bool:
+    try:
+        return os.path.isabs(os.fspath(value))  # type: ignore[arg-type]
+    except Exception:
+        return False  # not a path at all: check_settings says so
+
+
+@register()
+def check_locations(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """No storage location may depend on the directory a process runs from:
+    a relative path means another place for a command run from cron than for
+    the server."""
+    errors: list[CheckMessage] = []
+    under_media = []
+    storage = getattr(settings, conf.PREFIX + "STORAGE", conf.Settings().STORAGE)
+    storages = getattr(settings, "STORAGES", None) or {}
+    if not (isinstance(storage, str) and isinstance(storages, dict) and storage in storages):
+        under_media.append("the blobs (no STORAGES alias named by ASSETCACHE_STORAGE)")
+    for field, what in (("SNAPSHOT_PATH", "the snapshot"), ("LOCAL_DIR", "the local disk tier")):
+        name = conf.PREFIX + field
+        value = getattr(settings, name, "")
+        if isinstance(value, str) and not value:
+            under_media.append(f"{what} ({name} is not set)")
+        elif _valid(field, value) and not _absolute(value):
+            errors.append(
+                Error(
+                    f"{name} = {_shown(value)} is relative, so it names another place in every working directory.",
+                    hint=f"Set {name} to an absolute path.",
+                    id="assetcache.E003",
+                )
+            )
+    media_root = getattr(settings, "MEDIA_ROOT", "")
+    if under_media and not _absolute(media_root):
+        errors.append(
+            Error(
+                f"MEDIA_ROOT = {_shown(media_root)} is empty or relative, and django-assetcache keeps "
+                + ", ".join(under_media)
+                + " under it: they would go to another place in every working directory.",
+                hint="Set MEDIA_ROOT to an absolute path (or configure each location with an absolute path).",
+                id="assetcache.E002",
+            )
+        )
+    return errors

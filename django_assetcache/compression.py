@@ -12,14 +12,13 @@ import gzip
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TextIO
 
 from django.db import transaction
 from django.db.models import QuerySet
 
 from .mediatypes import is_compressible
 from .models import Asset, Blob, Change, Site, record_change
-from .progress import Progress
+from .progress import Progress, Stream
 from .store import BlobStore, hash_stream
 
 try:
@@ -62,7 +61,7 @@ def encoders() -> dict[str, Encoder]:
     return {"br": _brotli, "gzip": _gzip}
 
 
-def compress_blobs(store: BlobStore, sites: QuerySet[Site], progress_stream: TextIO | None) -> CompressionSummary:
+def compress_blobs(store: BlobStore, sites: QuerySet[Site], progress_stream: Stream | None) -> CompressionSummary:
     """Build the missing variants of the compressible blobs ``sites`` use."""
     summary = CompressionSummary()
     coders = encoders()
@@ -73,23 +72,16 @@ def compress_blobs(store: BlobStore, sites: QuerySet[Site], progress_stream: Tex
     todo = {sha: size for sha, size in sizes.items() if any(name not in done[sha] for name in coders)}
     if not todo:
         return summary
-    progress = (
-        Progress("compressing", sum(todo.values()), stream=progress_stream, unit_bytes=True)
-        if progress_stream is not None
-        else None
-    )
     new_variants: list[Blob] = []
-    for sha, size in todo.items():
-        data = store.read_local(sha, size)
-        if data is not None:
-            wanted = {name: encode for name, encode in coders.items() if name not in done[sha]}
-            built = _encode(store, sha, data, wanted)
-            new_variants += built
-            summary.bytes_saved += sum(size - variant.size for variant in built)
-        if progress is not None:
+    with Progress("compressing", sum(todo.values()), stream=progress_stream, unit_bytes=True) as progress:
+        for sha, size in todo.items():
+            data = store.read_local(sha, size)
+            if data is not None:
+                wanted = {name: encode for name, encode in coders.items() if name not in done[sha]}
+                built = _encode(store, sha, data, wanted)
+                new_variants += built
+                summary.bytes_saved += sum(size - variant.size for variant in built)
             progress.advance(size)
-    if progress is not None:
-        progress.close()
     if new_variants:
         summary.variants_built = len(_record_variants(store, new_variants, lost))
     return summary

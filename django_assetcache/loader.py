@@ -10,7 +10,7 @@ from django.db import DatabaseError
 from django.db.models import Q
 
 from . import conf, localtier
-from .cache import ENTRY_OVERHEAD, PASS, BlobUnavailable, HostTarget, SiteInfo, Unavailable, cache_ready, get_cache
+from .cache import PASS, BlobUnavailable, HostTarget, SiteInfo, Unavailable, cache_ready, entry_overhead, get_cache
 from .http import Entry, build_file_entry, build_missing_entry, build_redirect_entry
 from .mediatypes import header_value
 from .models import Asset, Change, Site
@@ -79,14 +79,14 @@ class DatabaseLoader:
         if own in rows:
             result[path] = self.file_entry(site, rows[own])
         elif index_path in rows:
-            result[path] = build_redirect_entry(path, ENTRY_OVERHEAD)
+            result[path] = build_redirect_entry(path)
         else:
-            result[path] = build_missing_entry(ENTRY_OVERHEAD)
+            result[path] = build_missing_entry()
         if site.error_path and site.error_path not in result:
             error_row = rows.get(site.error_path)
-            result[site.error_path] = (
-                self.file_entry(site, error_row) if error_row else build_missing_entry(ENTRY_OVERHEAD)
-            )
+            result[site.error_path] = self.file_entry(site, error_row) if error_row else build_missing_entry()
+        for key_path, entry in result.items():
+            entry.cost += entry_overhead(key_path, entry)  # the key is held too
         return result
 
     def rows(self, site_id: int, paths: list[str]) -> dict[str, AssetRecord]:
@@ -129,7 +129,6 @@ class DatabaseLoader:
             cache_control=cache_control_for(site, asset.path, self.settings),
             identity=self.locate(asset.blob),
             variants=[self.locate(variant) for variant in asset.variants],
-            per_entry_overhead=ENTRY_OVERHEAD,
         )
 
     def locate(self, blob: BlobRecord) -> LocatedBlob:

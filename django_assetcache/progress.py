@@ -1,15 +1,48 @@
 """A small progress bar on stderr for long management commands, and counts in words.
 
 On a terminal the bar redraws in place a few times a second. Elsewhere (CI
-logs, pipes) it prints nothing: a line per update would fill the log, and the
-command's summary line says what was done.
+logs, pipes), or without a stream (the Python API, the admin), it prints
+nothing: a line per update would fill the log, and the command's summary line
+says what was done. Callers always make one and advance it.
 """
 
 from __future__ import annotations
 
-import sys
 import time
-from typing import TextIO
+from typing import Protocol, TextIO
+
+
+class CommandOutput(Protocol):
+    """What a management command's ``self.stderr`` offers (an OutputWrapper)."""
+
+    def write(self, msg: str = "", style_func: None = None, ending: str | None = None) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def isatty(self) -> bool: ...
+
+
+class Unterminated:
+    """A command's output as a stream: what is written goes out as it is, where
+    the command's own ``write`` would end each piece with a new line."""
+
+    __slots__ = ("out",)
+
+    def __init__(self, out: CommandOutput) -> None:
+        self.out = out
+
+    def write(self, text: str) -> None:
+        self.out.write(text, ending="")
+
+    def flush(self) -> None:
+        self.out.flush()
+
+    def isatty(self) -> bool:
+        return self.out.isatty()
+
+
+#: Where a bar may be drawn: a text stream, or a command's output.
+Stream = TextIO | Unterminated
 
 
 def human_bytes(n: float) -> str:
@@ -31,6 +64,8 @@ def first_few(names: list[str], shown: int = 5) -> str:
 
 
 class Progress:
+    """A bar drawn on ``stream`` when it is a terminal; silent otherwise."""
+
     __slots__ = ("_last_draw", "done", "label", "stream", "total", "tty", "unit_bytes")
 
     def __init__(
@@ -38,14 +73,14 @@ class Progress:
         label: str,
         total: int,
         *,
-        stream: TextIO | None = None,
+        stream: Stream | None = None,
         unit_bytes: bool = False,
     ) -> None:
         self.label = label
         self.total = max(total, 0)
         self.done = 0
-        self.stream = stream if stream is not None else sys.stderr
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.stream = stream
+        self.tty = stream is not None and stream.isatty()
         self.unit_bytes = unit_bytes
         self._last_draw = 0.0
 
@@ -56,13 +91,16 @@ class Progress:
         now = time.monotonic()
         if now - self._last_draw >= 0.1 or self.done >= self.total:
             self._last_draw = now
-            self.stream.write("\r" + self._line())
-            self.stream.flush()
+            self._draw("\r" + self._line())
 
     def close(self) -> None:
         if self.tty:
-            self.stream.write("\r" + self._line() + "\n")
-            self.stream.flush()
+            self._draw("\r" + self._line() + "\n")
+
+    def _draw(self, text: str) -> None:
+        assert self.stream is not None
+        self.stream.write(text)
+        self.stream.flush()
 
     def _line(self) -> str:
         fraction = self.done / self.total if self.total else 1.0

@@ -12,7 +12,6 @@ import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TextIO
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -21,7 +20,7 @@ from django.utils import timezone
 from . import conf
 from .mediatypes import content_type_for
 from .models import Asset, Blob, Change, Site, record_change, validate_subdomain
-from .progress import Progress, human_bytes
+from .progress import Progress, Stream, human_bytes
 from .sources import PublishError, SourceFile, SourceRules, read_source
 from .store import BlobChanged, BlobStore, BlobTooLarge, hash_stream
 
@@ -61,7 +60,7 @@ class PublishSummary:
         )
 
 
-def _hash_files(files: list[SourceFile], progress: Progress | None) -> None:
+def _hash_files(files: list[SourceFile], progress: Progress) -> None:
     max_file = conf.get().MAX_FILE_SIZE
     for source_file in files:
         try:
@@ -74,8 +73,7 @@ def _hash_files(files: list[SourceFile], progress: Progress | None) -> None:
             reason = exc.strerror or str(exc)
             raise PublishError(f"{source_file.path}: cannot be read ({reason})") from exc
         source_file.content_type = content_type_for(source_file.path)
-        if progress is not None:
-            progress.advance(source_file.size)
+        progress.advance(source_file.size)
 
 
 def _resolve_site(site: Site | str) -> tuple[Site | None, str]:
@@ -128,7 +126,7 @@ def publish(
     exclude: Iterable[str] = (),
     include: Iterable[str] = (),
     keep_top_folder: bool = False,
-    progress_stream: TextIO | None = None,
+    progress_stream: Stream | None = None,
 ) -> PublishSummary:
     """Make ``site`` serve the files of ``source`` (a directory or a zip).
 
@@ -152,14 +150,8 @@ def publish(
             raise PublishError(_empty_source_message(source, subdomain, listing.skipped))
         summary.files = len(files)
         total = sum(source_file.size for source_file in files)
-        progress = (
-            Progress(f"hashing {subdomain}", total, stream=progress_stream, unit_bytes=True)
-            if progress_stream is not None
-            else None
-        )
-        _hash_files(files, progress)
-        if progress is not None:
-            progress.close()
+        with Progress(f"hashing {subdomain}", total, stream=progress_stream, unit_bytes=True) as progress:
+            _hash_files(files, progress)
 
         writes = _diff(files, _current_assets(site_obj), delete, summary)
         _store_blobs(store, files, writes, summary, dry_run, progress_stream)
@@ -180,7 +172,7 @@ def _store_blobs(
     writes: list[SourceFile],
     summary: PublishSummary,
     dry_run: bool,
-    progress_stream: TextIO | None,
+    progress_stream: Stream | None,
 ) -> None:
     """Upload the bytes of every file the storage lacks.
 
@@ -191,19 +183,13 @@ def _store_blobs(
     referenced = {source_file.sha256: source_file for source_file in files}
     missing = store.missing({sha: f.size for sha, f in referenced.items()})
     upload_total = sum(referenced[sha].size for sha in missing)
-    progress = (
-        Progress(f"storing {summary.subdomain}", upload_total, stream=progress_stream, unit_bytes=True)
-        if progress_stream is not None and missing and not dry_run
-        else None
-    )
     stored: set[str] = set()
-    for sha in sorted(missing):
-        if dry_run or _save_file(store, referenced[sha]):
-            stored.add(sha)
-        if progress is not None:
+    shown = progress_stream if missing and not dry_run else None
+    with Progress(f"storing {summary.subdomain}", upload_total, stream=shown, unit_bytes=True) as progress:
+        for sha in sorted(missing):
+            if dry_run or _save_file(store, referenced[sha]):
+                stored.add(sha)
             progress.advance(referenced[sha].size)
-    if progress is not None:
-        progress.close()
     for source_file in writes:
         if source_file.sha256 in stored:
             summary.bytes_stored += source_file.size

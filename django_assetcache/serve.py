@@ -95,10 +95,7 @@ def answer_with_body(host: str, path: str, method: str, query_string: str, get: 
     reply = answer(host, path, method, query_string, get)
     if reply is None:
         return None
-    opened = _open(reply)
-    if opened is not None:
-        return opened
-    return _open(answer(host, path, method, query_string, get)) or (BAD_GATEWAY, None)  # type: ignore[arg-type]
+    return _open(reply) or _second_try(method, answer(host, path, method, query_string, get))
 
 
 async def answer_with_body_async(
@@ -107,14 +104,31 @@ async def answer_with_body_async(
     reply = await answer_async(host, path, method, query_string, get)
     if reply is None:
         return None
-    opened = _open(reply)
-    if opened is not None:
-        return opened
-    again = await answer_async(host, path, method, query_string, get)
-    return _open(again) or (BAD_GATEWAY, None)  # type: ignore[arg-type]
+    return _open(reply) or _second_try(method, await answer_async(host, path, method, query_string, get))
 
 
-def _open(reply: Reply | None) -> Answer | None:
+def answer_outside_django(host: str, path: str, method: str, query_string: str, get: HeaderGetter) -> Answer | None:
+    """``answer_with_body`` for an adapter that answers without Django's
+    request handler: database connections a miss used are released, as
+    Django does at the end of each request it handles."""
+    loader = get_cache().loader
+    queries = loader.queries
+    try:
+        return answer_with_body(host, path, method, query_string, get)
+    finally:
+        if loader.queries != queries:
+            release_connections()
+
+
+def _second_try(method: str, reply: Reply | None) -> Answer:
+    """The answer after the first reply's file could not be opened (its
+    entry is dropped by then, so this reply was built afresh): sent if its
+    file opens, else a 502, bodiless for HEAD like every fixed reply."""
+    opened = _open(reply) if reply is not None else None
+    return opened if opened is not None else (_for(method, BAD_GATEWAY), None)
+
+
+def _open(reply: Reply) -> Answer | None:
     """The reply with its file open, or None when the file is gone or has
     the wrong size.
 
@@ -124,8 +138,8 @@ def _open(reply: Reply | None) -> Answer | None:
     second ``answer`` rebuilds it (the local tier fetches a missing or short
     copy again); a file still wrong then gets 502, never a short body.
     """
-    if reply is None or reply.file_path is None:
-        return (reply, None) if reply is not None else None
+    if reply.file_path is None:
+        return reply, None
     body: Body
     try:
         if reply.parts is not None:

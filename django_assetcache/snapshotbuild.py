@@ -9,13 +9,12 @@ import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from typing import TextIO
 
 from django.db.models import Max, QuerySet
 
 from . import conf
 from .models import Asset, Blob, Change, Site
-from .progress import Progress
+from .progress import Progress, Stream
 from .records import AssetRecord, BlobRecord, LocatedBlob, SiteRecord
 from .snapshot import Snapshot, SnapshotError
 from .snapshotwriter import SnapshotSummary, write_snapshot
@@ -37,7 +36,7 @@ class BuiltSnapshot:
 
 
 def build_snapshot(
-    sites: QuerySet[Site], *, keep_others: bool, store: BlobStore, progress_stream: TextIO | None
+    sites: QuerySet[Site], *, keep_others: bool, store: BlobStore, progress_stream: Stream | None
 ) -> BuiltSnapshot:
     """Write the snapshot of ``sites``; with ``keep_others``, the other sites
     of the snapshot in place are kept in it as they are."""
@@ -71,30 +70,23 @@ def _bodies(
     small: dict[str, int],
     previous: Snapshot | None,
     missing: set[str],
-    progress_stream: TextIO | None,
+    progress_stream: Stream | None,
 ) -> Iterator[LocatedBlob]:
     """The bodies of ``small`` ({sha256: size}) that can be read; the hashes
     of the others go to ``missing``."""
-    progress = (
-        Progress("snapshot", sum(small.values()), stream=progress_stream, unit_bytes=True)
-        if progress_stream is not None
-        else None
-    )
     held = previous.bodies if previous is not None else {}
-    for sha, size in small.items():
-        data = None
-        if previous is not None and sha in held:  # no need to read the store
-            data = previous.body_at(held[sha][0], size, sha)
-        if data is None:
-            data = store.read_local(sha, size)
-        if progress is not None:
+    with Progress("snapshot", sum(small.values()), stream=progress_stream, unit_bytes=True) as progress:
+        for sha, size in small.items():
+            data = None
+            if previous is not None and sha in held:  # no need to read the store
+                data = previous.body_at(held[sha][0], size, sha)
+            if data is None:
+                data = store.read_local(sha, size)
             progress.advance(size)
-        if data is None:
-            missing.add(sha)
-            continue
-        yield LocatedBlob(BlobRecord(sha, size), body=data)
-    if progress is not None:
-        progress.close()
+            if data is None:
+                missing.add(sha)
+                continue
+            yield LocatedBlob(BlobRecord(sha, size), body=data)
 
 
 def read_sites(sites: QuerySet[Site]) -> tuple[list[SiteRecord], dict[int, list[AssetRecord]]]:

@@ -15,7 +15,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
 
 from django.core.files import File
 
@@ -23,7 +22,7 @@ from . import conf
 from .atomic import atomic_write
 from .compression import compress_blobs
 from .models import Blob, Site
-from .progress import Progress, human_bytes, plural
+from .progress import Progress, Stream, human_bytes, plural
 from .snapshot import Snapshot, SnapshotError
 from .snapshotbuild import build_snapshot
 from .snapshotwriter import SnapshotSummary
@@ -88,7 +87,7 @@ def warm_up(
     subdomains: list[str] | None = None,
     *,
     compress: bool = True,
-    progress_stream: TextIO | None = None,
+    progress_stream: Stream | None = None,
     upload: bool = False,
     store: BlobStore | None = None,
 ) -> WarmupSummary:
@@ -129,7 +128,7 @@ def fill_tier(
     store: BlobStore,
     blobs: dict[str, int],
     summary: WarmupSummary,
-    progress_stream: TextIO | None,
+    progress_stream: Stream | None,
     workers: int = DOWNLOAD_WORKERS,
 ) -> None:
     """Make every blob of ``blobs`` ({sha256: size}) present in the local
@@ -138,15 +137,13 @@ def fill_tier(
     if tier is None or not blobs:
         return
     downloads, download_bytes, evictions = tier.downloads, tier.download_bytes, tier.evictions
-    progress = (
-        Progress("downloading", sum(blobs.values()), stream=progress_stream, unit_bytes=True)
-        if progress_stream is not None
-        else None
-    )
     # The pool only downloads; the progress bar is drawn from this thread.
-    with ThreadPoolExecutor(
-        max_workers=max(1, min(workers, len(blobs))), thread_name_prefix="assetcache-download"
-    ) as pool:
+    with (
+        Progress("downloading", sum(blobs.values()), stream=progress_stream, unit_bytes=True) as progress,
+        ThreadPoolExecutor(
+            max_workers=max(1, min(workers, len(blobs))), thread_name_prefix="assetcache-download"
+        ) as pool,
+    ):
         futures = {pool.submit(store.local_path, sha, size): (sha, size) for sha, size in blobs.items()}
         for future in as_completed(futures):
             sha, size = futures[future]
@@ -155,10 +152,7 @@ def fill_tier(
             except OSError as exc:
                 summary.missing.add(sha)
                 logger.warning("assetcache: warmup could not fetch blob %s: %s", sha, exc)
-            if progress is not None:
-                progress.advance(size)
-    if progress is not None:
-        progress.close()
+            progress.advance(size)
     summary.downloaded += tier.downloads - downloads
     summary.downloaded_bytes += tier.download_bytes - download_bytes
     summary.tier_evictions += tier.evictions - evictions
@@ -179,7 +173,7 @@ def upload_snapshot(store: BlobStore, path: str | os.PathLike[str]) -> str:
     return saved
 
 
-def warm_up_from_storage(*, progress_stream: TextIO | None = None, store: BlobStore | None = None) -> WarmupSummary:
+def warm_up_from_storage(*, progress_stream: Stream | None = None, store: BlobStore | None = None) -> WarmupSummary:
     """Fetch the snapshot another machine uploaded, then fill the local tier
     with the blobs it references: no database query.
 

@@ -16,9 +16,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .bodies import BLOCK_SIZE
-from .cache import get_cache
 from .http import request_host
-from .serve import answer_with_body, release_connections, wsgi_path
+from .serve import answer_outside_django, wsgi_path
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -28,9 +27,7 @@ class AssetCacheWSGI:
         self.application = application
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        cache = get_cache()
-        queries = cache.loader.queries
-        answered = answer_with_body(
+        answered = answer_outside_django(
             request_host(environ.get("HTTP_HOST", ""), environ.get("RAW_URI")),
             # An absolute-form target without a path leaves PATH_INFO empty.
             wsgi_path(environ.get("PATH_INFO") or "/"),
@@ -38,8 +35,6 @@ class AssetCacheWSGI:
             environ.get("QUERY_STRING", ""),
             environ.get,
         )
-        if cache.loader.queries != queries:
-            release_connections()
         if answered is None:
             return self.application(environ, start_response)
         reply, file = answered

@@ -3,15 +3,17 @@ negative entries, bounds and eviction, host map, threads, invalidation."""
 
 from __future__ import annotations
 
+import gc
 import random
 import threading
+import tracemalloc
 
 import pytest
 from django.db import connections
 from django.test import Client
 
 from django_assetcache import cache, conf, serve
-from django_assetcache.cache import ENTRY_OVERHEAD, AssetCache, SiteInfo
+from django_assetcache.cache import HOST_SHARE, AssetCache, SiteInfo, entry_overhead
 from django_assetcache.http import Entry, build_file_entry, build_missing_entry
 from django_assetcache.models import Domain, Site
 from django_assetcache.publish import publish
@@ -133,8 +135,8 @@ def test_host_map(get, site, django_assert_num_queries):
         assert get("/", host="testserver")[:2] == (200, b"project home")
     with django_assert_num_queries(0):
         assert get("/", host="testserver")[:2] == (200, b"project home")
-    # Another spelling of a known host is looked up once more, then remembered.
-    with django_assert_num_queries(1):
+    # Another spelling of a known host needs no lookup.
+    with django_assert_num_queries(0):
         assert get("/", host="DOCS.SITES.TEST:8000")[0] == 200
     with django_assert_num_queries(0):
         assert get("/", host="DOCS.SITES.TEST:8000")[0] == 200
@@ -143,12 +145,63 @@ def test_host_map(get, site, django_assert_num_queries):
         assert get("/", host="x.y.sites.test")[0] == 404
 
 
+@pytest.mark.parametrize(
+    "spellings",
+    [
+        ["docs.example.org", "DOCS.EXAMPLE.ORG", "docs.example.org:8000", "Docs.Example.Org.:443"],
+        ["nosuch.sites.test", "NoSuch.Sites.Test", "nosuch.sites.test:80"],
+        ["project.example", "PROJECT.example:8443"],
+    ],
+)
+def test_spellings_of_a_host_cost_one_query(get, site, spellings, django_assert_num_queries):
+    """Issue 11 item 5: Host values that differ only by port or case cost one
+    database query between them, not one each."""
+    Domain.objects.create(site=site, hostname="docs.example.org")
+    get("/")
+    with django_assert_num_queries(1):
+        first = get("/", host=spellings[0])[0]
+    with django_assert_num_queries(0):
+        for host in spellings[1:]:
+            assert get("/", host=host)[0] == first
+
+
 def test_host_map_is_bounded(get, site):
     get("/")
     c = process_cache()
     for i in range(1100):
         c.site_for(f"x{i}.y.sites.test")  # never a site: no query, but remembered
-    assert len(c.hosts) <= max(1024, c.settings.MAX_ENTRIES // 16)
+    assert cache.stats()["host_bytes"] <= 2 * (c.settings.MEMORY_LIMIT // HOST_SHARE)
+    assert get("/")[0] == 200
+
+
+def test_host_map_is_bounded_by_bytes(get, site, settings, django_assert_num_queries):
+    """Issue 11 item 5: the host map is bounded by bytes, counted in the stats
+    and against ASSETCACHE_MEMORY_LIMIT: 2,000 raw Host values of 7 KB each
+    (one site host with junk ports) hold at most the limit, and cost one
+    query between them."""
+    limit = 1024 * 1024
+    settings.ASSETCACHE_MEMORY_LIMIT = limit
+    conf.reset()
+    cache.reset()
+    get("/")
+    hosts = [f"docs.sites.test:{i:07000d}" for i in range(2000)]
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        with django_assert_num_queries(0):
+            for host in hosts:
+                # A fresh string per request, as a server makes one.
+                assert process_cache().site_for(host.encode().decode()).id == site.id  # type: ignore[union-attr]
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    stats = cache.stats()
+    assert 0 < stats["host_bytes"] <= 2 * (limit // HOST_SHARE)
+    assert stats["hosts"] < 20
+    assert grown <= 2 * (limit // HOST_SHARE) + 16 * 1024
+    assert process_cache().held() <= limit
     assert get("/")[0] == 200
 
 
@@ -213,7 +266,8 @@ def test_large_bodies_are_not_held_in_memory(get, site, tmp_path):
     status, body, response = get("/big.bin")
     assert (status, body) == (200, big)
     assert response.streaming
-    assert process_cache().bytes_held - held == ENTRY_OVERHEAD
+    entry = process_cache().entries[(site.id, "/big.bin")]
+    assert process_cache().bytes_held - held == entry.cost == entry_overhead("/big.bin", entry)
     assert serve.answer(HOST, "/big.bin", "GET", "", {}.get).file_path is not None
 
 
@@ -225,10 +279,14 @@ def many_files(count: int, size: int) -> dict[str, bytes]:
     return {f"f/{i:03d}.bin": rng.randbytes(size) for i in range(count)}
 
 
+SMALL = 96 * 1024
+
+
 @pytest.fixture
 def small_cache(settings):
-    """A cache of 20 KiB: about a dozen 1000-byte files."""
-    settings.ASSETCACHE_MEMORY_LIMIT = 20 * 1024
+    """A cache of 96 KiB: about a dozen 1000-byte files, each charged its
+    prepared replies and key besides its body."""
+    settings.ASSETCACHE_MEMORY_LIMIT = SMALL
     conf.reset()
     cache.reset()
 
@@ -241,17 +299,68 @@ def test_memory_bound_evicts_and_never_fails_a_request(get, site, small_cache, t
         for name, content in files.items():
             assert get("/" + name)[:2] == (200, content), (round_, name)
             c = process_cache()
-            assert c.bytes_held <= 20 * 1024
+            assert c.bytes_held <= SMALL
             assert_accounting(c)
     stats = cache.stats()
     assert stats["evictions"] > 0
     assert stats["evictions_memory"] == stats["evictions"]
-    assert stats["bytes_held"] <= stats["memory_limit"] == 20 * 1024
+    assert stats["bytes_held"] <= stats["memory_limit"] == SMALL
     assert stats["entries"] < 20
     # Missing paths are bounded the same way.
     for i in range(100):
         assert get(f"/nope/{i}")[:2] == (404, ERROR_DOCUMENT)
-    assert process_cache().bytes_held <= 20 * 1024
+    assert process_cache().bytes_held <= SMALL
+
+
+LONG_DIR = "/".join(c * 225 for c in "abcd")  # 903 characters
+
+
+def file_name(i: int, long: bool) -> str:
+    if not long:
+        return f"f/{i:03d}.txt"
+    name = f"{LONG_DIR}/{i:03d}.txt"
+    return name[:-4].ljust(999 - 4, "x") + ".txt"  # 1,000 characters with the slash
+
+
+def use_fully(path: str, if_none_match: str = "") -> None:
+    """Requests that make an entry prepare every reply it keeps: GET, HEAD,
+    304, and the header bytes the ASGI adapter sends."""
+    fresh = path.encode().decode()  # a new string, as a server makes one
+    for method, headers in (("GET", {}), ("HEAD", {}), ("GET", {"HTTP_IF_NONE_MATCH": if_none_match})):
+        reply = serve.answer(HOST, fresh, method, "", headers.get)
+        assert reply is not None and reply.status in (200, 304)
+        reply.raw_headers  # noqa: B018  (built and kept, as the ASGI adapter does)
+
+
+@pytest.mark.parametrize("long", [False, True], ids=["short paths", "1000-character paths"])
+def test_real_memory_stays_within_the_limit(get, site, settings, tmp_path, long):
+    """Issue 11 item 5: the memory the cache really holds (tracemalloc), its
+    keys and every prepared reply included, stays within
+    ASSETCACHE_MEMORY_LIMIT when far more is asked for than fits."""
+    limit = 512 * 1024
+    settings.ASSETCACHE_MEMORY_LIMIT = limit
+    files = {file_name(i, long): f"line {i}\n" * (20 + i % 50) for i in range(300)}
+    publish(site, write_tree(tmp_path / "many", files))
+    conf.reset()
+    cache.reset()
+    get("/")
+    paths = ["/" + name for name in files]
+    etags = {path: dict(get(path)[2].items())["ETag"] for path in paths[:1]}
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for path in paths:
+            use_fully(path, etags.get(path, '"x"'))
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown <= limit * 1.03 + 16 * 1024, (grown, limit)
+    c = process_cache()
+    assert c.held() <= limit
+    assert c.evictions_memory > 100  # far more was asked for than fits
+    assert_accounting(c)
 
 
 def test_an_entry_larger_than_the_whole_cache_is_still_served(get, site, small_cache, tmp_path):
@@ -260,7 +369,7 @@ def test_an_entry_larger_than_the_whole_cache_is_still_served(get, site, small_c
     cache.reset()
     for _ in range(3):
         assert get("/big.bin")[:2] == (200, big)
-        assert process_cache().bytes_held <= 20 * 1024
+        assert process_cache().bytes_held <= SMALL
 
 
 def test_entry_count_bound(get, site, settings):
@@ -383,7 +492,7 @@ def test_threads_share_the_cache(site, small_cache, tmp_path):
 
     assert run_threads(8, work) == []
     c = process_cache()
-    assert c.bytes_held <= 20 * 1024
+    assert c.bytes_held <= SMALL
     assert_accounting(c)
     assert cache.stats()["evictions"] > 0
 

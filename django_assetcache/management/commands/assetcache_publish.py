@@ -4,6 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from ...progress import Unterminated
 from ...publish import PublishError, PublishSummary, publish
 
 
@@ -63,7 +64,7 @@ class Command(BaseCommand):
                 exclude=options["exclude"],
                 include=options["include"],
                 keep_top_folder=options["keep_top_folder"],
-                progress_stream=self.stderr._out if options["verbosity"] > 0 else None,
+                progress_stream=Unterminated(self.stderr) if options["verbosity"] > 0 else None,
             )
         except PublishError as exc:
             raise CommandError(str(exc)) from exc

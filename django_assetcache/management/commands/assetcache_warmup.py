@@ -4,6 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from ...progress import Unterminated
 from ...warmup import WarmupError, warm_up, warm_up_from_storage
 
 
@@ -42,7 +43,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        progress_stream = self.stderr._out if options["verbosity"] > 0 else None
+        progress_stream = Unterminated(self.stderr) if options["verbosity"] > 0 else None
         if options["from_storage"] and (options["sites"] or options["upload_snapshot"]):
             raise CommandError("--from-storage takes the stored snapshot whole: no --site, no --upload-snapshot")
         try:
