@@ -181,33 +181,10 @@ def warm_up_from_storage(*, progress_stream: Stream | None = None, store: BlobSt
     from the snapshot (and fetched on demand should a body be damaged).
     """
     started = time.monotonic()
-    settings = conf.get()
     store = store or BlobStore()
     summary = WarmupSummary()
-    target = Path(settings.SNAPSHOT_PATH)
-    try:
-        with atomic_write(target, prefix=".snapshot-") as out:
-            try:
-                for chunk in stream_object(store.storage, SNAPSHOT_NAME):
-                    out.write(chunk)
-            except OSError:
-                raise
-            except Exception as exc:  # the storage's own errors (botocore, …)
-                raise WarmupError(f"cannot fetch the snapshot from the storage: {exc}") from exc
-            out.flush()
-            # Checked before it replaces a good snapshot: a cut or damaged
-            # download is refused here, not by every server process.
-            snapshot = Snapshot(out.name)
-            if snapshot.domain != settings.DOMAIN:
-                raise WarmupError(
-                    f"the stored snapshot was made for domain {snapshot.domain!r}, not {settings.DOMAIN!r}"
-                )
-    except FileNotFoundError as exc:
-        raise WarmupError(
-            f"no snapshot in the storage at {SNAPSHOT_NAME!r} (run assetcache_warmup --upload-snapshot)"
-        ) from exc
-    except SnapshotError as exc:
-        raise WarmupError(f"the stored snapshot is unusable: {exc}") from exc
+    target = Path(conf.get().SNAPSHOT_PATH)
+    snapshot = fetch_snapshot(store, target)
     held = snapshot.bodies
     referenced = {blob.sha256: blob.size for blob in snapshot.blobs() if blob.sha256 not in held}
     summary.sites = len(snapshot.sites)
@@ -224,3 +201,30 @@ def warm_up_from_storage(*, progress_stream: Stream | None = None, store: BlobSt
     fill_tier(store, referenced, summary, progress_stream)
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def fetch_snapshot(store: BlobStore, target: Path) -> Snapshot:
+    """Download the stored snapshot to ``target``, checked before it replaces
+    the one there: a cut or damaged download is refused here, not by every
+    server process."""
+    domain = conf.get().DOMAIN
+    try:
+        with atomic_write(target, prefix=".snapshot-") as out:
+            try:
+                for chunk in stream_object(store.storage, SNAPSHOT_NAME):
+                    out.write(chunk)
+            except OSError:
+                raise
+            except Exception as exc:  # the storage's own errors (botocore, …)
+                raise WarmupError(f"cannot fetch the snapshot from the storage: {exc}") from exc
+            out.flush()
+            snapshot = Snapshot(out.name)
+            if snapshot.domain != domain:
+                raise WarmupError(f"the stored snapshot was made for domain {snapshot.domain!r}, not {domain!r}")
+    except FileNotFoundError as exc:
+        raise WarmupError(
+            f"no snapshot in the storage at {SNAPSHOT_NAME!r} (run assetcache_warmup --upload-snapshot)"
+        ) from exc
+    except SnapshotError as exc:
+        raise WarmupError(f"the stored snapshot is unusable: {exc}") from exc
+    return snapshot
