@@ -182,6 +182,7 @@ class BlobStore:
             self.storage.delete(saved)
 
     def _write_file(self, sha256: str, size: int, copy: IO[bytes]) -> None:
+        # Not atomic.atomic_write: gc finds leftovers by PARTIAL_SUFFIX, and a blob a racer put in place is kept.
         final = Path(self.storage.path(blob_name(sha256)))
         final.parent.mkdir(parents=True, exist_ok=True)
         temp = final.with_name(f"{sha256}.{secrets.token_hex(8)}{PARTIAL_SUFFIX}")
