@@ -144,9 +144,9 @@ class Snapshot:
                 yield self.record(number, path)
 
     @cached_property
-    def bodies(self) -> dict[str, tuple[int, int]]:
-        """sha256 → (offset, length) of every body held (for tools, not requests)."""
-        return {blob.sha256: (blob.snapshot_offset, blob.size) for blob in self.blobs() if blob.snapshot_offset >= 0}
+    def bodies(self) -> dict[str, BlobRecord]:
+        """sha256 → the blob of every body held (for tools, not requests)."""
+        return {blob.sha256: blob for blob in self.blobs() if blob.snapshot_offset >= 0}
 
     def body_at(self, offset: int, size: int, sha256: str) -> bytes | None:
         """The body stored at ``offset``, if intact."""
@@ -185,7 +185,7 @@ class Snapshot:
             "assets": sum(len(rows) for rows in self.assets.values()),
             "stale_paths": sum(1 for rows in self.assets.values() for row in rows.values() if row is None),
             "bodies": len(self.bodies),
-            "body_bytes": sum(length for _, length in self.bodies.values()),
+            "body_bytes": sum(blob.size for blob in self.bodies.values()),
             "file_bytes": len(self._map),
         }
 

@@ -79,7 +79,7 @@ def _bodies(
         for sha, size in small.items():
             data = None
             if previous is not None and sha in held:  # no need to read the store
-                data = previous.body_at(held[sha][0], size, sha)
+                data = previous.body_at(held[sha].snapshot_offset, size, sha)
             if data is None:
                 data = store.read_local(sha, size)
             progress.advance(size)

@@ -194,7 +194,7 @@ def warm_up_from_storage(*, progress_stream: Stream | None = None, store: BlobSt
         sites=summary.sites,
         assets=assets,
         bodies=len(snapshot.bodies),
-        body_bytes=sum(length for _, length in snapshot.bodies.values()),
+        body_bytes=sum(blob.size for blob in snapshot.bodies.values()),
         file_bytes=target.stat().st_size,
         change_id=snapshot.change_id,
     )

@@ -84,6 +84,7 @@ def test_the_snapshot_gives_back_the_records_it_was_written_with(tmp_path: Path)
     assert picture == PICTURE
     assert [snapshot.body_at(blob.snapshot_offset, blob.size, blob.sha256) for blob in page.blobs()] == [BODY, BR, GZIP]
     assert list(snapshot.blobs()) == [*page.blobs(), *picture.blobs()]
+    assert snapshot.bodies == {blob.sha256: blob for blob in page.blobs()}
     target = site_target(snapshot, "docs.example.com")
     assert target is not None and not isinstance(target, str)
     assert (target.id, target.subdomain, target.error_path) == (1, "docs", "/404.html")

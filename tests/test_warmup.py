@@ -142,7 +142,8 @@ def test_corrupt_snapshot_is_ignored_with_a_warning(warmed: Path, corrupt, caplo
 
 def test_damaged_body_in_snapshot_is_read_from_the_store(warmed: Path, caplog) -> None:
     snapshot = Snapshot(warmed)
-    offset, length = next(iter(snapshot.bodies.values()))
+    held = next(iter(snapshot.bodies.values()))
+    offset, length = held.snapshot_offset, held.size
     assert length > 0
     data = bytearray(warmed.read_bytes())
     for i in range(len(MAGIC) + offset, len(MAGIC) + offset + length):
