@@ -145,6 +145,9 @@ class AssetCache:
         self.entries: dict[tuple[int, str], Entry] = {}
         self.clock: deque[tuple[tuple[int, str], Entry]] = deque()
         self.bytes_held = 0
+        #: What entries dropped or replaced since cost: they stay referenced
+        #: by the eviction queue until it lets them go, so they count too.
+        self.stale_bytes = 0
         self.hits = 0
         self.misses = 0
         self.negative_hits = 0
@@ -266,7 +269,7 @@ class AssetCache:
     def _insert(self, key: tuple[int, str], entry: Entry) -> None:
         old = self.entries.get(key)
         if old is not None:
-            self.bytes_held -= old.cost
+            self._unlist(old)
         self.entries[key] = entry
         self.clock.append((key, entry))
         self.bytes_held += entry.cost
@@ -274,7 +277,12 @@ class AssetCache:
 
     def held(self) -> int:
         """Bytes counted against MEMORY_LIMIT: entries and host maps."""
-        return self.bytes_held + self.raw_host_bytes + self.site_host_bytes
+        return self.bytes_held + self.stale_bytes + self.raw_host_bytes + self.site_host_bytes
+
+    def _unlist(self, entry: Entry) -> None:
+        """An entry left ``entries`` but not the queue: its memory is still held."""
+        self.bytes_held -= entry.cost
+        self.stale_bytes += entry.cost
 
     def _evict(self) -> None:
         limit = self.settings.MEMORY_LIMIT
@@ -285,7 +293,8 @@ class AssetCache:
             reason = "memory" if self.held() > limit else "entries"
             key, entry = self.clock.popleft()
             if self.entries.get(key) is not entry:
-                continue  # dropped or replaced since: a stale clock slot
+                self.stale_bytes -= entry.cost  # dropped or replaced since: a stale slot
+                continue
             if entry.hot and len(self.clock) > 0:
                 entry.hot = False
                 self.clock.append((key, entry))
@@ -299,6 +308,7 @@ class AssetCache:
                 self.evictions_entries += 1
         if len(self.clock) > 2 * len(self.entries) + 1024:
             self.clock = deque((k, e) for k, e in self.clock if self.entries.get(k) is e)
+            self.stale_bytes = 0
         if evicted:
             from .signals import evicted as evicted_signal
 
@@ -391,11 +401,11 @@ class AssetCache:
                 for key in _request_keys(path):
                     entry = self.entries.pop((site_id, key), None)
                     if entry is not None:
-                        self.bytes_held -= entry.cost
+                        self._unlist(entry)
 
     def _drop_site(self, site_id: int) -> None:
         for key in [key for key in self.entries if key[0] == site_id]:
-            self.bytes_held -= self.entries.pop(key).cost
+            self._unlist(self.entries.pop(key))
 
     def _drop_hosts(self, site_id: int | None) -> None:
         # Negative host entries may concern the changed site (a new subdomain,
@@ -412,7 +422,7 @@ class AssetCache:
             for key, entry in list(self.entries.items()):
                 if entry.kind == Entry.FILE and not gone.isdisjoint(entry.file_paths()):
                     del self.entries[key]
-                    self.bytes_held -= entry.cost
+                    self._unlist(entry)
 
     def use_snapshot(self, snapshot: Any) -> None:
         """Answer from a loaded snapshot; changes after its stamp come next."""
@@ -431,6 +441,7 @@ class AssetCache:
         self.entries = {}
         self.clock = deque()
         self.bytes_held = 0
+        self.stale_bytes = 0
         self.loader.snapshot = None
 
     def clear(self) -> None:
@@ -452,6 +463,7 @@ class AssetCache:
             "hosts": len(self.hosts),
             "host_bytes": self.raw_host_bytes + self.site_host_bytes,
             "bytes_held": self.bytes_held,
+            "stale_bytes": self.stale_bytes,
             "memory_limit": self.settings.MEMORY_LIMIT,
             "last_change_id": self.last_change_id,
             "last_change_at": self.last_change_at,

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -137,7 +137,7 @@ class BlobStore:
             present = dict(zip(blobs, pool.map(self.has, blobs, blobs.values()), strict=True))
         return {sha for sha, whole in present.items() if not whole}
 
-    def save(self, sha256: str, size: int, stream: BinaryIO) -> bool:
+    def save(self, sha256: str, size: int, stream: IO[bytes]) -> bool:
         """Store ``stream`` (whose hash is already known) unless present.
 
         Returns whether bytes were uploaded. Any number of processes may save
