@@ -7,7 +7,7 @@ PY := $(BIN)/python
 DEMO_DIR := example_project
 MANAGE := cd $(DEMO_DIR) && ../$(PY) manage.py
 
-.PHONY: demo demo-setup test test-postgres lint coverage soak bench bench-publish bench-propagation clean
+.PHONY: demo demo-setup test test-postgres lint coverage soak bench bench-compare bench-publish bench-propagation clean
 
 $(VENV)/.installed-%: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ soak: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-bench
 	$(PY) benchmarks/run.py
+
+# The hit path of this checkout against another commit's: make bench-compare BASELINE=<rev>
+bench-compare: $(VENV)/.installed-bench
+	$(PY) benchmarks/compare_commits.py --baseline $(BASELINE)
 
 bench-publish: $(VENV)/.installed-test
 	$(PY) benchmarks/publish_bench.py

@@ -80,6 +80,8 @@ class Contender:
     assetcache: bool = False  # runs the cases only django-assetcache can (a miss to the database)
     env: dict[str, str] = field(default_factory=dict)
     only_cases: tuple[str, ...] | None = None  # None: every case it can answer
+    #: The checkout whose code the server runs (another commit's, to compare); None: this one.
+    root: Path | None = None
 
     @property
     def python(self) -> bool:
@@ -165,7 +167,7 @@ def server_env(contender: Contender, workdir: Path, max_entries: int) -> dict[st
         "BENCH_DIR": str(workdir),
         "BENCH_SITE_DIR": str(workdir / "site"),
         "BENCH_MAX_ENTRIES": str(max_entries),
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": str(contender.root or ROOT),
         **contender.env,
     }
 
@@ -179,7 +181,7 @@ def running(contender: Contender, workdir: Path, max_entries: int) -> Iterator[S
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             contender.command(port, workdir),
-            cwd=ROOT,
+            cwd=contender.root or ROOT,
             env=server_env(contender, workdir, max_entries),
             stdout=log,
             stderr=log,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
@@ -37,8 +37,17 @@ from .progress import first_few, human_bytes
 from .publish import PublishSummary
 from .warmup import WarmupError, warm_up
 
+if TYPE_CHECKING:
+    DomainInlineBase = admin.TabularInline[Domain, Site]
+    SiteAdminBase = admin.ModelAdmin[Site]
+    AssetAdminBase = admin.ModelAdmin[Asset]
+    BlobAdminBase = admin.ModelAdmin[Blob]
+else:  # Django's classes take no type arguments at run time.
+    DomainInlineBase = admin.TabularInline
+    SiteAdminBase = AssetAdminBase = BlobAdminBase = admin.ModelAdmin
 
-class DomainInline(admin.TabularInline):
+
+class DomainInline(DomainInlineBase):
     model = Domain
     extra = 0
 
@@ -72,7 +81,7 @@ def summary_message(upload: str, summary: PublishSummary) -> str:
 
 
 @admin.register(Site)
-class SiteAdmin(admin.ModelAdmin):
+class SiteAdmin(SiteAdminBase):
     form = SiteForm
     list_display = [
         "subdomain",
@@ -206,7 +215,12 @@ class SiteAdmin(admin.ModelAdmin):
             "original": site,
             "form": form,
             # Rendered like any admin form, with the admin's own fieldset template.
-            "adminform": helpers.AdminForm(form, [(None, {"fields": ["files", "delete", "keep_top_folder"]})], {}),
+            # The admin's fieldset rendering takes any form, not only a ModelForm.
+            "adminform": helpers.AdminForm(
+                form,  # type: ignore[arg-type]
+                [(None, {"fields": ["files", "delete", "keep_top_folder"]})],
+                {},
+            ),
             "has_view_permission": self.has_view_permission(request, site),
             "has_change_permission": True,
         }
@@ -336,7 +350,7 @@ def _moment(timestamp: float | None, now: float) -> dict[str, Any] | None:
 
 
 @admin.register(Asset)
-class AssetAdmin(admin.ModelAdmin):
+class AssetAdmin(AssetAdminBase):
     list_display = ["path", "site", "content_type", "size", "short_hash", "last_modified", "live"]
     list_filter = ["site"]
     list_select_related = ["site", "blob"]
@@ -378,7 +392,9 @@ class AssetAdmin(admin.ModelAdmin):
             for site, paths in by_site.items():
                 purge([site.subdomain], paths)
         for site, paths in by_site.items():
-            self.log_change(request, site, gettext("Purged the cache for %(paths)s.") % {"paths": ", ".join(paths)})
+            message = gettext("Purged the cache for %(paths)s.") % {"paths": ", ".join(paths)}
+            # Logged on the site whose cache changed, not on each asset.
+            self.log_change(request, site, message)  # type: ignore[arg-type]
         count = sum(len(paths) for paths in by_site.values())
         self.message_user(
             request,
@@ -407,7 +423,7 @@ class AssetAdmin(admin.ModelAdmin):
 
 
 @admin.register(Blob)
-class BlobAdmin(admin.ModelAdmin):
+class BlobAdmin(BlobAdminBase):
     list_display = ["sha256", "size", "encoding", "source", "created_at"]
     list_filter = ["encoding"]
     search_fields = ["sha256"]

@@ -8,7 +8,7 @@ import re
 import reprlib
 from collections.abc import Callable
 from dataclasses import fields
-from typing import Any
+from typing import Any, TypeGuard
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
@@ -73,7 +73,7 @@ def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
 # --- every setting -------------------------------------------------------------
 
 
-def _number(value: object) -> bool:
+def _number(value: object) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and value == value  # NaN is not
 
 
@@ -86,8 +86,8 @@ def _integer(minimum: int, unit: str) -> tuple[Callable[[object], bool], str]:
 
 def _seconds(minimum_exclusive: bool) -> tuple[Callable[[object], bool], str]:
     if minimum_exclusive:
-        return (lambda v: _number(v) and v > 0), "a number of seconds > 0"  # type: ignore[operator]
-    return (lambda v: _number(v) and v >= 0), "a number of seconds >= 0"  # type: ignore[operator]
+        return (lambda v: _number(v) and v > 0), "a number of seconds > 0"
+    return (lambda v: _number(v) and v >= 0), "a number of seconds >= 0"
 
 
 def _strings(value: object) -> bool:
@@ -147,7 +147,7 @@ VALIDATORS: dict[str, tuple[Callable[[object], bool], str]] = {
     "SNAPSHOT_PATH": (_path, "an absolute file path (a string), or '' for MEDIA_ROOT/assetcache/snapshot.bin"),
     "LOCAL_DIR": (_path, "an absolute directory path (a string), or '' for MEDIA_ROOT/assetcache/local"),
     "DISK_LIMIT": (
-        lambda v: _number(v) and v > 0,  # type: ignore[operator]
+        lambda v: _number(v) and v > 0,
         "a fraction of the filesystem below 1 (such as 0.9), or a number of bytes >= 1",
     ),
     "DELETE_DELAY": _seconds(minimum_exclusive=False),
@@ -194,7 +194,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
 
 def _absolute(value: object) -> bool:
     try:
-        return os.path.isabs(os.fspath(value))  # type: ignore[arg-type]
+        return os.path.isabs(os.fspath(value))  # type: ignore[call-overload]  # any value; a non-path raises
     except Exception:
         return False  # not a path at all: check_settings says so
 

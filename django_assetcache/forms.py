@@ -16,7 +16,7 @@ import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.conf import settings as django_settings
@@ -32,8 +32,13 @@ from .progress import first_few, human_bytes
 from .publish import PublishError, PublishSummary, publish
 from .sources import read_source
 
+if TYPE_CHECKING:
+    SiteModelForm = forms.ModelForm[Site]
+else:  # Django's classes take no type arguments at run time.
+    SiteModelForm = forms.ModelForm
 
-class SiteForm(forms.ModelForm):
+
+class SiteForm(SiteModelForm):
     """The admin's site form: the subdomain is normalised and a taken or
     reserved one is refused in words, naming the host the site would get."""
 
@@ -86,7 +91,7 @@ class MultipleFileField(forms.FileField):
 
     widget = MultipleFileInput
 
-    def clean(self, data: Any, initial: Any = None) -> list[UploadedFile]:
+    def clean(self, data: Any, initial: Any = None) -> list[UploadedFile[Any]]:
         single = super().clean
         if isinstance(data, (list, tuple)):
             files = [single(item, initial) for item in data if item]
@@ -98,7 +103,9 @@ class MultipleFileField(forms.FileField):
 
 
 class UploadForm(forms.Form):
-    files = MultipleFileField(
+    # A declared field named like BaseForm.files (the request's files): the
+    # form metaclass moves it to base_fields, so the two never meet.
+    files = MultipleFileField(  # type: ignore[assignment]
         label=_("Files"),
         # An empty plain file (.nojekyll, an empty robots.txt) is a file the
         # site may want; an empty zip is refused in stage().
@@ -137,8 +144,8 @@ class UploadForm(forms.Form):
         self._staged_dir: str | None = None
         self._zip_path: str | None = None
 
-    def clean_files(self) -> list[UploadedFile]:
-        files: list[UploadedFile] = self.cleaned_data["files"]
+    def clean_files(self) -> list[UploadedFile[Any]]:
+        files: list[UploadedFile[Any]] = self.cleaned_data["files"]
         seen: set[str] = set()
         for uploaded in files:
             name = _plain_name(uploaded)
@@ -198,7 +205,7 @@ class UploadForm(forms.Form):
         is used where it lies, or hard-linked into the directory; a small one
         held in memory is written out in chunks. Nothing is read whole.
         """
-        files: list[UploadedFile] = self.cleaned_data["files"]
+        files: list[UploadedFile[Any]] = self.cleaned_data["files"]
         temp_root = getattr(django_settings, "FILE_UPLOAD_TEMP_DIR", None) or None
         with tempfile.TemporaryDirectory(prefix="assetcache-upload-", dir=temp_root) as workdir:
             self._staged_dir = workdir
@@ -230,7 +237,7 @@ class UploadForm(forms.Form):
         return message.replace("SOURCE", gettext("the upload"))
 
 
-def _plain_name(uploaded: UploadedFile) -> str:
+def _plain_name(uploaded: UploadedFile[Any]) -> str:
     # Django keeps only the last component of the name the browser sent;
     # refuse what would still not be a plain file name.
     name = os.path.basename(uploaded.name or "")
@@ -239,7 +246,7 @@ def _plain_name(uploaded: UploadedFile) -> str:
     return name
 
 
-def _on_disk(uploaded: UploadedFile, target: Path, *, link: bool = False) -> str:
+def _on_disk(uploaded: UploadedFile[Any], target: Path, *, link: bool = False) -> str:
     """A path holding ``uploaded``'s bytes.
 
     For a zip the temporary file itself is returned; for a file that must sit

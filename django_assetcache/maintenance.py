@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, Max, OuterRef, Q
@@ -121,59 +121,72 @@ def collect_garbage(*, dry_run: bool = False, store: BlobStore | None = None) ->
     started = time.monotonic()
     store = store or BlobStore()
     summary = GarbageSummary(dry_run=dry_run)
+    deleted = _collect_unused_blobs(store, summary)
+    cutoff = timezone.now() - UNCOMMITTED_GRACE
+    _collect_orphan_files(store, summary, deleted, cutoff)
+    _collect_tier_files(store, summary, deleted, cutoff)
+    _prune_changes(summary)
+    summary.seconds = time.monotonic() - started
+    return summary
 
-    # 1. Blob rows no asset uses (variants go with their source), then
-    # their files.
+
+def _collect_unused_blobs(store: BlobStore, summary: GarbageSummary) -> set[str]:
+    """Blob rows no asset uses (variants go with their source), then their
+    files; the hashes deleted."""
     unused = dict(Blob.objects.filter(_unused()).values_list("sha256", "size"))
-    if not dry_run and unused:
+    if not summary.dry_run and unused:
         gone = _delete_unused_rows(sorted(unused))
         unused = {sha: size for sha, size in unused.items() if sha in gone and _delete_file(store, sha)}
     summary.blobs_deleted = len(unused)
     summary.bytes_freed = sum(unused.values())
-    deleted = set(unused)
+    return set(unused)
 
-    # 2. Files without a row. Those younger than the grace period probably
-    # belong to a publish that has not committed yet: deleting them would
-    # only make it store them again.
+
+def _collect_orphan_files(store: BlobStore, summary: GarbageSummary, deleted: set[str], cutoff: datetime) -> None:
+    """Files without a row, added to ``deleted``. Those younger than
+    ``cutoff`` probably belong to a publish that has not committed yet:
+    deleting them would only make it store them again."""
     known = set(Blob.objects.values_list("sha256", flat=True))
-    cutoff = timezone.now() - UNCOMMITTED_GRACE
     for sha in store.walk():
         if sha in known or sha in deleted or store.modified(sha) > cutoff:
             continue
-        if dry_run or _delete_file(store, sha):
+        if summary.dry_run or _delete_file(store, sha):
             summary.orphan_files_deleted += 1
             deleted.add(sha)
     for name in store.walk_partial():
-        if not dry_run and store.storage.get_modified_time(name) < cutoff:
+        if not summary.dry_run and store.storage.get_modified_time(name) < cutoff:
             store.storage.delete(name)
 
-    # 2b. The local disk tier follows the storage: the copies of what went
-    # above, and copies without a row past the same grace (a server may have
-    # fetched a blob a publish uploaded and has not committed yet). Rows are
-    # read again: a publish may have committed since.
-    tier = store.tier
-    if tier is not None:
-        known = set(Blob.objects.values_list("sha256", flat=True))
-        tier_cutoff = cutoff.timestamp()
-        for sha, st in list(tier.walk()):
-            if sha in deleted or (sha not in known and st.st_mtime < tier_cutoff):
-                summary.tier_files_deleted += 1
-                if not dry_run:
-                    # At once, not after ASSETCACHE_DELETE_DELAY: no asset
-                    # refers to it, and on POSIX a response still sending it
-                    # keeps reading from its open descriptor.
-                    tier.remove(sha)
 
-    # 3. Old feed rows, leaving a marker so a process that was away longer
-    # than the retention knows it missed some and starts over.
+def _collect_tier_files(store: BlobStore, summary: GarbageSummary, deleted: set[str], cutoff: datetime) -> None:
+    """The local disk tier follows the storage: the copies of what went,
+    and copies without a row past the same grace (a server may have fetched
+    a blob a publish uploaded and has not committed yet). Rows are read
+    again: a publish may have committed since."""
+    tier = store.tier
+    if tier is None:
+        return
+    known = set(Blob.objects.values_list("sha256", flat=True))
+    tier_cutoff = cutoff.timestamp()
+    for sha, st in list(tier.walk()):
+        if sha in deleted or (sha not in known and st.st_mtime < tier_cutoff):
+            summary.tier_files_deleted += 1
+            if not summary.dry_run:
+                # At once, not after ASSETCACHE_DELETE_DELAY: no asset
+                # refers to it, and on POSIX a response still sending it
+                # keeps reading from its open descriptor.
+                tier.remove(sha)
+
+
+def _prune_changes(summary: GarbageSummary) -> None:
+    """Old feed rows, leaving a marker so a process that was away longer
+    than the retention knows it missed some and starts over."""
     retention = timedelta(seconds=conf.get().CHANGE_RETENTION)
     old = Change.objects.filter(created_at__lt=timezone.now() - retention)
     newest_old = old.aggregate(newest=Max("id"))["newest"]
     if newest_old is not None:
         summary.changes_pruned = old.count()
-        if not dry_run:
+        if not summary.dry_run:
             with transaction.atomic():
                 old.delete()
                 record_change(None, Change.Kind.PRUNE, [str(newest_old)])
-    summary.seconds = time.monotonic() - started
-    return summary

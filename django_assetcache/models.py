@@ -135,8 +135,7 @@ class Site(models.Model):
                 if not f.primary_key and f.name != "generation" and f.attname not in deferred
             ]
         # The post_save receiver appends the Change: keep both in one transaction.
-        using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
-        with transaction.atomic(using=using):  # type: ignore[arg-type]
+        with transaction.atomic(using=_database_for(self, kwargs.get("using"))):
             super().save(*args, **kwargs)  # type: ignore[arg-type]
 
     @property
@@ -163,8 +162,7 @@ class Domain(models.Model):
     def save(self, *args: object, **kwargs: object) -> None:
         self.hostname = (self.hostname or "").lower().rstrip(".")
         # The post_save receiver appends the Change: keep both in one transaction.
-        using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
-        with transaction.atomic(using=using):  # type: ignore[arg-type]
+        with transaction.atomic(using=_database_for(self, kwargs.get("using"))):
             super().save(*args, **kwargs)  # type: ignore[arg-type]
 
 
@@ -254,6 +252,13 @@ class Change(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.id} {self.kind} site={self.site_id}"
+
+
+def _database_for(instance: models.Model, using: object) -> str:
+    """The database a save() writes to: the one it was given, else the router's."""
+    if isinstance(using, str) and using:
+        return using
+    return router.db_for_write(type(instance), instance=instance)
 
 
 #: A change touching more paths than this is recorded as "the whole site":

@@ -43,5 +43,6 @@ class AssetCacheWSGI:
             return (reply.body,)
         file_wrapper = environ.get("wsgi.file_wrapper")
         if file_wrapper is not None:
-            return file_wrapper(file, BLOCK_SIZE)
+            wrapped: Iterable[bytes] = file_wrapper(file, BLOCK_SIZE)
+            return wrapped
         return file

@@ -360,19 +360,19 @@ FILES = [
 
 
 @both_tiers
-def test_get_serves_the_file_with_its_headers(fetch, docs):
-    for path, asset, content_type in FILES:
-        result = fetch("GET", path)
-        assert result.status == 200, path
-        assert result.body == docs[asset], path
-        assert_file_headers(result, docs[asset], content_type)
-        assert result.headers["Cache-Control"] == DEFAULT_CACHE_CONTROL
-        assert "Content-Encoding" not in result.headers
-        assert "Content-Range" not in result.headers
-        if asset in VARIANTS:
-            assert result.headers["Vary"] == "Accept-Encoding", path
-        else:
-            assert "Vary" not in result.headers, path
+@pytest.mark.parametrize(("path", "asset", "content_type"), FILES)
+def test_get_serves_the_file_with_its_headers(fetch, docs, path, asset, content_type):
+    result = fetch("GET", path)
+    assert result.status == 200, path
+    assert result.body == docs[asset], path
+    assert_file_headers(result, docs[asset], content_type)
+    assert result.headers["Cache-Control"] == DEFAULT_CACHE_CONTROL
+    assert "Content-Encoding" not in result.headers
+    assert "Content-Range" not in result.headers
+    if asset in VARIANTS:
+        assert result.headers["Vary"] == "Accept-Encoding", path
+    else:
+        assert "Vary" not in result.headers, path
 
 
 def test_etag_is_strong_and_differs_between_files(fetch, docs):
@@ -385,24 +385,24 @@ def test_etag_is_strong_and_differs_between_files(fetch, docs):
 
 
 @both_tiers
-def test_head_has_the_headers_of_get_and_no_body(fetch, docs):
-    for path, _, _ in FILES:
-        get = fetch("GET", path)
-        head = fetch("HEAD", path)
-        assert head.status == 200, path
-        assert head.body == b"", path
-        for name in (
-            "Content-Type",
-            "Content-Length",
-            "ETag",
-            "Last-Modified",
-            "Cache-Control",
-            "Accept-Ranges",
-            "X-Content-Type-Options",
-        ):
-            assert head.headers[name] == get.headers[name], (path, name)
-        assert head.headers.get("Vary") == get.headers.get("Vary"), path
-        assert "Content-Encoding" not in head.headers
+@pytest.mark.parametrize("path", [path for path, _, _ in FILES])
+def test_head_has_the_headers_of_get_and_no_body(fetch, docs, path):
+    get = fetch("GET", path)
+    head = fetch("HEAD", path)
+    assert head.status == 200, path
+    assert head.body == b"", path
+    for name in (
+        "Content-Type",
+        "Content-Length",
+        "ETag",
+        "Last-Modified",
+        "Cache-Control",
+        "Accept-Ranges",
+        "X-Content-Type-Options",
+    ):
+        assert head.headers[name] == get.headers[name], (path, name)
+    assert head.headers.get("Vary") == get.headers.get("Vary"), path
+    assert "Content-Encoding" not in head.headers
 
 
 def test_site_cache_control(fetch, docs):
@@ -508,8 +508,9 @@ def test_if_modified_since_not_earlier_gives_304(fetch, docs):
             assert_not_modified(fetch("HEAD", path, if_modified_since=date), etag)
 
 
-def test_if_modified_since_earlier_or_invalid_gives_200(fetch, docs):
-    for date in (
+@pytest.mark.parametrize(
+    "date",
+    [
         EARLIER_TEXT,
         "Mon, 01 Jan 2024 00:00:00 GMT",
         "yesterday",
@@ -517,10 +518,12 @@ def test_if_modified_since_earlier_or_invalid_gives_200(fetch, docs):
         "Tue, 02 Jan 2024 03:04:05 GMT, x",
         "0",
         "Tue, 32 Jan 2024 03:04:05 GMT",
-    ):
-        result = fetch("GET", "/img/logo.png", if_modified_since=date)
-        assert result.status == 200, date
-        assert result.body == docs["/img/logo.png"]
+    ],
+)
+def test_if_modified_since_earlier_or_invalid_gives_200(fetch, docs, date):
+    result = fetch("GET", "/img/logo.png", if_modified_since=date)
+    assert result.status == 200, date
+    assert result.body == docs["/img/logo.png"]
 
 
 def test_if_none_match_takes_precedence_over_if_modified_since(fetch, docs):
@@ -731,26 +734,26 @@ def test_range_in_the_middle_of_a_large_file_stops_at_its_end(fetch, docs):
 
 
 @both_tiers
-def test_unsatisfiable_range_gives_416(fetch, docs):
-    for path in RANGE_PATHS:
-        length = len(docs[path])
-        etag = fetch("GET", path).headers["ETag"]
-        for header in (
-            "bytes=999999-",
-            "bytes=-0",
-            f"bytes={length}-",
-            f"bytes={length}-{length + 5}",
-            "bytes=" + "9" * 5000 + "-",
-        ):
-            result = fetch("GET", path, range=header)
-            assert result.status == 416, header[:40]
-            assert result.headers["Content-Range"] == f"bytes */{length}"
-            assert result.headers["ETag"] == etag
-            assert result.headers["Cache-Control"] == DEFAULT_CACHE_CONTROL
-            assert result.headers["Last-Modified"] == LAST_MODIFIED_TEXT
-            assert result.headers["Content-Type"] == PLAIN
-            assert result.headers["Content-Length"] == str(len(BODY_416))
-            assert result.body == BODY_416
+@pytest.mark.parametrize("path", list(RANGE_PATHS))
+def test_unsatisfiable_range_gives_416(fetch, docs, path):
+    length = len(docs[path])
+    etag = fetch("GET", path).headers["ETag"]
+    for header in (
+        "bytes=999999-",
+        "bytes=-0",
+        f"bytes={length}-",
+        f"bytes={length}-{length + 5}",
+        "bytes=" + "9" * 5000 + "-",
+    ):
+        result = fetch("GET", path, range=header)
+        assert result.status == 416, header[:40]
+        assert result.headers["Content-Range"] == f"bytes */{length}"
+        assert result.headers["ETag"] == etag
+        assert result.headers["Cache-Control"] == DEFAULT_CACHE_CONTROL
+        assert result.headers["Last-Modified"] == LAST_MODIFIED_TEXT
+        assert result.headers["Content-Type"] == PLAIN
+        assert result.headers["Content-Length"] == str(len(BODY_416))
+        assert result.body == BODY_416
 
 
 @pytest.mark.parametrize("header", ["bytes=-1", "bytes=-5", "bytes=0-", "bytes=0-0", "bytes=5-", "bytes=-0"])
@@ -783,14 +786,14 @@ IGNORED_RANGES = [
 
 
 @both_tiers
-def test_ignored_range_gives_200_whole(fetch, docs):
-    for path in RANGE_PATHS:
-        for header in IGNORED_RANGES:
-            result = fetch("GET", path, range=header)
-            assert result.status == 200, header[:40]
-            assert result.body == docs[path]
-            assert result.headers["Content-Length"] == str(len(docs[path]))
-            assert "Content-Range" not in result.headers
+@pytest.mark.parametrize("path", list(RANGE_PATHS))
+def test_ignored_range_gives_200_whole(fetch, docs, path):
+    for header in IGNORED_RANGES:
+        result = fetch("GET", path, range=header)
+        assert result.status == 200, header[:40]
+        assert result.body == docs[path]
+        assert result.headers["Content-Length"] == str(len(docs[path]))
+        assert "Content-Range" not in result.headers
 
 
 @both_tiers
@@ -811,13 +814,13 @@ def test_if_range(fetch, docs):
         assert (result.status, result.body) == (200, whole)
 
 
-def test_head_with_range_gives_200_without_body(fetch, docs):
-    for path in RANGE_PATHS:
-        result = fetch("HEAD", path, range="bytes=0-3")
-        assert result.status == 200
-        assert result.body == b""
-        assert result.headers["Content-Length"] == str(len(docs[path]))
-        assert "Content-Range" not in result.headers
+@pytest.mark.parametrize("path", list(RANGE_PATHS))
+def test_head_with_range_gives_200_without_body(fetch, docs, path):
+    result = fetch("HEAD", path, range="bytes=0-3")
+    assert result.status == 200
+    assert result.body == b""
+    assert result.headers["Content-Length"] == str(len(docs[path]))
+    assert "Content-Range" not in result.headers
 
 
 # --- several ranges: multipart/byteranges ----------------------------------------------------
@@ -920,34 +923,34 @@ def test_several_ranges_of_a_large_file_from_disk(fetch, docs):
         "bytes=0-1,,,,4-5," + ",".join(["3-3"] * MAX_RANGES),
     ],
 )
-def test_too_many_ranges_or_too_many_bytes_give_200_whole(fetch, docs, header):
+@pytest.mark.parametrize("path", list(RANGE_PATHS))
+def test_too_many_ranges_or_too_many_bytes_give_200_whole(fetch, docs, header, path):
     """Issue 11 item 10: RFC 9110 14.2 lets a server ignore a costly Range."""
-    for path in RANGE_PATHS:
-        result = fetch("GET", path, range=header)
-        assert (result.status, result.body) == (200, docs[path])
-        assert result.headers["Content-Length"] == str(len(docs[path]))
+    result = fetch("GET", path, range=header)
+    assert (result.status, result.body) == (200, docs[path])
+    assert result.headers["Content-Length"] == str(len(docs[path]))
 
 
 @both_tiers
-def test_several_ranges_all_unsatisfiable_give_416(fetch, docs):
-    for path in RANGE_PATHS:
-        length = len(docs[path])
-        result = fetch("GET", path, range=f"bytes={length}-,-0,99999999-")
-        assert result.status == 416
-        assert result.headers["Content-Range"] == f"bytes */{length}"
-        assert result.body == BODY_416
+@pytest.mark.parametrize("path", list(RANGE_PATHS))
+def test_several_ranges_all_unsatisfiable_give_416(fetch, docs, path):
+    length = len(docs[path])
+    result = fetch("GET", path, range=f"bytes={length}-,-0,99999999-")
+    assert result.status == 416
+    assert result.headers["Content-Range"] == f"bytes */{length}"
+    assert result.body == BODY_416
 
 
 @both_tiers
-def test_several_ranges_honour_if_range_and_head(fetch, docs):
-    for path in RANGE_PATHS:
-        whole = docs[path]
-        etag = fetch("GET", path).headers["ETag"]
-        ranged = {"range": "bytes=0-1,4-5"}
-        assert_multipart(fetch("GET", path, if_range=etag, **ranged), whole, [(0, 1), (4, 5)], RANGE_PATHS[path])
-        assert (fetch("GET", path, if_range='"other"', **ranged).body) == whole
-        head = fetch("HEAD", path, **ranged)
-        assert (head.status, head.body, head.headers["Content-Length"]) == (200, b"", str(len(whole)))
+@pytest.mark.parametrize("path", list(RANGE_PATHS))
+def test_several_ranges_honour_if_range_and_head(fetch, docs, path):
+    whole = docs[path]
+    etag = fetch("GET", path).headers["ETag"]
+    ranged = {"range": "bytes=0-1,4-5"}
+    assert_multipart(fetch("GET", path, if_range=etag, **ranged), whole, [(0, 1), (4, 5)], RANGE_PATHS[path])
+    assert (fetch("GET", path, if_range='"other"', **ranged).body) == whole
+    head = fetch("HEAD", path, **ranged)
+    assert (head.status, head.body, head.headers["Content-Length"]) == (200, b"", str(len(whole)))
 
 
 @both_tiers
@@ -1109,17 +1112,17 @@ def test_accept_encoding_q_values(fetch, docs, path, accept, encoding):
 
 
 @both_tiers
-def test_accept_encoding_negotiation(fetch, docs):
-    for accept, encoding in ACCEPT_ENCODING_CASES:
-        headers = {} if accept is None else {"accept_encoding": accept}
-        result = fetch("GET", CSS, **headers)
-        try:
-            if encoding:
-                assert_variant(result, docs, CSS, encoding)
-            else:
-                assert_identity_with_vary(result, docs, CSS)
-        except AssertionError as exc:
-            raise AssertionError(f"Accept-Encoding: {accept!r}") from exc
+@pytest.mark.parametrize(("accept", "encoding"), ACCEPT_ENCODING_CASES)
+def test_accept_encoding_negotiation(fetch, docs, accept, encoding):
+    headers = {} if accept is None else {"accept_encoding": accept}
+    result = fetch("GET", CSS, **headers)
+    try:
+        if encoding:
+            assert_variant(result, docs, CSS, encoding)
+        else:
+            assert_identity_with_vary(result, docs, CSS)
+    except AssertionError as exc:
+        raise AssertionError(f"Accept-Encoding: {accept!r}") from exc
 
 
 def test_only_existing_variants_are_chosen(fetch, docs):
@@ -1229,17 +1232,20 @@ def test_directory_with_slash_serves_its_index(fetch, docs):
     assert fetch("GET", "/").body == docs["/index.html"]
 
 
-def test_directory_without_slash_redirects(fetch, docs):
-    for path, location in [
+@pytest.mark.parametrize(
+    ("path", "location"),
+    [
         ("/guide", "/guide/"),
         ("/guide?x=1", "/guide/?x=1"),
         ("/guide?a=1&b=%20c", "/guide/?a=1&b=%20c"),
-    ]:
-        for method in ("GET", "HEAD"):
-            result = fetch(method, path)
-            assert result.status == 301, path
-            assert result.headers["Location"] == location
-            assert result.body == b""
+    ],
+)
+def test_directory_without_slash_redirects(fetch, docs, path, location):
+    for method in ("GET", "HEAD"):
+        result = fetch(method, path)
+        assert result.status == 301, path
+        assert result.headers["Location"] == location
+        assert result.body == b""
 
 
 def test_redirect_location_is_percent_encoded(fetch, site, tmp_path):
@@ -1269,19 +1275,19 @@ MISSING_PATHS = [
 
 
 @both_tiers
-def test_missing_path_gets_the_error_document(fetch, docs):
-    for path in MISSING_PATHS:
-        for _ in range(2):  # a miss, then a negative hit
-            result = fetch("GET", path)
-            assert result.status == 404, path
-            assert result.headers["Content-Type"] == "text/html; charset=utf-8"
-            assert result.headers["Content-Length"] == str(len(docs["/404.html"]))
-            assert result.headers["X-Content-Type-Options"] == "nosniff"
-            assert result.body == docs["/404.html"]
-            head = fetch("HEAD", path)
-            assert head.status == 404
-            assert head.headers["Content-Length"] == str(len(docs["/404.html"]))
-            assert head.body == b""
+@pytest.mark.parametrize("path", MISSING_PATHS)
+def test_missing_path_gets_the_error_document(fetch, docs, path):
+    for _ in range(2):  # a miss, then a negative hit
+        result = fetch("GET", path)
+        assert result.status == 404, path
+        assert result.headers["Content-Type"] == "text/html; charset=utf-8"
+        assert result.headers["Content-Length"] == str(len(docs["/404.html"]))
+        assert result.headers["X-Content-Type-Options"] == "nosniff"
+        assert result.body == docs["/404.html"]
+        head = fetch("HEAD", path)
+        assert head.status == 404
+        assert head.headers["Content-Length"] == str(len(docs["/404.html"]))
+        assert head.body == b""
 
 
 def test_plain_404_without_an_error_document(fetch, docs):
@@ -1335,13 +1341,13 @@ BAD_PATHS = [
 ]
 
 
-def test_bad_paths_get_400(fetch, docs):
-    for path in BAD_PATHS:
-        for method in ("GET", "HEAD"):
-            result = fetch(method, path)
-            assert result.status == 400, (method, path[:40])
-            assert result.headers["Content-Type"] == PLAIN
-            assert result.body == (BODY_400 if method == "GET" else b"")
+@pytest.mark.parametrize("path", BAD_PATHS)
+def test_bad_paths_get_400(fetch, docs, path):
+    for method in ("GET", "HEAD"):
+        result = fetch(method, path)
+        assert result.status == 400, (method, path[:40])
+        assert result.headers["Content-Type"] == PLAIN
+        assert result.body == (BODY_400 if method == "GET" else b"")
 
 
 def test_a_name_with_a_percent_sign_is_reached_by_its_encoding_only(fetch, site, tmp_path):
