@@ -26,11 +26,12 @@ demo: demo-setup
 test: $(VENV)/.installed-test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# The gates: lint, format and the import layers (setup.cfg [importlinter]).
+# The gates: lint, format, the import layers (setup.cfg [importlinter]) and types (mypy --strict).
 lint: $(VENV)/.installed-test,dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 # The whole suite under branch coverage (gunicorn workers and subprocesses
 # included), failing under the floor set in pyproject.toml.

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from .bodies import BLOCK_SIZE
-from .http import Reply
+from .replies import Reply
 from .serve import Body, answer_with_body_async, asgi_path
 
 Scope = MutableMapping[str, Any]

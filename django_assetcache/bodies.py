@@ -7,7 +7,7 @@ import errno
 import os
 from collections.abc import Sequence
 
-from .http import Part
+from .replies import Part
 
 #: Chunk size when a server without sendfile streams a file.
 BLOCK_SIZE = 256 * 1024

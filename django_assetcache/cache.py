@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from django.core.exceptions import SynchronousOnlyOperation
 
 from . import conf
-from .http import Entry, EntryKind
+from .entries import Entry, EntryKind
 
 logger = logging.getLogger("django_assetcache")
 

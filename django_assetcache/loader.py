@@ -11,7 +11,7 @@ from django.db.models import Q
 
 from . import conf
 from .cache import BlobUnavailable, HostMiss, HostTarget, SiteInfo, Unavailable, entry_overhead
-from .http import Entry, build_file_entry, build_missing_entry, build_redirect_entry
+from .entries import Entry, build_file_entry, build_missing_entry, build_redirect_entry
 from .mediatypes import header_value
 from .models import Asset, Change, Site
 from .records import AssetRecord, BlobRecord, LocatedBlob
@@ -34,16 +34,16 @@ class DatabaseLoader:
     the database; counts the queries it makes."""
 
     def __init__(self, store: BlobStore | None = None) -> None:
-        self._store = store
+        self._blob_store = store
         self.settings = conf.get()
         self.snapshot: Snapshot | None = None
         self.queries = 0
 
     @property
     def store(self) -> BlobStore:
-        if self._store is None:
-            self._store = BlobStore()
-        return self._store
+        if self._blob_store is None:
+            self._blob_store = BlobStore()
+        return self._blob_store
 
     # --- hosts ---------------------------------------------------------------
 

@@ -12,7 +12,8 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBase
 
 from .bodies import BLOCK_SIZE
-from .http import Reply, request_host
+from .http import request_host
+from .replies import Reply
 from .serve import Body, answer_with_body, answer_with_body_async
 
 

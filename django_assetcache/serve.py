@@ -15,26 +15,23 @@ from django.core.exceptions import SynchronousOnlyOperation
 
 from .bodies import FileParts, FileRange
 from .cache import BlobUnavailable, HostMiss, SiteInfo, Unavailable, normalize_host
-from .http import (
+from .entries import EntryKind
+from .http import HeaderGetter, clean_path, decide, redirect
+from .replies import (
     BAD_GATEWAY,
     BAD_REQUEST,
     METHOD_NOT_ALLOWED,
     NOT_FOUND,
     SITE_NOT_FOUND,
-    EntryKind,
-    HeaderGetter,
     Reply,
-    _plain,
-    clean_path,
-    decide,
-    redirect,
+    plain_reply,
     without_body,
 )
 from .runtime import cache_ready, get_cache, release_connections
 
 logger = logging.getLogger("django_assetcache")
 
-SERVICE_UNAVAILABLE = _plain(503, "The site cannot be served right now.\n", [("Retry-After", "5")])
+SERVICE_UNAVAILABLE = plain_reply(503, "The site cannot be served right now.\n", [("Retry-After", "5")])
 
 # Bound once: the hit path compares by identity.
 _FILE = EntryKind.FILE

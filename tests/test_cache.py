@@ -15,7 +15,7 @@ from django.test import Client
 
 from django_assetcache import conf, runtime, serve
 from django_assetcache.cache import HOST_SHARE, AssetCache, SiteInfo, entry_overhead
-from django_assetcache.http import Entry, build_file_entry, build_missing_entry
+from django_assetcache.entries import Entry, build_file_entry, build_missing_entry
 from django_assetcache.models import Domain, Site
 from django_assetcache.publish import publish
 from django_assetcache.records import BlobRecord, LocatedBlob

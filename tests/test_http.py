@@ -39,9 +39,9 @@ from django.utils.datastructures import CaseInsensitiveMapping
 
 from django_assetcache import conf, runtime
 from django_assetcache.asgi import AssetCacheASGI
-from django_assetcache.http import MAX_RANGES
 from django_assetcache.models import Asset, Blob, Domain, Site
 from django_assetcache.publish import publish
+from django_assetcache.ranges import MAX_RANGES
 from django_assetcache.store import BlobStore
 from django_assetcache.wsgi import AssetCacheWSGI
 from tests.conftest import SAMPLE, write_tree

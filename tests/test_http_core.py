@@ -6,30 +6,23 @@ import time
 
 import pytest
 
+from django_assetcache.entries import Entry, build_file_entry, build_redirect_entry, etag_for
 from django_assetcache.http import (
-    MAX_RANGES,
-    UNSATISFIABLE,
-    Entry,
     accepted_encodings,
-    build_file_entry,
-    build_redirect_entry,
     choose,
     clean_path,
-    coalesce,
     decide,
-    etag_for,
     etag_matches,
     etag_matches_strongly,
     not_modified_since,
-    parse_range,
-    parse_ranges,
     range_still_valid,
     redirect,
     request_host,
     unmodified_since,
-    without_body,
 )
+from django_assetcache.ranges import MAX_RANGES, UNSATISFIABLE, coalesce, parse_range, parse_ranges
 from django_assetcache.records import BlobRecord, LocatedBlob
+from django_assetcache.replies import without_body
 
 
 def in_memory(sha256: str, body: bytes, encoding: str = "") -> LocatedBlob:

@@ -30,7 +30,7 @@ from django.test import Client
 
 from django_assetcache import runtime
 from django_assetcache.cache import AssetCache, SiteInfo
-from django_assetcache.http import build_file_entry, build_missing_entry
+from django_assetcache.entries import build_file_entry, build_missing_entry
 from django_assetcache.maintenance import collect_garbage
 from django_assetcache.models import Change, Site, record_change
 from django_assetcache.records import BlobRecord, LocatedBlob

@@ -20,9 +20,10 @@ from hypothesis import strategies as st
 
 from django_assetcache import runtime, serve
 from django_assetcache.cache import normalize_host
-from django_assetcache.http import UNSATISFIABLE, clean_path, parse_range
+from django_assetcache.http import clean_path
 from django_assetcache.models import Blob
 from django_assetcache.publish import publish
+from django_assetcache.ranges import UNSATISFIABLE, parse_range
 from django_assetcache.store import BlobStore
 from tests.conftest import SAMPLE, write_tree
 

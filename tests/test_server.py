@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from django_assetcache.bodies import FileRange
-from django_assetcache.http import MAX_RANGES
 from django_assetcache.publish import publish
+from django_assetcache.ranges import MAX_RANGES
 from django_assetcache.store import BlobStore
 
 from .conftest import write_tree

@@ -1,0 +1,125 @@
+"""What to send: a status, a header list and a body, built once and reused.
+
+A ``Reply`` is the whole answer to one request, independent of any server:
+adapters (the middleware, the WSGI and ASGI wrappers) turn it into their own
+response and never decide anything. Fixed replies (400, 404, 405, 502) are
+built once at import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from http import HTTPStatus
+
+# Statuses and their WSGI status lines.
+STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
+
+ALLOWED_METHODS = "GET, HEAD"
+NOSNIFF = ("X-Content-Type-Options", "nosniff")
+ACCEPT_RANGES = ("Accept-Ranges", "bytes")
+VARY = ("Vary", "Accept-Encoding")
+PLAIN_TEXT = "text/plain; charset=utf-8"
+CRLF = "\r\n"
+
+
+class Part:
+    """One part of a multipart/byteranges body sent from a file: ``head``
+    (the boundary line and part headers), then the file's bytes
+    ``start`` .. ``stop`` (exclusive; equal for the closing delimiter)."""
+
+    __slots__ = ("head", "start", "stop")
+
+    def __init__(self, head: bytes, start: int, stop: int) -> None:
+        self.head = head
+        self.start = start
+        self.stop = stop
+
+
+class Reply:
+    """What to send: status, header list, and a body in memory or on disk.
+
+    ``body`` is the whole body for memory replies (``b""`` when there is none);
+    ``file_path`` with ``offset`` and ``length`` names bytes of a local file
+    whose whole size must be ``file_size``; with ``parts`` the body is a
+    multipart/byteranges of that file, ``length`` bytes long.
+    """
+
+    __slots__ = (
+        "_raw_headers",
+        "adapter_headers",
+        "body",
+        "file_path",
+        "file_size",
+        "headers",
+        "length",
+        "offset",
+        "parts",
+        "status",
+        "status_line",
+    )
+
+    def __init__(
+        self,
+        status: int,
+        headers: list[tuple[str, str]],
+        body: bytes = b"",
+        file_path: str | None = None,
+        offset: int = 0,
+        length: int = 0,
+        file_size: int = 0,
+        parts: tuple[Part, ...] | None = None,
+    ) -> None:
+        self.status = status
+        self.status_line = STATUS_LINES[status]
+        self.headers = headers
+        self.body = body
+        self.file_path = file_path
+        self.offset = offset
+        self.length = length
+        self.file_size = file_size
+        self.parts = parts
+        self._raw_headers: list[tuple[bytes, bytes]] | None = None
+        #: Room for an adapter to keep its own form of ``headers``, built once.
+        self.adapter_headers: object = None
+
+    @property
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """The headers as ASGI wants them (bytes), encoded once per reply."""
+        raw = self._raw_headers
+        if raw is None:
+            raw = self._raw_headers = [
+                (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in self.headers
+            ]
+        return raw
+
+    def __repr__(self) -> str:
+        return f"<Reply {self.status} {self.file_path or len(self.body)}>"
+
+
+def plain_reply(
+    status: int,
+    text: str,
+    extra: Sequence[tuple[str, str]] = (),
+    validators: Sequence[tuple[str, str]] = (("Cache-Control", "no-cache"),),
+) -> Reply:
+    body = text.encode()
+    headers = [
+        ("Content-Type", PLAIN_TEXT),
+        ("Content-Length", str(len(body))),
+        NOSNIFF,
+        *extra,
+        *validators,
+    ]
+    return Reply(status, headers, body)
+
+
+BAD_REQUEST = plain_reply(400, "Bad request path.\n")
+SITE_NOT_FOUND = plain_reply(404, "No site is published at this address.\n")
+NOT_FOUND = plain_reply(404, "Not found.\n")
+METHOD_NOT_ALLOWED = plain_reply(405, "Method not allowed.\n", [("Allow", ALLOWED_METHODS)])
+BAD_GATEWAY = plain_reply(502, "The file could not be fetched from storage.\n")
+
+
+def without_body(reply: Reply) -> Reply:
+    """The same reply for HEAD: headers (Content-Length included), no body."""
+    return Reply(reply.status, reply.headers)
