@@ -16,50 +16,19 @@ once (clearing the bit and moving them to the back) and dropping cold ones.
 
 from __future__ import annotations
 
-import enum
 import logging
-import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from django.core.exceptions import SynchronousOnlyOperation
-
 from . import conf
 from .entries import Entry, EntryKind
+from .feed import ChangeRecord, FeedReader, FeedSource
+from .hosts import HOST_SHARE, HostMiss, HostTarget, SiteInfo, host_cost, normalize_host, other_sites
 
 logger = logging.getLogger("django_assetcache")
-
-#: Seconds a hole in the change feed is looked for before it is given up.
-PENDING_SECONDS = 60.0
-
-# What an entry costs is charged when it is built, so it must cover what the
-# entry holds once every reply it can prepare on use exists (200, HEAD, 304,
-# the 404 of an error document, the ASGI header bytes of each): counting less
-# would let the real footprint run past ASSETCACHE_MEMORY_LIMIT. The constants
-# are measured with tracemalloc at the worst point of dict growth;
-# tests/test_cache.py measures them again and fails when they fall short.
-# Strings whose length varies (the path, a redirect's location, a file path,
-# header values) are charged by their real size on top.
-
-#: A redirect or missing entry: its key tuple, its slots in the entries dict
-#: and the clock, the Entry object.
-SMALL_ENTRY_OVERHEAD = 300
-#: A file entry with its identity representation and every reply of it
-#: (header values aside, see HEADER_TEXT_COPIES).
-FILE_ENTRY_OVERHEAD = 5_300
-#: Each stored variant (br, gzip) of a file entry, with its replies.
-REPRESENTATION_OVERHEAD = 5_250
-#: Prepared replies of a representation hold its header values several times
-#: over (as text and, for ASGI, as bytes).
-HEADER_TEXT_COPIES = 5
-#: A slot of the host maps besides its key string: dict slot and SiteInfo share.
-HOST_OVERHEAD = 100
-#: Share of ASSETCACHE_MEMORY_LIMIT each host map (raw Host values, host
-#: names) may take before it is cleared; both count against the limit.
-HOST_SHARE = 32
 
 # Bound once: the hit path compares an entry's kind by identity.
 _MISSING = EntryKind.MISSING
@@ -73,55 +42,11 @@ class BlobUnavailable(Unavailable):
     """A blob's bytes cannot be had on this machine."""
 
 
-class SiteInfo:
-    """What a request needs to know about a site, from the host map."""
-
-    __slots__ = ("active", "cache_control", "error_path", "id", "index_document", "subdomain")
-
-    def __init__(
-        self,
-        id: int,
-        subdomain: str,
-        active: bool,
-        index_document: str,
-        error_document: str,
-        cache_control: str,
-    ) -> None:
-        self.id = id
-        self.subdomain = subdomain
-        self.active = active
-        self.index_document = index_document
-        self.error_path = "/" + error_document if error_document else ""
-        self.cache_control = cache_control
-
-    def __repr__(self) -> str:
-        return f"<SiteInfo {self.id} {self.subdomain}>"
-
-
-class HostMiss(enum.Enum):
-    """Host map values for hosts that are not a site; the hit path tells
-    them apart by identity (``is``)."""
-
-    #: Not a site host: the request goes to the project.
-    PASS = "pass"
-    #: A subdomain of ASSETCACHE_DOMAIN that names no site: 404.
-    UNKNOWN = "unknown"
-
-
-HostTarget = SiteInfo | HostMiss
-
 #: Change kinds that alter what a host maps to (SiteInfo is kept in the host map).
 HOST_KINDS = frozenset({"settings", "delete", "domains"})
 
 
-class ChangeRecord(Protocol):
-    id: int
-    site_id: int | None
-    kind: str
-    paths: list[str] | None
-
-
-class Loader(Protocol):
+class Loader(FeedSource, Protocol):
     queries: int
     snapshot: Any
 
@@ -142,10 +67,12 @@ def _ignore_change(change: ChangeRecord) -> None:
     """The default ``on_applied`` hook."""
 
 
-class AssetCache:
+class AssetCache(FeedReader):
     """One process's cache. Its hooks tell whoever made it (``runtime.py``
     wires them to Django signals) of evictions and applied changes, so the
     cache itself stays free of what a process is set up with."""
+
+    loader: Loader
 
     def __init__(self, loader: Loader, settings: conf.Settings | None = None) -> None:
         self.loader = loader
@@ -222,14 +149,6 @@ class AssetCache:
             return self._fill(site, site.error_path)
         entry.hot = True
         return entry
-
-    def maybe_poll(self) -> None:
-        """Apply new changes when a poll is due: one clock read otherwise."""
-        if self.polling and time.monotonic() >= self.next_poll:
-            self.poll()
-
-    def poll_due(self) -> bool:
-        return self.polling and time.monotonic() >= self.next_poll
 
     # --- misses -------------------------------------------------------------
 
@@ -339,65 +258,6 @@ class AssetCache:
 
     # --- changes --------------------------------------------------------------
 
-    def start(self) -> None:
-        """Take the change feed's position before the first fill."""
-        self.last_change_id = self.loader.last_change_id()
-        self.next_poll = time.monotonic() + self.poll_interval
-
-    def poll(self) -> None:
-        """Read and apply the changes committed since the last one applied.
-
-        Never waits: when another thread is polling, it reads the feed once
-        more before it lets go, since the read it is doing may predate the
-        commit this call was told of (a push notification, this process's
-        own commit).
-        """
-        self.poll_again = True
-        while self.poll_again:
-            if not self.poll_lock.acquire(blocking=False):
-                return  # the thread polling now sees poll_again
-            try:
-                while self.poll_again:
-                    self.poll_again = False
-                    self._poll_once()
-            finally:
-                self.poll_lock.release()
-            # A request made between our last read and the release is ours
-            # to serve, unless another thread has taken the lock meanwhile.
-
-    def _poll_once(self) -> None:
-        self.next_poll = time.monotonic() + self.poll_interval
-        try:
-            changes = self.loader.changes_after(self.last_change_id, list(self.pending))
-        except SynchronousOnlyOperation:
-            self.next_poll = 0.0  # called on an event loop: poll from a thread instead
-            raise
-        except Exception:
-            logger.warning("assetcache: cannot read the change feed", exc_info=True)
-            return
-        self.apply(changes)
-
-    def apply(self, changes: Iterable[ChangeRecord]) -> None:
-        now = time.monotonic()
-        for change in changes:
-            with self.lock:
-                late = self.pending.pop(change.id, None) is not None
-                if change.id <= self.last_change_id and not late:
-                    continue
-                # Ids are taken at insert and become visible at commit, so
-                # on PostgreSQL a lower id can appear after a higher one:
-                # remember the holes and look for them again.
-                for missing in range(self.last_change_id + 1, min(change.id, self.last_change_id + 1001)):
-                    self.pending[missing] = now
-                self._apply_one(change)
-                self.last_change_id = max(self.last_change_id, change.id)
-                self.last_change_at = time.time()
-                self.changes_applied += 1
-            self.on_applied(change)
-        expired = [cid for cid, since in self.pending.items() if now - since > PENDING_SECONDS]
-        for cid in expired:
-            self.pending.pop(cid, None)  # rolled back, or pruned: never coming
-
     def _apply_one(self, change: ChangeRecord) -> None:
         self.epoch += 1
         if change.kind == "prune":
@@ -431,8 +291,8 @@ class AssetCache:
     def _drop_hosts(self, site_id: int | None) -> None:
         # Negative host entries may concern the changed site (a new subdomain,
         # a new custom domain), so they go too; the maps refill cheaply.
-        self.hosts = _other_sites(self.hosts, site_id)
-        self.site_hosts = _other_sites(self.site_hosts, site_id)
+        self.hosts = other_sites(self.hosts, site_id)
+        self.site_hosts = other_sites(self.site_hosts, site_id)
         self.raw_host_bytes = sum(host_cost(host, None) for host in self.hosts)
         self.site_host_bytes = sum(host_cost(host, target) for host, target in self.site_hosts.items())
 
@@ -501,34 +361,6 @@ class AssetCache:
         }
 
 
-def entry_overhead(path: str, entry: Entry) -> int:
-    """Bytes that keeping ``entry`` under ``path`` costs besides its bodies
-    (which ``Entry.cost`` counts when the entry is built)."""
-    cost = sys.getsizeof(path)
-    if entry.kind is not EntryKind.FILE:
-        return cost + SMALL_ENTRY_OVERHEAD + (sys.getsizeof(entry.location) if entry.location else 0)
-    cost += FILE_ENTRY_OVERHEAD - REPRESENTATION_OVERHEAD
-    for rep in (entry.identity, entry.br, entry.gzip):
-        if rep is not None:
-            header_text = sum(len(value) for _, value in (*rep.shared.entity, *rep.shared.tail))
-            cost += REPRESENTATION_OVERHEAD + HEADER_TEXT_COPIES * header_text
-            if rep.file_path:
-                cost += sys.getsizeof(rep.file_path)
-    return cost
-
-
-def host_cost(host: str, target: HostTarget | None) -> int:
-    """Bytes a host map slot costs: its key, and the SiteInfo a lookup made."""
-    cost = HOST_OVERHEAD + sys.getsizeof(host)
-    if isinstance(target, SiteInfo):
-        cost += sum(sys.getsizeof(text) for text in (target.subdomain, target.index_document, target.cache_control))
-    return cost
-
-
-def _other_sites(hosts: dict[str, HostTarget], site_id: int | None) -> dict[str, HostTarget]:
-    return {host: target for host, target in hosts.items() if isinstance(target, SiteInfo) and target.id != site_id}
-
-
 def _request_keys(asset_path: str) -> tuple[str, ...]:
     """Request paths whose answer depends on the asset at ``asset_path``:
     itself, and its directory with and without the slash (index documents
@@ -537,18 +369,3 @@ def _request_keys(asset_path: str) -> tuple[str, ...]:
     if not directory:
         return (asset_path, "/")
     return (asset_path, directory + "/", directory)
-
-
-def normalize_host(raw_host: str) -> str | None:
-    """Lower-case host without port or trailing dot; None when malformed."""
-    host = raw_host.strip().lower()
-    if host.startswith("["):
-        return None  # an IPv6 literal is never a site host
-    host = host.rsplit(":", 1)[0] if ":" in host else host
-    host = host.rstrip(".")
-    if not host or len(host) > 253 or not _HOST_CHARS.issuperset(host):
-        return None  # not a host name, so never a site host
-    return host
-
-
-_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-")

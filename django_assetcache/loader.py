@@ -10,8 +10,10 @@ from django.db import DatabaseError
 from django.db.models import Q
 
 from . import conf
-from .cache import BlobUnavailable, HostMiss, HostTarget, SiteInfo, Unavailable, entry_overhead
+from .cache import BlobUnavailable, Unavailable
+from .costs import entry_overhead
 from .entries import Entry, build_file_entry, build_missing_entry, build_redirect_entry
+from .hosts import HostMiss, HostTarget, SiteInfo
 from .mediatypes import header_value
 from .models import Asset, Change, Site
 from .records import AssetRecord, BlobRecord, LocatedBlob

@@ -24,7 +24,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
 from . import invalidation, localtier, signals
-from .cache import AssetCache, ChangeRecord, Loader
+from .cache import AssetCache, Loader
+from .feed import ChangeRecord
 from .snapshot import Snapshot, SnapshotError
 
 logger = logging.getLogger("django_assetcache")

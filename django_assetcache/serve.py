@@ -14,8 +14,9 @@ from asgiref.sync import sync_to_async
 from django.core.exceptions import SynchronousOnlyOperation
 
 from .bodies import FileParts, FileRange
-from .cache import BlobUnavailable, HostMiss, SiteInfo, Unavailable, normalize_host
+from .cache import BlobUnavailable, Unavailable
 from .entries import EntryKind
+from .hosts import HostMiss, SiteInfo, normalize_host
 from .http import HeaderGetter, clean_path, decide, redirect
 from .replies import (
     BAD_GATEWAY,

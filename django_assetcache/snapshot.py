@@ -36,7 +36,7 @@ from functools import cached_property
 from typing import Any
 
 from . import conf
-from .cache import HostTarget, SiteInfo
+from .hosts import HostTarget, SiteInfo
 from .records import AssetRecord, BlobRecord, SiteRecord
 
 logger = logging.getLogger("django_assetcache")

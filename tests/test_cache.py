@@ -14,8 +14,10 @@ from django.db import connections
 from django.test import Client
 
 from django_assetcache import conf, runtime, serve
-from django_assetcache.cache import HOST_SHARE, AssetCache, SiteInfo, entry_overhead
+from django_assetcache.cache import AssetCache
+from django_assetcache.costs import entry_overhead
 from django_assetcache.entries import Entry, build_file_entry, build_missing_entry
+from django_assetcache.hosts import HOST_SHARE, SiteInfo
 from django_assetcache.models import Domain, Site
 from django_assetcache.publish import publish
 from django_assetcache.records import BlobRecord, LocatedBlob

@@ -29,8 +29,9 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from django_assetcache import runtime
-from django_assetcache.cache import AssetCache, SiteInfo
+from django_assetcache.cache import AssetCache
 from django_assetcache.entries import build_file_entry, build_missing_entry
+from django_assetcache.hosts import SiteInfo
 from django_assetcache.maintenance import collect_garbage
 from django_assetcache.models import Change, Site, record_change
 from django_assetcache.records import BlobRecord, LocatedBlob

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from django_assetcache import runtime, serve
-from django_assetcache.cache import normalize_host
+from django_assetcache.hosts import normalize_host
 from django_assetcache.http import clean_path
 from django_assetcache.models import Blob
 from django_assetcache.publish import publish

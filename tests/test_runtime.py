@@ -14,8 +14,8 @@ import pytest
 from django.test import Client
 
 from django_assetcache import runtime, serve, signals
-from django_assetcache.cache import HostMiss
 from django_assetcache.entries import EntryKind
+from django_assetcache.hosts import HostMiss
 from django_assetcache.models import Change, Site, record_change
 
 from .databases import ROOT

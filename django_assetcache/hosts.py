@@ -1,0 +1,81 @@
+"""Hosts: what the host map holds, and how a raw ``Host`` value is read.
+
+A host map value is a ``SiteInfo`` (what a request needs to know about a site)
+or a ``HostMiss``; the hit path tells them apart by identity.
+"""
+
+from __future__ import annotations
+
+import enum
+import sys
+
+#: A slot of the host maps besides its key string: dict slot and SiteInfo share.
+HOST_OVERHEAD = 100
+#: Share of ASSETCACHE_MEMORY_LIMIT each host map (raw Host values, host
+#: names) may take before it is cleared; both count against the limit.
+HOST_SHARE = 32
+
+
+class SiteInfo:
+    """What a request needs to know about a site, from the host map."""
+
+    __slots__ = ("active", "cache_control", "error_path", "id", "index_document", "subdomain")
+
+    def __init__(
+        self,
+        id: int,
+        subdomain: str,
+        active: bool,
+        index_document: str,
+        error_document: str,
+        cache_control: str,
+    ) -> None:
+        self.id = id
+        self.subdomain = subdomain
+        self.active = active
+        self.index_document = index_document
+        self.error_path = "/" + error_document if error_document else ""
+        self.cache_control = cache_control
+
+    def __repr__(self) -> str:
+        return f"<SiteInfo {self.id} {self.subdomain}>"
+
+
+class HostMiss(enum.Enum):
+    """Host map values for hosts that are not a site; the hit path tells
+    them apart by identity (``is``)."""
+
+    #: Not a site host: the request goes to the project.
+    PASS = "pass"
+    #: A subdomain of ASSETCACHE_DOMAIN that names no site: 404.
+    UNKNOWN = "unknown"
+
+
+HostTarget = SiteInfo | HostMiss
+
+
+def host_cost(host: str, target: HostTarget | None) -> int:
+    """Bytes a host map slot costs: its key, and the SiteInfo a lookup made."""
+    cost = HOST_OVERHEAD + sys.getsizeof(host)
+    if isinstance(target, SiteInfo):
+        cost += sum(sys.getsizeof(text) for text in (target.subdomain, target.index_document, target.cache_control))
+    return cost
+
+
+def other_sites(hosts: dict[str, HostTarget], site_id: int | None) -> dict[str, HostTarget]:
+    return {host: target for host, target in hosts.items() if isinstance(target, SiteInfo) and target.id != site_id}
+
+
+def normalize_host(raw_host: str) -> str | None:
+    """Lower-case host without port or trailing dot; None when malformed."""
+    host = raw_host.strip().lower()
+    if host.startswith("["):
+        return None  # an IPv6 literal is never a site host
+    host = host.rsplit(":", 1)[0] if ":" in host else host
+    host = host.rstrip(".")
+    if not host or len(host) > 253 or not _HOST_CHARS.issuperset(host):
+        return None  # not a host name, so never a site host
+    return host
+
+
+_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-")
