@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from django_assetcache.admin import SiteAdmin
+from django_assetcache.admin.sites import SiteAdmin
 from django_assetcache.models import Asset, Blob, Change, Domain, Site
 from django_assetcache.progress import human_bytes
 from django_assetcache.publish import publish

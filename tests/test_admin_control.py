@@ -576,7 +576,7 @@ def test_warm_now_failure_is_an_error_message(
     def failing(*args: Any, **kwargs: Any) -> Any:
         raise warmup_module.WarmupError("the disk is full")
 
-    monkeypatch.setattr("django_assetcache.admin.warm_up", failing)
+    monkeypatch.setattr("django_assetcache.admin.sites.warm_up", failing)
     before = state()
     response = run_action(admin_client, SITES, "warm_now", [site.pk])
     assert messages_of(response) == ["Warm-up failed: the disk is full"]
