@@ -144,6 +144,8 @@ VALIDATORS: dict[str, tuple[Callable[[object], bool], str]] = {
         "a URL starting with redis://, rediss:// or unix://",
     ),
     "CHANGE_RETENTION": _seconds(minimum_exclusive=False),
+    "DEPLOYMENT_RETENTION": _integer(0, "deployments"),
+    "DEPLOYMENT_RETENTION_DAYS": (lambda v: _number(v) and v >= 0, "a number of days >= 0"),
     "SNAPSHOT_PATH": (_path, "an absolute file path (a string), or '' for MEDIA_ROOT/assetcache/snapshot.bin"),
     "LOCAL_DIR": (_path, "an absolute directory path (a string), or '' for MEDIA_ROOT/assetcache/local"),
     "DISK_LIMIT": (

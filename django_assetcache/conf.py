@@ -66,6 +66,11 @@ class Settings:
     REDIS_URL: str = "redis://127.0.0.1:6379/0"
     #: Change rows younger than this many seconds are never pruned.
     CHANGE_RETENTION: float = 7 * 24 * 3600
+    #: ``assetcache_gc`` keeps at least this many of each site's newest
+    #: deployments (besides the live one and those an alias names).
+    DEPLOYMENT_RETENTION: int = 20
+    #: ... and every deployment younger than this many days.
+    DEPLOYMENT_RETENTION_DAYS: float = 30.0
     #: Where ``assetcache_warmup`` writes the snapshot and processes read it.
     SNAPSHOT_PATH: str = ""
     #: The local disk tier: where blobs of a storage without local paths

@@ -26,12 +26,22 @@ class _Shared:
     """Header tuples many representations have in common (same type, date,
     Cache-Control, Vary, coding): kept once, not once per file."""
 
-    __slots__ = ("entity", "tail")
+    __slots__ = ("entity", "extra", "tail")
 
-    def __init__(self, content_type: str, last_modified: str, cache_control: str, vary: bool, encoding: str) -> None:
-        entity = [("Content-Type", content_type), ACCEPT_RANGES, NOSNIFF]
+    def __init__(
+        self,
+        content_type: str,
+        last_modified: str,
+        cache_control: str,
+        vary: bool,
+        encoding: str,
+        extra: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        entity = [("Content-Type", content_type), ACCEPT_RANGES, NOSNIFF, *extra]
         if encoding:
             entity.append(("Content-Encoding", encoding))
+        #: Headers of the host rather than the file (a preview's X-Robots-Tag).
+        self.extra = extra
         tail = [("Last-Modified", last_modified), ("Cache-Control", cache_control)]
         if vary:
             tail.append(VARY)
@@ -39,11 +49,18 @@ class _Shared:
         self.tail = tuple(tail)
 
 
-_shared: dict[tuple[str, str, str, bool, str], _Shared] = {}
+_shared: dict[tuple[str, str, str, bool, str, tuple[tuple[str, str], ...]], _Shared] = {}
 
 
-def _shared_headers(content_type: str, last_modified: str, cache_control: str, vary: bool, encoding: str) -> _Shared:
-    key = (content_type, last_modified, cache_control, vary, encoding)
+def _shared_headers(
+    content_type: str,
+    last_modified: str,
+    cache_control: str,
+    vary: bool,
+    encoding: str,
+    extra: tuple[tuple[str, str], ...],
+) -> _Shared:
+    key = (content_type, last_modified, cache_control, vary, encoding, extra)
     shared = _shared.get(key)
     if shared is None:
         if len(_shared) >= 4096:
@@ -84,13 +101,14 @@ class Representation:
         last_modified: str,
         cache_control: str,
         vary: bool,
+        extra: tuple[tuple[str, str], ...] = (),
     ) -> None:
         self.encoding = encoding
         self.etag = etag
         self.length = length
         self.body = body
         self.file_path = file_path
-        self.shared = _shared_headers(content_type, last_modified, cache_control, vary, encoding)
+        self.shared = _shared_headers(content_type, last_modified, cache_control, vary, encoding, extra)
         self._ok: Reply | None = None
         self._head: Reply | None = None
         self._not_modified: Reply | None = None
@@ -132,7 +150,7 @@ class Representation:
     def not_modified(self) -> Reply:
         reply = self._not_modified
         if reply is None:
-            reply = self._not_modified = Reply(304, [*self.validators, NOSNIFF])
+            reply = self._not_modified = Reply(304, [*self.validators, NOSNIFF, *self.shared.extra])
         return reply
 
     def precondition_failed(self, method: str) -> Reply:
@@ -145,7 +163,7 @@ class Representation:
             validators = [("ETag", self.etag)]
             for name, value in self.shared.tail:
                 validators.append((name, "no-cache" if name == "Cache-Control" else value))
-            get = plain_reply(412, "Precondition failed.\n", validators=validators)
+            get = plain_reply(412, "Precondition failed.\n", self.shared.extra, validators)
             failed = self._failed = (get, without_body(get))
         return failed[1] if method == "HEAD" else failed[0]
 
@@ -204,6 +222,7 @@ class Representation:
             NOSNIFF,
             ("Content-Length", str(length)),
             *self.validators,
+            *self.shared.extra,
         ]
         body = self.body
         if body is not None:
@@ -212,7 +231,7 @@ class Representation:
         return Reply(206, headers, file_path=self.file_path, length=length, file_size=self.length, parts=tuple(parts))
 
     def unsatisfiable(self) -> Reply:
-        extra = [("Content-Range", f"bytes */{self.length}"), ACCEPT_RANGES]
+        extra = [("Content-Range", f"bytes */{self.length}"), ACCEPT_RANGES, *self.shared.extra]
         return plain_reply(416, "Range not satisfiable.\n", extra, self.validators)
 
 
@@ -237,6 +256,7 @@ class Entry:
         "_not_found",
         "br",
         "cost",
+        "extra",
         "gzip",
         "hot",
         "identity",
@@ -256,8 +276,11 @@ class Entry:
         last_modified_ts: int = 0,
         location: str = "",
         cost: int = 0,
+        extra: tuple[tuple[str, str], ...] = (),
     ) -> None:
         self.kind = kind
+        #: Headers of the host the entry was built for (a redirect adds them).
+        self.extra = extra
         self.identity = identity
         variants = variants or {}
         self.br = variants.get("br")
@@ -289,6 +312,7 @@ class Entry:
                 ("Content-Length", str(rep.length)),
                 ("Cache-Control", "no-cache"),
                 NOSNIFF,
+                *rep.shared.extra,
             ]
             body = rep.body
             if body is None:
@@ -307,6 +331,7 @@ def build_file_entry(
     identity: LocatedBlob,
     variants: Sequence[LocatedBlob] = (),
     per_entry_overhead: int = 0,
+    extra_headers: tuple[tuple[str, str], ...] = (),
 ) -> Entry:
     """An entry for a file: ``identity`` is where its bytes are, ``variants``
     where those of its compressed variants are."""
@@ -324,6 +349,7 @@ def build_file_entry(
             last_modified=last_modified_text,
             cache_control=cache_control,
             vary=vary,
+            extra=extra_headers,
         )
 
     reps = {
@@ -339,11 +365,15 @@ def build_file_entry(
         last_modified=last_modified_text,
         last_modified_ts=int(last_modified),
         cost=cost,
+        extra=extra_headers,
     )
 
 
-def build_redirect_entry(path: str, per_entry_overhead: int = 0) -> Entry:
-    return Entry(EntryKind.REDIRECT, location=quote(path + "/", safe="/:@!$&'()*+,;=-._~"), cost=per_entry_overhead)
+def build_redirect_entry(
+    path: str, per_entry_overhead: int = 0, extra_headers: tuple[tuple[str, str], ...] = ()
+) -> Entry:
+    location = quote(path + "/", safe="/:@!$&'()*+,;=-._~")
+    return Entry(EntryKind.REDIRECT, location=location, cost=per_entry_overhead, extra=extra_headers)
 
 
 def build_missing_entry(per_entry_overhead: int = 0) -> Entry:

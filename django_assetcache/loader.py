@@ -13,14 +13,16 @@ from . import conf
 from .cache import BlobUnavailable, Unavailable
 from .costs import entry_overhead
 from .entries import Entry, build_file_entry, build_missing_entry, build_redirect_entry
-from .hosts import HostMiss, HostTarget, SiteInfo
+from .hosts import HostMiss, HostTarget, SiteInfo, preview_label
 from .mediatypes import header_value
-from .models import Asset, Change, Site
+from .models import Asset, Change, Deployment, Site
 from .records import AssetRecord, BlobRecord, LocatedBlob
 from .snapshot import Snapshot, site_target
 from .store import BlobStore
 
 SITE_FIELDS = ("id", "subdomain", "is_active", "index_document", "error_document", "cache_control")
+#: The same, read through a deployment (for a preview host).
+PREVIEW_FIELDS = tuple(f"site__{name}" for name in SITE_FIELDS)
 
 
 def cache_control_for(site: SiteInfo, path: str, settings: conf.Settings) -> str:
@@ -55,16 +57,39 @@ class DatabaseLoader:
             if target is not None:
                 return target
         self.queries += 1
-        suffix = "." + self.settings.DOMAIN
-        if host.endswith(suffix):
-            query = Site.objects.filter(subdomain=host[: -len(suffix)])
-        else:
-            query = Site.objects.filter(domains__hostname=host)
         try:
-            rows = list(query.values_list(*SITE_FIELDS)[:1])
+            return self._site_target(host)
         except DatabaseError as exc:
             raise Unavailable(str(exc)) from exc
+
+    def _site_target(self, host: str) -> HostTarget:
+        suffix = "." + self.settings.DOMAIN
+        if not host.endswith(suffix):
+            query = Site.objects.filter(domains__hostname=host)
+        else:
+            label = host[: -len(suffix)]
+            preview = preview_label(label)
+            if preview is not None:
+                return self._preview_target(*preview)
+            query = Site.objects.filter(subdomain=label)
+        rows = list(query.values_list(*SITE_FIELDS, "live_deployment_id")[:1])
         return SiteInfo(*rows[0]) if rows else HostMiss.PASS
+
+    def _preview_target(self, name: str, subdomain: str) -> HostTarget:
+        """The deployment whose key or alias is ``name``, in one query; a key
+        wins over an alias of the same spelling."""
+        rows = list(
+            Deployment.objects.filter(site__subdomain=subdomain)
+            .exclude(state=Deployment.State.EXPIRED)
+            .filter(Q(key=name) | Q(aliases__name=name))
+            .values_list(*PREVIEW_FIELDS, "id", "key")[:2]
+        )
+        if not rows:
+            return HostMiss.PASS
+        site_id, subdomain, active, index, error, cache_control, deployment_id, _ = next(
+            (row for row in rows if row[-1] == name), rows[0]
+        )
+        return SiteInfo(site_id, subdomain, active, index, error, cache_control, deployment_id, True)
 
     # --- entries -------------------------------------------------------------
 
@@ -76,12 +101,12 @@ class DatabaseLoader:
         else:
             own, index_path = path, path + "/" + site.index_document
         wanted = [p for p in (own, index_path, site.error_path) if p]
-        rows = self.rows(site.id, wanted)
+        rows = self.rows(site.deployment_id, wanted)
         result: dict[str, Entry] = {}
         if own in rows:
             result[path] = self.file_entry(site, rows[own])
         elif index_path in rows:
-            result[path] = build_redirect_entry(path)
+            result[path] = build_redirect_entry(path, extra_headers=site.extra_headers)
         else:
             result[path] = build_missing_entry()
         if site.error_path and site.error_path not in result:
@@ -91,9 +116,12 @@ class DatabaseLoader:
             entry.cost += entry_overhead(key_path, entry)  # the key is held too
         return result
 
-    def rows(self, site_id: int, paths: list[str]) -> dict[str, AssetRecord]:
+    def rows(self, deployment_id: int | None, paths: list[str]) -> dict[str, AssetRecord]:
+        """The assets of ``paths`` in a deployment (None: a site with none)."""
+        if deployment_id is None:
+            return {}
         if self.snapshot is not None:
-            known = self.snapshot.assets.get(site_id)
+            known = self.snapshot.assets.get(deployment_id)
             if known is not None and all(known.get(path, -1) is not None for path in paths):
                 return {
                     path: self.snapshot.record(number, path)
@@ -101,7 +129,7 @@ class DatabaseLoader:
                     if (number := known.get(path)) is not None
                 }
         self.queries += 1
-        query = Asset.objects.filter(site_id=site_id, path__in=paths).values_list(
+        query = Asset.objects.filter(deployment_id=deployment_id, path__in=paths).values_list(
             "path",
             "content_type",
             "last_modified",
@@ -131,6 +159,7 @@ class DatabaseLoader:
             cache_control=cache_control_for(site, asset.path, self.settings),
             identity=self.locate(asset.blob),
             variants=[self.locate(variant) for variant in asset.variants],
+            extra_headers=site.extra_headers,
         )
 
     def locate(self, blob: BlobRecord) -> LocatedBlob:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
 from django.db import models, router, transaction
 from django.db.models import F
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from . import conf, invalidation
@@ -17,6 +19,15 @@ HOSTNAME_RE = re.compile(
     r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$"
 )
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+#: A deployment key: 8 characters of base32's lower-case alphabet (40 bits).
+DEPLOYMENT_KEY_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
+DEPLOYMENT_KEY_RE = re.compile(r"^[a-z2-7]{8}$")
+#: What separates a deployment key or alias from the subdomain in a preview host.
+PREVIEW_SEPARATOR = "--"
+
+
+def new_deployment_key() -> str:
+    return "".join(secrets.choice(DEPLOYMENT_KEY_ALPHABET) for _ in range(8))
 
 
 def validate_subdomain(value: str) -> None:
@@ -27,6 +38,12 @@ def validate_subdomain(value: str) -> None:
                 "digits or hyphens, not starting or ending with a hyphen."
             ),
             code="invalid_subdomain",
+            params={"value": value},
+        )
+    if PREVIEW_SEPARATOR in value:
+        raise ValidationError(
+            _("“%(value)s” contains “--”, which is kept for preview hosts (<deployment>--<subdomain>)."),
+            code="preview_separator",
             params={"value": value},
         )
     if value in conf.get().RESERVED_SUBDOMAINS:
@@ -103,6 +120,15 @@ class Site(models.Model):
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    live_deployment = models.ForeignKey(
+        "Deployment",
+        null=True,
+        blank=True,
+        editable=False,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("live deployment"),
+    )
     generation = models.PositiveBigIntegerField(
         _("generation"),
         default=0,
@@ -205,8 +231,80 @@ class Blob(models.Model):
         return self.sha256[:12]
 
 
+def validate_alias(value: str) -> None:
+    if not DNS_LABEL_RE.fullmatch(value or "") or PREVIEW_SEPARATOR in value:
+        raise ValidationError(
+            _(
+                "“%(value)s” is not a valid alias: use lower-case letters, digits or single hyphens, "
+                "not starting or ending with a hyphen."
+            ),
+            code="invalid_alias",
+            params={"value": value},
+        )
+
+
+class Deployment(models.Model):
+    """One publish of a site: an immutable manifest (its Asset rows) and
+    where it came from. The site's ``live_deployment`` is the one its host
+    serves; every deployment not expired answers at its preview host."""
+
+    class State(models.TextChoices):
+        DRAFT = "draft", _("draft")
+        LIVE = "live", _("live")
+        SUPERSEDED = "superseded", _("superseded")
+        #: Removed by retention: its rows are gone, only the record stays.
+        EXPIRED = "expired", _("expired")
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="deployments")
+    key = models.CharField(_("id"), max_length=8, unique=True, default=new_deployment_key, editable=False)
+    created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
+    created_by = models.CharField(_("created by"), max_length=150, blank=True)
+    source = models.CharField(_("source"), max_length=1024, blank=True)
+    message = models.TextField(_("message"), blank=True)
+    git_commit = models.CharField(_("git commit"), max_length=64, blank=True)
+    git_branch = models.CharField(_("git branch"), max_length=255, blank=True)
+    summary = models.JSONField(_("summary"), default=dict, blank=True)
+    state = models.CharField(_("state"), max_length=16, choices=State.choices, default=State.DRAFT)
+    #: When it was last made live (None: never).
+    live_at = models.DateTimeField(_("made live"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("deployment")
+        verbose_name_plural = _("deployments")
+
+    def __str__(self) -> str:
+        return f"{self.site_id}:{self.key}"
+
+    def preview_host(self, label: str | None = None) -> str:
+        return f"{label or self.key}{PREVIEW_SEPARATOR}{self.site.subdomain}.{conf.get().DOMAIN}"
+
+    def preview_url(self, label: str | None = None) -> str:
+        return conf.get().SITE_URL.format(host=self.preview_host(label))
+
+
+class DeploymentAlias(models.Model):
+    """A name such as ``staging`` pointing at one deployment of a site; it
+    answers at ``<name>--<subdomain>.ASSETCACHE_DOMAIN`` and moves with each
+    publish that names it."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="aliases")
+    name = models.CharField(_("name"), max_length=50, validators=[validate_alias])
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="aliases")
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("deployment alias")
+        verbose_name_plural = _("deployment aliases")
+        constraints = [models.UniqueConstraint(fields=["site", "name"], name="assetcache_alias_site_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Asset(models.Model):
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="assets")
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="assets")
     path = models.CharField(_("path"), max_length=1024)
     blob = models.ForeignKey(Blob, on_delete=models.PROTECT, related_name="assets")
     content_type = models.CharField(_("content type"), max_length=255)
@@ -216,7 +314,7 @@ class Asset(models.Model):
         ordering = ["site", "path"]
         verbose_name = _("asset")
         verbose_name_plural = _("assets")
-        constraints = [models.UniqueConstraint(fields=["site", "path"], name="assetcache_asset_site_path")]
+        constraints = [models.UniqueConstraint(fields=["deployment", "path"], name="assetcache_asset_deployment_path")]
 
     def __str__(self) -> str:
         return f"{self.site_id}:{self.path}"
@@ -231,7 +329,11 @@ class Change(models.Model):
     """
 
     class Kind(models.TextChoices):
+        #: The files of ``paths`` changed (their variants, or a row deleted).
         PUBLISH = "publish", _("publish")
+        #: Which deployment the site's hosts (live, previews, aliases) serve
+        #: changed: a publish, rollback, promote, draft, alias or expiry.
+        DEPLOY = "deploy", _("deploy")
         SETTINGS = "settings", _("settings")
         DOMAINS = "domains", _("domains")
         DELETE = "delete", _("delete")

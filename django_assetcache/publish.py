@@ -10,22 +10,42 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import datetime
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connections, router, transaction
+from django.db.models import Field
 from django.utils import timezone
 
 from . import conf
+from .deployments import DeploymentError, check_alias, git_info, move_alias, switch
 from .mediatypes import content_type_for
-from .models import Asset, Blob, Change, Site, record_change, validate_subdomain
+from .models import Asset, Blob, Change, Deployment, Site, record_change, validate_subdomain
 from .progress import Progress, Stream, human_bytes
 from .sources import PublishError, SourceFile, SourceRules, read_source
 from .store import BlobChanged, BlobStore, BlobTooLarge, hash_stream
 
 #: PublishError is defined with the source readers, which raise it too.
-__all__ = ["PublishError", "PublishSummary", "SourceRules", "publish"]
+__all__ = ["DeploymentInfo", "PublishError", "PublishSummary", "SourceRules", "publish"]
+
+
+@dataclass
+class DeploymentInfo:
+    """What a publish records about itself on the deployment it makes."""
+
+    #: Store the deployment without making it live.
+    draft: bool = False
+    #: An alias to point at the new deployment.
+    alias: str = ""
+    created_by: str = ""
+    #: Where the files came from; "" for the path given to publish().
+    source: str = ""
+    message: str = ""
+    #: None: read from the source's git work tree, if any.
+    git_commit: str | None = None
+    git_branch: str | None = None
 
 
 @dataclass
@@ -45,6 +65,22 @@ class PublishSummary:
     skipped: list[str] = field(default_factory=list)
     #: The zip's one top folder, published without it ("" if none).
     top_folder: str = ""
+    #: The deployment made (or, when nothing changed, the live one it is);
+    #: None for a dry run.
+    deployment: Deployment | None = None
+    draft: bool = False
+
+    def as_json(self) -> dict[str, int]:
+        """The counts a deployment keeps as its summary."""
+        return {
+            "files": self.files,
+            "added": len(self.added),
+            "changed": len(self.changed),
+            "unchanged": self.unchanged,
+            "removed": len(self.removed),
+            "skipped": len(self.skipped),
+            "bytes_stored": self.bytes_stored,
+        }
 
     def __str__(self) -> str:
         prefix = "dry run, nothing changed: " if self.dry_run else ""
@@ -56,8 +92,16 @@ class PublishSummary:
             f"{prefix}{self.subdomain}{created}: {len(self.added)} added, "
             f"{len(self.changed)} changed, {self.unchanged} unchanged, "
             f"{len(self.removed)} removed{skipped}; {human_bytes(self.bytes_stored)} {stored}, "
-            f"{human_bytes(self.bytes_deduplicated)} deduplicated{top}; {self.seconds:.2f} s"
+            f"{human_bytes(self.bytes_deduplicated)} deduplicated{top}{self._deployed()}; {self.seconds:.2f} s"
         )
+
+    def _deployed(self) -> str:
+        deployment = self.deployment
+        if deployment is None:
+            return ""
+        if self.draft:
+            return f"; draft {deployment.key}, preview at {deployment.preview_url()}"
+        return f"; deployment {deployment.key} live"
 
 
 def _hash_files(files: list[SourceFile], progress: Progress) -> None:
@@ -110,9 +154,10 @@ def _diff(
 
 
 def _current_assets(site: Site | None) -> dict[str, tuple[str, str]]:
-    if site is None or site.pk is None:
+    """The live manifest of ``site``: path → (blob, content type)."""
+    if site is None or site.live_deployment_id is None:
         return {}
-    rows = Asset.objects.filter(site=site).values_list("path", "blob_id", "content_type")
+    rows = Asset.objects.filter(deployment_id=site.live_deployment_id).values_list("path", "blob_id", "content_type")
     return {path: (blob_id, content_type) for path, blob_id, content_type in rows}
 
 
@@ -127,6 +172,7 @@ def publish(
     include: Iterable[str] = (),
     keep_top_folder: bool = False,
     progress_stream: Stream | None = None,
+    deployment: DeploymentInfo | None = None,
 ) -> PublishSummary:
     """Make ``site`` serve the files of ``source`` (a directory or a zip).
 
@@ -136,12 +182,15 @@ def publish(
     diff is computed and nothing is stored or changed. ``exclude`` and
     ``include`` are globs added to the default exclusions (see
     ``sources.SourceRules``); a zip's one top folder is stripped unless
-    ``keep_top_folder``. Raises PublishError for bad input, having changed nothing.
+    ``keep_top_folder``. The files become a new deployment (``summary.deployment``),
+    live unless ``deployment.draft``; see ``DeploymentInfo``. Raises
+    PublishError for bad input, having changed nothing.
     """
     started = time.monotonic()
     rules = SourceRules.of(exclude, include)
     site_obj, subdomain = _resolve_site(site)
-    summary = PublishSummary(subdomain=subdomain, dry_run=dry_run, created=site_obj is None)
+    info = _deployment_info(deployment or DeploymentInfo(), source, subdomain)
+    summary = PublishSummary(subdomain=subdomain, dry_run=dry_run, created=site_obj is None, draft=info.draft)
     store = BlobStore()
     with read_source(source, rules, keep_top_folder=keep_top_folder) as listing:
         files = listing.files
@@ -156,9 +205,28 @@ def publish(
         writes = _diff(files, _current_assets(site_obj), delete, summary)
         _store_blobs(store, files, writes, summary, dry_run, progress_stream)
         if not dry_run:
-            _commit(store, site_obj, subdomain, files, delete, summary)
+            _commit(store, site_obj, subdomain, files, delete, summary, info)
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _deployment_info(info: DeploymentInfo, source: str | os.PathLike[str], subdomain: str) -> DeploymentInfo:
+    """``info`` checked, with the git commit and branch of ``source`` filled in."""
+    if info.alias:
+        try:
+            check_alias(subdomain, info.alias)
+        except DeploymentError as exc:
+            raise PublishError(str(exc)) from exc
+    if not info.source:
+        info = replace(info, source=os.fspath(source))
+    if info.git_commit is None or info.git_branch is None:
+        found = git_info(source)
+        info = replace(
+            info,
+            git_commit=found.commit if info.git_commit is None else info.git_commit,
+            git_branch=found.branch if info.git_branch is None else info.git_branch,
+        )
+    return info
 
 
 def _empty_source_message(source: str | os.PathLike[str], subdomain: str, skipped: list[str]) -> str:
@@ -250,42 +318,94 @@ def _commit(
     files: list[SourceFile],
     delete: bool,
     summary: PublishSummary,
+    info: DeploymentInfo,
 ) -> None:
     now = timezone.now().replace(microsecond=0)
     with transaction.atomic():
         if site is None:
             site, summary.created = Site.objects.get_or_create(subdomain=subdomain)
         site = Site.objects.select_for_update().get(pk=site.pk)
-        # Re-read under the lock: another publish may have committed since
-        # the preview diff, and the result must be exactly ``files``.
+        # Re-read under the lock: another publish (or a rollback) may have
+        # committed since the preview diff, and the result must be exactly
+        # ``files`` on top of what is live now.
         writes = _diff(files, _current_assets(site), delete, summary)
         _hold_blobs(store, writes, summary)
-        added = set(summary.added)
-        Asset.objects.bulk_create(
-            [
-                Asset(
-                    site=site,
-                    path=f.path,
-                    blob_id=f.sha256,
-                    content_type=f.content_type,
-                    last_modified=now,
-                )
-                for f in writes
-                if f.path in added
-            ],
-            batch_size=500,
+        live = site.live_deployment
+        if live is not None and not info.draft and not (summary.added or summary.changed or summary.removed):
+            # Nothing changed: the live deployment is this publish.
+            summary.deployment = live
+            if info.alias:
+                move_alias(site, info.alias, live)
+                record_change(site.pk, Change.Kind.DEPLOY)
+            return
+        made = Deployment.objects.create(
+            site=site,
+            created_at=timezone.now(),
+            created_by=info.created_by,
+            source=info.source[:1024],
+            message=info.message,
+            git_commit=info.git_commit or "",
+            git_branch=info.git_branch or "",
+            summary=summary.as_json(),
         )
-        changed = {f.path: f for f in writes if f.path not in added}
-        if changed:
-            assets = list(Asset.objects.filter(site=site, path__in=list(changed)))
-            for asset in assets:
-                source_file = changed[asset.path]
-                asset.blob_id = source_file.sha256
-                asset.content_type = source_file.content_type
-                asset.last_modified = now
-            Asset.objects.bulk_update(assets, ["blob", "content_type", "last_modified"], batch_size=500)
-        for start in range(0, len(summary.removed), 500):
-            Asset.objects.filter(site=site, path__in=summary.removed[start : start + 500]).delete()
-        touched = [*summary.added, *summary.changed, *summary.removed]
-        if touched:
-            record_change(site.pk, Change.Kind.PUBLISH, touched)
+        _write_manifest(site, made, live, writes, summary, now)
+        if info.alias:
+            move_alias(site, info.alias, made)
+        if info.draft:
+            if info.alias:
+                record_change(site.pk, Change.Kind.DEPLOY)
+        else:
+            switch(site, made, [*summary.added, *summary.changed, *summary.removed])
+        summary.deployment = made
+
+
+def _write_manifest(
+    site: Site,
+    made: Deployment,
+    live: Deployment | None,
+    writes: list[SourceFile],
+    summary: PublishSummary,
+    now: datetime,
+) -> None:
+    """The new deployment's rows: the live one's (copied in the database,
+    unchanged rows keeping their Last-Modified) less what changed or went,
+    plus the files written."""
+    if live is not None:
+        _copy_rows(live.pk, made.pk)
+        gone = [*summary.changed, *summary.removed]
+        for start in range(0, len(gone), 500):
+            Asset.objects.filter(deployment=made, path__in=gone[start : start + 500]).delete()
+    Asset.objects.bulk_create(
+        [
+            Asset(
+                site=site,
+                deployment=made,
+                path=f.path,
+                blob_id=f.sha256,
+                content_type=f.content_type,
+                last_modified=now,
+            )
+            for f in writes
+        ],
+        batch_size=500,
+    )
+
+
+def _copy_rows(source_id: int, target_id: int) -> None:
+    """INSERT … SELECT the Asset rows of one deployment into another."""
+    meta = Asset._meta
+    database = router.db_for_write(Asset)
+    quote = connections[database].ops.quote_name
+    names = ("site", "path", "blob", "content_type", "last_modified")
+    columns = ", ".join(quote(_column(name)) for name in names)
+    deployment = quote(_column("deployment"))
+    table = quote(meta.db_table)
+    sql = f"INSERT INTO {table} ({deployment}, {columns}) SELECT %s, {columns} FROM {table} WHERE {deployment} = %s"
+    with connections[database].cursor() as cursor:
+        cursor.execute(sql, [target_id, source_id])
+
+
+def _column(name: str) -> str:
+    field = Asset._meta.get_field(name)
+    assert isinstance(field, Field) and field.column is not None
+    return field.column

@@ -20,19 +20,14 @@ from .hosts import HostMiss, SiteInfo, normalize_host
 from .http import HeaderGetter, clean_path, decide, redirect
 from .replies import (
     BAD_GATEWAY,
-    BAD_REQUEST,
-    METHOD_NOT_ALLOWED,
-    NOT_FOUND,
+    SERVICE_UNAVAILABLE,
     SITE_NOT_FOUND,
     Reply,
-    plain_reply,
     without_body,
 )
 from .runtime import cache_ready, get_cache, release_connections
 
 logger = logging.getLogger("django_assetcache")
-
-SERVICE_UNAVAILABLE = plain_reply(503, "The site cannot be served right now.\n", [("Retry-After", "5")])
 
 # Bound once: the hit path compares by identity.
 _FILE = EntryKind.FILE
@@ -58,12 +53,12 @@ def answer(host: str, path: str | None, method: str, query_string: str, get: Hea
         return None if site is _PASS else _for(method, SITE_NOT_FOUND)
     assert isinstance(site, SiteInfo)
     if not site.active:
-        return _for(method, SITE_NOT_FOUND)
+        return _for(method, site.replies.site_not_found)
     if method != "GET" and method != "HEAD":
-        return METHOD_NOT_ALLOWED
+        return site.replies.method_not_allowed
     clean = None if path is None else clean_path(path, cache.max_path)
     if clean is None:
-        return _for(method, BAD_REQUEST)
+        return _for(method, site.replies.bad_request)
     try:
         entry = cache.entry(site, clean)
         kind = entry.kind
@@ -71,17 +66,17 @@ def answer(host: str, path: str | None, method: str, query_string: str, get: Hea
             return decide(entry, method, get)
         if kind is _REDIRECT:
             return redirect(entry, query_string)
-        reply = NOT_FOUND
+        reply = site.replies.not_found
         if site.error_path:
             document = cache.error_document(site)
             if document.kind is _FILE:
                 reply = document.not_found()
     except BlobUnavailable:
         logger.error("assetcache: blob unavailable for %s%s", host, path, exc_info=True)
-        return _for(method, BAD_GATEWAY)
+        return _for(method, site.replies.bad_gateway)
     except Unavailable:
         logger.warning("assetcache: database unavailable for %s%s", host, path, exc_info=True)
-        return _for(method, SERVICE_UNAVAILABLE)
+        return _for(method, site.replies.service_unavailable)
     return _for(method, reply)
 
 

@@ -269,7 +269,8 @@ def test_large_bodies_are_not_held_in_memory(get, site, tmp_path):
     status, body, response = get("/big.bin")
     assert (status, body) == (200, big)
     assert response.streaming
-    entry = process_cache().entries[(site.id, "/big.bin")]
+    site.refresh_from_db()
+    entry = process_cache().entries[(site.live_deployment_id, "/big.bin")]
     assert process_cache().bytes_held - held == entry.cost == entry_overhead("/big.bin", entry)
     assert serve.answer(HOST, "/big.bin", "GET", "", {}.get).file_path is not None
 

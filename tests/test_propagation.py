@@ -540,7 +540,7 @@ class FakeLoader:
         return [change for change in self.feed if change.id > change_id or change.id in wanted]
 
 
-SITE = SiteInfo(1, "docs", True, "index.html", "404.html", "")
+SITE = SiteInfo(1, "docs", True, "index.html", "404.html", "", deployment_id=1)
 
 
 def test_change_with_a_lower_id_committed_later_is_still_applied() -> None:
