@@ -14,6 +14,7 @@ import subprocess
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -25,7 +26,9 @@ from .models import DEPLOYMENT_KEY_RE, Asset, Change, Deployment, DeploymentAlia
 __all__ = [
     "DeploymentError",
     "GitInfo",
+    "describe",
     "expire_deployments",
+    "expired_deployment_ids",
     "git_info",
     "history",
     "move_alias",
@@ -146,13 +149,33 @@ def history(site: Site | str) -> list[Deployment]:
     return list(found.deployments.select_related("site").prefetch_related("aliases").order_by("-created_at", "-pk"))
 
 
+def describe(deployment: Deployment) -> dict[str, Any]:
+    """A deployment as ``assetcache_deployments --json`` lists it."""
+    return {
+        "id": deployment.key,
+        "state": deployment.state,
+        "created_at": deployment.created_at.isoformat(),
+        "live_at": deployment.live_at.isoformat() if deployment.live_at else None,
+        "created_by": deployment.created_by,
+        "source": deployment.source,
+        "message": deployment.message,
+        "git_commit": deployment.git_commit,
+        "git_branch": deployment.git_branch,
+        "summary": deployment.summary,
+        "aliases": sorted(alias.name for alias in deployment.aliases.all()),
+        "preview_url": deployment.preview_url() if deployment.state != EXPIRED else None,
+    }
+
+
 # --- retention -------------------------------------------------------------------
 
 
-def _expired_ids(now_days: float, keep: int) -> dict[int, list[int]]:
+def expired_deployment_ids() -> dict[int, list[int]]:
     """Per site id, the deployments retention lets go: not live, not
-    aliased, not among the ``keep`` newest, older than the cutoff."""
-    cutoff = timezone.now() - timedelta(days=now_days)
+    aliased, not among the ASSETCACHE_DEPLOYMENT_RETENTION newest, older
+    than ASSETCACHE_DEPLOYMENT_RETENTION_DAYS."""
+    settings = conf.get()
+    cutoff = timezone.now() - timedelta(days=settings.DEPLOYMENT_RETENTION_DAYS)
     aliased = set(DeploymentAlias.objects.values_list("deployment_id", flat=True))
     rows = (
         Deployment.objects.exclude(state=EXPIRED)
@@ -163,26 +186,21 @@ def _expired_ids(now_days: float, keep: int) -> dict[int, list[int]]:
     doomed: dict[int, list[int]] = {}
     for site_id, pk, state, created_at in rows:
         rank = seen[site_id] = seen.get(site_id, 0) + 1
-        if rank > keep and created_at < cutoff and state != LIVE and pk not in aliased:
+        if rank > settings.DEPLOYMENT_RETENTION and created_at < cutoff and state != LIVE and pk not in aliased:
             doomed.setdefault(site_id, []).append(pk)
     return doomed
 
 
-def expire_deployments(*, dry_run: bool = False) -> int:
-    """Remove the rows of the deployments retention lets go (their record
-    stays, as expired); return how many. Their blobs become unused, and gc
-    collects them next."""
-    settings = conf.get()
-    doomed = _expired_ids(settings.DEPLOYMENT_RETENTION_DAYS, settings.DEPLOYMENT_RETENTION)
-    if dry_run:
-        return sum(len(ids) for ids in doomed.values())
+def expire_deployments(doomed: dict[int, list[int]]) -> int:
+    """Remove the rows of ``doomed`` (from ``expired_deployment_ids``),
+    keeping their record, as expired; return how many. Their blobs become
+    unused, and gc collects them next."""
     count = 0
     for site_id, ids in doomed.items():
         with transaction.atomic():
             # The site's row first, as a rollback or publish takes it: one
-            # that made one of these live meanwhile is seen here.
-            site = Site.objects.select_for_update().filter(pk=site_id).first()
-            if site is None:
+            # that made one of these live (or aliased it) meanwhile is seen here.
+            if not Site.objects.select_for_update().filter(pk=site_id).exists():
                 continue
             still = list(
                 Deployment.objects.select_for_update()

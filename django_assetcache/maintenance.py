@@ -11,6 +11,7 @@ from django.db.models import Exists, Max, OuterRef, Q
 from django.utils import timezone
 
 from . import conf
+from .deployments import expire_deployments, expired_deployment_ids
 from .models import Asset, Blob, Change, Site, record_change
 from .progress import human_bytes, plural
 from .store import BlobStore
@@ -50,6 +51,7 @@ class GarbageSummary:
     orphan_files_deleted: int = 0
     tier_files_deleted: int = 0
     changes_pruned: int = 0
+    deployments_expired: int = 0
     dry_run: bool = False
     seconds: float = 0.0
     details: list[str] = field(default_factory=list)
@@ -60,16 +62,17 @@ class GarbageSummary:
             f"{verb} {plural(self.blobs_deleted, 'unused blob')} ({human_bytes(self.bytes_freed)}), "
             f"{plural(self.orphan_files_deleted, 'orphan file')}, "
             f"{plural(self.tier_files_deleted, 'local tier file')}, "
-            f"{plural(self.changes_pruned, 'old change row')}; "
+            f"{plural(self.changes_pruned, 'old change row')}, "
+            f"{plural(self.deployments_expired, 'expired deployment')}; "
             f"{self.seconds:.2f} s"
         )
 
 
-def _unused() -> Q:
-    """Blobs no asset uses, directly or as a variant of what it uses."""
-    return ~Q(Exists(Asset.objects.filter(blob_id=OuterRef("pk")))) & ~Q(
-        Exists(Asset.objects.filter(blob_id=OuterRef("source_id")))
-    )
+def _unused(ignoring: list[int] | None = None) -> Q:
+    """Blobs no asset uses, directly or as a variant of what it uses; the
+    assets of the deployments ``ignoring`` (a dry run's expired ones) aside."""
+    assets = Asset.objects.exclude(deployment_id__in=ignoring) if ignoring else Asset.objects.all()
+    return ~Q(Exists(assets.filter(blob_id=OuterRef("pk")))) & ~Q(Exists(assets.filter(blob_id=OuterRef("source_id"))))
 
 
 def _delete_unused_rows(candidates: list[str]) -> set[str]:
@@ -112,7 +115,8 @@ def _delete_file(store: BlobStore, sha256: str) -> bool:
 
 
 def collect_garbage(*, dry_run: bool = False, store: BlobStore | None = None) -> GarbageSummary:
-    """Delete unused blobs, orphan files and old feed rows.
+    """Expire the deployments retention lets go, then delete unused blobs,
+    orphan files and old feed rows.
 
     Safe against publishes running meanwhile: a file is only deleted while
     no row of its hash exists and none can be committed (see
@@ -121,7 +125,14 @@ def collect_garbage(*, dry_run: bool = False, store: BlobStore | None = None) ->
     started = time.monotonic()
     store = store or BlobStore()
     summary = GarbageSummary(dry_run=dry_run)
-    deleted = _collect_unused_blobs(store, summary)
+    # Deployments first: the blobs only they used are unused next.
+    doomed = expired_deployment_ids()
+    if dry_run:
+        summary.deployments_expired = sum(len(ids) for ids in doomed.values())
+    else:
+        summary.deployments_expired = expire_deployments(doomed)
+    gone = [pk for ids in doomed.values() for pk in ids] if dry_run else []
+    deleted = _collect_unused_blobs(store, summary, gone)
     cutoff = timezone.now() - UNCOMMITTED_GRACE
     _collect_orphan_files(store, summary, deleted, cutoff)
     _collect_tier_files(store, summary, deleted, cutoff)
@@ -130,10 +141,10 @@ def collect_garbage(*, dry_run: bool = False, store: BlobStore | None = None) ->
     return summary
 
 
-def _collect_unused_blobs(store: BlobStore, summary: GarbageSummary) -> set[str]:
+def _collect_unused_blobs(store: BlobStore, summary: GarbageSummary, ignoring: list[int]) -> set[str]:
     """Blob rows no asset uses (variants go with their source), then their
     files; the hashes deleted."""
-    unused = dict(Blob.objects.filter(_unused()).values_list("sha256", "size"))
+    unused = dict(Blob.objects.filter(_unused(ignoring)).values_list("sha256", "size"))
     if not summary.dry_run and unused:
         gone = _delete_unused_rows(sorted(unused))
         unused = {sha: size for sha, size in unused.items() if sha in gone and _delete_file(store, sha)}

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import connections, router, transaction

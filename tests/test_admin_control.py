@@ -30,6 +30,7 @@ from django_assetcache.publish import publish
 from django_assetcache.store import blob_name, get_storage
 from tests.conftest import (
     SAMPLE,
+    live_assets,
     write_tree,
     zip_bytes,
     zip_with_bad_utf8_name,
@@ -92,7 +93,7 @@ def log_messages(site: Site) -> list[str]:
 def content(subdomain: str) -> dict[str, bytes]:
     storage = get_storage()
     result = {}
-    for path, sha in Asset.objects.filter(site__subdomain=subdomain).values_list("path", "blob_id"):
+    for path, sha in live_assets(subdomain).values_list("path", "blob_id"):
         with storage.open(blob_name(sha)) as f:
             result[path] = f.read()
     return result
@@ -180,7 +181,7 @@ def test_upload_a_zip_publishes_it(
         "/css/site.css": b"body{}",
         "/img/a.png": b"\x89PNG" + bytes(300),
     }
-    assert new_changes(after) == [(empty_site.pk, "publish", ["/css/site.css", "/img/a.png", "/index.html"])]
+    assert new_changes(after) == [(empty_site.pk, "deploy", ["/css/site.css", "/img/a.png", "/index.html"])]
     expected = (
         "Published “site.zip” to fresh: 3 added, 0 changed, 0 removed, 0 unchanged; 321 B stored, 0 B deduplicated."
     )
@@ -220,14 +221,14 @@ def test_upload_a_zip_of_one_folder(admin_client: Client, empty_site: Site, keep
 
 def test_upload_without_delete_keeps_other_files(admin_client: Client, site: Site) -> None:
     admin_client.post(upload_url(site), {"files": zip_upload({"index.html": "new"})})
-    paths = set(Asset.objects.filter(site=site).values_list("path", flat=True))
+    paths = set(live_assets().values_list("path", flat=True))
     assert paths == {"/" + name for name in SAMPLE}
     assert content("docs")["/index.html"] == b"new"
 
 
 def test_upload_with_delete_removes_other_files(admin_client: Client, site: Site) -> None:
     response = admin_client.post(upload_url(site), {"files": zip_upload({"index.html": "new"}), "delete": "on"})
-    assert set(Asset.objects.filter(site=site).values_list("path", flat=True)) == {"/index.html"}
+    assert set(live_assets().values_list("path", flat=True)) == {"/index.html"}
     assert "1 changed, 4 removed, 0 unchanged" in messages_of(response)[0]
 
 
