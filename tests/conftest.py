@@ -6,11 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.db.models import F, QuerySet
 from django.test import Client
 
 from django_assetcache import conf, runtime
-from django.db.models import F, QuerySet
-
 from django_assetcache.models import Asset, Site
 from django_assetcache.publish import publish
 

@@ -141,7 +141,9 @@ def test_an_alias_moves_with_each_deploy_that_names_it(transactional_db, tmp_pat
         ("x" * 60, "longer than the 63 characters"),
     ],
 )
-def test_a_bad_alias_is_refused_before_anything_changes(transactional_db, tmp_path: Path, alias: str, message: str) -> None:
+def test_a_bad_alias_is_refused_before_anything_changes(
+    transactional_db, tmp_path: Path, alias: str, message: str
+) -> None:
     with pytest.raises(PublishError, match=message):
         published(tmp_path, "v1", V1, alias=alias)
     assert not Deployment.objects.exists() and not Blob.objects.exists()

@@ -80,9 +80,7 @@ def site_content(subdomain: str) -> dict[str, tuple[str, str]]:
         path: (blob_id, content_type)
         for path, blob_id, content_type in Asset.objects.filter(
             site__subdomain=subdomain, site__live_deployment=F("deployment")
-        ).values_list(
-            "path", "blob_id", "content_type"
-        )
+        ).values_list("path", "blob_id", "content_type")
     }
 
 
