@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connections, router, transaction
+from django.db.models import Field
 from django.utils import timezone
 
 from . import conf
@@ -26,6 +27,7 @@ from .models import DEPLOYMENT_KEY_RE, Asset, Change, Deployment, DeploymentAlia
 __all__ = [
     "DeploymentError",
     "GitInfo",
+    "copy_manifest",
     "describe",
     "expire_deployments",
     "expired_deployment_ids",
@@ -165,6 +167,26 @@ def describe(deployment: Deployment) -> dict[str, Any]:
         "aliases": sorted(alias.name for alias in deployment.aliases.all()),
         "preview_url": deployment.preview_url() if deployment.state != EXPIRED else None,
     }
+
+
+def copy_manifest(source_id: int, target_id: int) -> None:
+    """INSERT … SELECT the Asset rows of one deployment into another."""
+    meta = Asset._meta
+    database = router.db_for_write(Asset)
+    quote = connections[database].ops.quote_name
+    names = ("site", "path", "blob", "content_type", "last_modified")
+    columns = ", ".join(quote(_column(name)) for name in names)
+    deployment = quote(_column("deployment"))
+    table = quote(meta.db_table)
+    sql = f"INSERT INTO {table} ({deployment}, {columns}) SELECT %s, {columns} FROM {table} WHERE {deployment} = %s"
+    with connections[database].cursor() as cursor:
+        cursor.execute(sql, [target_id, source_id])
+
+
+def _column(name: str) -> str:
+    field = Asset._meta.get_field(name)
+    assert isinstance(field, Field) and field.column is not None
+    return field.column
 
 
 # --- retention -------------------------------------------------------------------

@@ -15,12 +15,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
-from django.db import connections, router, transaction
-from django.db.models import Field
+from django.db import transaction
 from django.utils import timezone
 
 from . import conf
-from .deployments import DeploymentError, check_alias, git_info, move_alias, switch
+from .deployments import DeploymentError, check_alias, copy_manifest, git_info, move_alias, switch
 from .mediatypes import content_type_for
 from .models import Asset, Blob, Change, Deployment, Site, record_change, validate_subdomain
 from .progress import Progress, Stream, human_bytes
@@ -371,7 +370,7 @@ def _write_manifest(
     unchanged rows keeping their Last-Modified) less what changed or went,
     plus the files written."""
     if live is not None:
-        _copy_rows(live.pk, made.pk)
+        copy_manifest(live.pk, made.pk)
         gone = [*summary.changed, *summary.removed]
         for start in range(0, len(gone), 500):
             Asset.objects.filter(deployment=made, path__in=gone[start : start + 500]).delete()
@@ -389,23 +388,3 @@ def _write_manifest(
         ],
         batch_size=500,
     )
-
-
-def _copy_rows(source_id: int, target_id: int) -> None:
-    """INSERT … SELECT the Asset rows of one deployment into another."""
-    meta = Asset._meta
-    database = router.db_for_write(Asset)
-    quote = connections[database].ops.quote_name
-    names = ("site", "path", "blob", "content_type", "last_modified")
-    columns = ", ".join(quote(_column(name)) for name in names)
-    deployment = quote(_column("deployment"))
-    table = quote(meta.db_table)
-    sql = f"INSERT INTO {table} ({deployment}, {columns}) SELECT %s, {columns} FROM {table} WHERE {deployment} = %s"
-    with connections[database].cursor() as cursor:
-        cursor.execute(sql, [target_id, source_id])
-
-
-def _column(name: str) -> str:
-    field = Asset._meta.get_field(name)
-    assert isinstance(field, Field) and field.column is not None
-    return field.column

@@ -518,7 +518,8 @@ def test_reserved_names_come_from_the_setting(admin_client: Client, settings: An
 
 def test_site_change_page_shows_content(admin_client: Client, site: Site) -> None:
     page = html(admin_client.get(f"{SITES}{site.pk}/change/"))
-    assert f'5 files — <a href="{ASSETS}?site__id__exact={site.pk}">browse</a>' in page
+    site.refresh_from_db()
+    assert f'5 files — <a href="{ASSETS}?deployment__id__exact={site.live_deployment_id}">browse</a>' in page
     sample_bytes = sum(len(c.encode() if isinstance(c, str) else c) for c in SAMPLE.values())
     assert f'<div class="readonly">{human_bytes(sample_bytes)}</div>' in page  # total size
     assert '<div class="readonly">2</div>' in page  # generation

@@ -117,7 +117,8 @@ class SiteAdmin(SiteAdminBase):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Site]:
         # Subqueries, not joins: a search through domains__hostname joins the
         # domains, which would multiply joined counts and sums.
-        assets = Asset.objects.filter(site=OuterRef("pk")).order_by().values("site")
+        # The live deployment's files: other deployments keep rows of their own.
+        assets = Asset.objects.filter(deployment=OuterRef("live_deployment")).order_by().values("deployment")
         return (
             super()
             .get_queryset(request)
@@ -143,7 +144,7 @@ class SiteAdmin(SiteAdminBase):
         if not site.pk:
             return 0
         count = getattr(site, "asset_count", None)
-        return site.assets.count() if count is None else count
+        return Asset.objects.filter(deployment=site.live_deployment).count() if count is None else count
 
     @admin.display(description=_("total size"), ordering="asset_bytes")
     def total_size(self, site: Site) -> str:
@@ -151,7 +152,8 @@ class SiteAdmin(SiteAdminBase):
             return "-"
         size = getattr(site, "asset_bytes", None)
         if size is None:
-            size = site.assets.aggregate(total=Sum("blob__size"))["total"]
+            live = Asset.objects.filter(deployment=site.live_deployment)
+            size = live.aggregate(total=Sum("blob__size"))["total"]
         return human_bytes(size or 0)
 
     @admin.display(description=_("files"))
@@ -159,7 +161,7 @@ class SiteAdmin(SiteAdminBase):
         if not site.pk:
             return "-"
         count = self.file_count(site)
-        url = reverse("admin:django_assetcache_asset_changelist") + f"?site__id__exact={site.pk}"
+        url = reverse("admin:django_assetcache_asset_changelist") + f"?deployment__id__exact={site.live_deployment_id}"
         label = ngettext("%(count)d file", "%(count)d files", count) % {"count": count}
         return format_html('{} — <a href="{}">{}</a>', label, url, gettext("browse"))
 
@@ -197,7 +199,7 @@ class SiteAdmin(SiteAdminBase):
         if request.method == "POST":
             form = UploadForm(request.POST, request.FILES)
             if form.is_valid():
-                summary = form.publish(site)
+                summary = form.publish(site, request.user.get_username())
                 if summary is not None:
                     text = summary_message(form.describe(), summary)
                     self.log_change(request, site, text)
