@@ -144,6 +144,7 @@ VALIDATORS: dict[str, tuple[Callable[[object], bool], str]] = {
         "a URL starting with redis://, rediss:// or unix://",
     ),
     "CHANGE_RETENTION": _seconds(minimum_exclusive=False),
+    "GC_GRACE": _seconds(minimum_exclusive=False),
     "SNAPSHOT_PATH": (_path, "an absolute file path (a string), or '' for MEDIA_ROOT/assetcache/snapshot.bin"),
     "LOCAL_DIR": (_path, "an absolute directory path (a string), or '' for MEDIA_ROOT/assetcache/local"),
     "DISK_LIMIT": (

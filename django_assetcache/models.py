@@ -191,6 +191,13 @@ class Blob(models.Model):
         blank=True,
         help_text=_("For a compressed variant: gzip or br."),
     )
+    unused_since = models.DateTimeField(
+        _("unused since"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_("When assetcache_gc first found no asset using it; cleared when one does again."),
+    )
 
     class Meta:
         verbose_name = _("blob")
