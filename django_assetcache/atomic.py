@@ -18,16 +18,19 @@ from typing import BinaryIO
 
 
 @contextlib.contextmanager
-def atomic_write(target: str | os.PathLike[str], prefix: str) -> Iterator[BinaryIO]:
+def atomic_write(
+    target: str | os.PathLike[str], prefix: str, temp_dir: str | os.PathLike[str] | None = None
+) -> Iterator[BinaryIO]:
     """A new file to write; it replaces ``target`` when the block ends
     without an exception, and is removed when it raises.
 
     The file's ``name`` is the temporary path, for checks made before it
-    takes the target's place.
+    takes the target's place. It is made in ``temp_dir`` when given (which
+    must be on the target's file system), else beside the target.
     """
     final = Path(target)
     final.parent.mkdir(parents=True, exist_ok=True)
-    temp = final.parent / f"{prefix}{secrets.token_hex(8)}.tmp"
+    temp = Path(temp_dir or final.parent) / f"{prefix}{secrets.token_hex(8)}.tmp"
     try:
         with open(temp, "xb") as out:
             yield out

@@ -12,9 +12,10 @@ import hashlib
 import logging
 import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
+
+from .atomic import atomic_write
 
 logger = logging.getLogger("django_assetcache")
 
@@ -41,41 +42,34 @@ def write_verified(sha256: str, size: int | None, fetch: Fetch, path: str, temp_
     """Write the bytes ``fetch`` yields to ``path``, only if they hash to
     ``sha256`` (and have ``size`` bytes when given); return the bytes written.
 
-    The bytes go to a temporary file in ``temp_dir`` (on the same file system),
-    reach the disk, and are renamed into place: after a crash the blob is whole
-    or absent, never a file of the right name holding zeros.
+    The bytes go to a temporary file in ``temp_dir`` (on the same file system,
+    where the tier finds work files a dead process left), reach the disk, and
+    are renamed into place: after a crash the blob is whole or absent, never a
+    file of the right name holding zeros.
     """
-    fd, temp = tempfile.mkstemp(prefix=sha256[:16] + "-", dir=temp_dir)
-    try:
-        digest = hashlib.sha256()
-        written = 0
-        with os.fdopen(fd, "wb") as out:
-            try:
-                for chunk in fetch():
-                    digest.update(chunk)
-                    out.write(chunk)
-                    written += len(chunk)
-                    if size is not None and written > size:
-                        break  # already wrong: stop downloading
-            except TierError:
-                raise
-            except Exception as exc:
-                raise TierError(f"blob {sha256}: cannot download: {exc}") from exc
-            if digest.hexdigest() != sha256 or (size is not None and written != size):
-                logger.error(
-                    "assetcache: blob %s from storage does not match its hash (%d bytes read, %s expected); not kept",
-                    sha256,
-                    written,
-                    "?" if size is None else size,
-                )
-                raise BlobMismatch(f"blob {sha256}: downloaded bytes do not match the hash")
-            out.flush()
-            getattr(os, "fdatasync", os.fsync)(out.fileno())
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        os.replace(temp, path)
-    except BaseException:
-        unlink(temp)
-        raise
+    digest = hashlib.sha256()
+    written = 0
+    with atomic_write(path, prefix=sha256[:16] + "-", temp_dir=temp_dir) as out:
+        try:
+            for chunk in fetch():
+                digest.update(chunk)
+                out.write(chunk)
+                written += len(chunk)
+                if size is not None and written > size:
+                    break  # already wrong: stop downloading
+        except TierError:
+            raise
+        except Exception as exc:
+            raise TierError(f"blob {sha256}: cannot download: {exc}") from exc
+        if digest.hexdigest() != sha256 or (size is not None and written != size):
+            logger.error(
+                "assetcache: blob %s from storage does not match its hash (%d bytes read, %s expected); not kept",
+                sha256,
+                written,
+                "?" if size is None else size,
+            )
+            # Raised inside the block: the temporary file goes, nothing is renamed.
+            raise BlobMismatch(f"blob {sha256}: downloaded bytes do not match the hash")
     return written
 
 

@@ -17,6 +17,8 @@ from urllib.parse import quote
 
 from django.utils.http import http_date, parse_http_date_safe
 
+from .records import LocatedBlob
+
 # Statuses and their WSGI status lines.
 STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
 
@@ -423,40 +425,37 @@ def build_file_entry(
     content_type: str,
     last_modified: float,
     cache_control: str,
-    identity: tuple[str, int, bytes | None, str | None],
-    variants: Sequence[tuple[str, str, int, bytes | None, str | None]] = (),
+    identity: LocatedBlob,
+    variants: Sequence[LocatedBlob] = (),
     per_entry_overhead: int = 0,
 ) -> Entry:
-    """An entry for a file; ``identity`` is (sha256, size, body, file_path) and
-    each variant (encoding, sha256, size, body, file_path)."""
+    """An entry for a file: ``identity`` is where its bytes are, ``variants``
+    where those of its compressed variants are."""
     last_modified_text = http_date(last_modified)
     vary = bool(variants)
-    sha, size, body, file_path = identity
-    common = {
-        "content_type": content_type,
-        "last_modified": last_modified_text,
-        "cache_control": cache_control,
-        "vary": vary,
-    }
-    identity_rep = Representation(
-        encoding="", etag=etag_for(sha), length=size, body=body, file_path=file_path, **common
-    )
-    reps = {
-        encoding: Representation(
+
+    def representation(encoding: str, located: LocatedBlob) -> Representation:
+        return Representation(
             encoding=encoding,
-            etag=etag_for(v_sha),
-            length=v_size,
-            body=v_body,
-            file_path=v_path,
-            **common,
+            etag=etag_for(located.blob.sha256),
+            length=located.blob.size,
+            body=located.body,
+            file_path=located.file_path,
+            content_type=content_type,
+            last_modified=last_modified_text,
+            cache_control=cache_control,
+            vary=vary,
         )
-        for encoding, v_sha, v_size, v_body, v_path in variants
-        if encoding in ENCODINGS
+
+    reps = {
+        variant.blob.encoding: representation(variant.blob.encoding, variant)
+        for variant in variants
+        if variant.blob.encoding in ENCODINGS
     }
-    cost = per_entry_overhead + len(body or b"") + sum(len(v[3] or b"") for v in variants)
+    cost = per_entry_overhead + len(identity.body or b"") + sum(len(variant.body or b"") for variant in variants)
     return Entry(
         Entry.FILE,
-        identity=identity_rep,
+        identity=representation("", identity),
         variants=reps,
         last_modified=last_modified_text,
         last_modified_ts=int(last_modified),

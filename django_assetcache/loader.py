@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import posixpath
+from dataclasses import replace
 from typing import Any
 
 from django.db import DatabaseError
@@ -13,6 +14,7 @@ from .cache import PASS, BlobUnavailable, HostTarget, SiteInfo, Unavailable, cac
 from .http import Entry, build_file_entry, build_missing_entry, build_redirect_entry
 from .mediatypes import header_value
 from .models import Asset, Change, Site
+from .records import AssetRecord, BlobRecord, LocatedBlob
 from .snapshot import Snapshot, site_target
 from .store import BlobStore
 
@@ -25,32 +27,6 @@ def cache_control_for(site: SiteInfo, path: str, settings: conf.Settings) -> str
     if settings.immutable_re.search(posixpath.basename(path)):
         return settings.IMMUTABLE_CACHE_CONTROL
     return settings.CACHE_CONTROL
-
-
-class AssetRow:
-    """One asset as read from the database or the snapshot, with its
-    compressed variants (encoding, sha256, size, body offset). A body offset
-    of -1 means the snapshot does not hold that body."""
-
-    __slots__ = ("body_offset", "content_type", "last_modified", "path", "sha256", "size", "variants")
-
-    def __init__(
-        self,
-        path: str,
-        content_type: str,
-        last_modified: float,
-        sha256: str,
-        size: int,
-        body_offset: int = -1,
-        variants: list[tuple[str, str, int, int]] | None = None,
-    ) -> None:
-        self.path = path
-        self.content_type = content_type
-        self.last_modified = last_modified
-        self.sha256 = sha256
-        self.size = size
-        self.body_offset = body_offset
-        self.variants = variants if variants is not None else []
 
 
 class DatabaseLoader:
@@ -113,12 +89,12 @@ class DatabaseLoader:
             entry.cost += entry_overhead(key_path, entry)  # the key is held too
         return result
 
-    def rows(self, site_id: int, paths: list[str]) -> dict[str, AssetRow]:
+    def rows(self, site_id: int, paths: list[str]) -> dict[str, AssetRecord]:
         if self.snapshot is not None:
             known = self.snapshot.assets.get(site_id)
             if known is not None and all(known.get(path, -1) is not None for path in paths):
                 return {
-                    path: AssetRow(path, *self.snapshot.row(number))
+                    path: self.snapshot.record(number, path)
                     for path in paths
                     if (number := known.get(path)) is not None
                 }
@@ -133,35 +109,35 @@ class DatabaseLoader:
             "blob__variants__sha256",
             "blob__variants__size",
         )
-        found: dict[str, AssetRow] = {}
+        found: dict[str, AssetRecord] = {}
+        variants: dict[str, list[BlobRecord]] = {}
         try:
             for path, content_type, modified, sha, size, v_encoding, v_sha, v_size in query:
-                row = found.get(path)
-                if row is None:
-                    row = found[path] = AssetRow(path, content_type, modified.timestamp(), sha, size)
+                if path not in found:
+                    found[path] = AssetRecord(path, content_type, modified.timestamp(), BlobRecord(sha, size))
+                    variants[path] = []
                 if v_sha is not None:
-                    row.variants.append((v_encoding, v_sha, v_size, -1))
+                    variants[path].append(BlobRecord(v_sha, v_size, v_encoding))
         except DatabaseError as exc:
             raise Unavailable(str(exc)) from exc
-        return found
+        return {path: replace(asset, variants=tuple(variants[path])) for path, asset in found.items()}
 
-    def file_entry(self, site: SiteInfo, row: AssetRow) -> Entry:
+    def file_entry(self, site: SiteInfo, asset: AssetRecord) -> Entry:
         return build_file_entry(
-            content_type=header_value(row.content_type),
-            last_modified=row.last_modified,
-            cache_control=cache_control_for(site, row.path, self.settings),
-            identity=(row.sha256, row.size, *self.body(row.sha256, row.size, row.body_offset)),
-            variants=[
-                (encoding, sha, size, *self.body(sha, size, offset)) for encoding, sha, size, offset in row.variants
-            ],
+            content_type=header_value(asset.content_type),
+            last_modified=asset.last_modified,
+            cache_control=cache_control_for(site, asset.path, self.settings),
+            identity=self.locate(asset.blob),
+            variants=[self.locate(variant) for variant in asset.variants],
         )
 
-    def body(self, sha256: str, size: int, snapshot_offset: int = -1) -> tuple[bytes | None, str | None]:
-        """(bytes, None) for a body kept in memory, (None, path) for one sent from disk."""
-        if snapshot_offset >= 0 and size <= self.settings.MEMORY_FILE_LIMIT and self.snapshot is not None:
-            data = self.snapshot.body_at(snapshot_offset, size, sha256)
+    def locate(self, blob: BlobRecord) -> LocatedBlob:
+        """The blob's bytes in memory when it is small enough, else its local file."""
+        sha256, size = blob.sha256, blob.size
+        if blob.snapshot_offset >= 0 and size <= self.settings.MEMORY_FILE_LIMIT and self.snapshot is not None:
+            data = self.snapshot.body_at(blob.snapshot_offset, size, sha256)
             if data is not None:
-                return data, None
+                return LocatedBlob(blob, body=data)
         try:
             # From a remote storage this may download the blob into the
             # local tier: on a miss only, never on a hit.
@@ -169,7 +145,7 @@ class DatabaseLoader:
         except OSError as exc:
             raise BlobUnavailable(f"blob {sha256}: {exc}") from exc
         if size > self.settings.MEMORY_FILE_LIMIT:
-            return None, path
+            return LocatedBlob(blob, file_path=path)
         try:
             with open(path, "rb") as f:
                 data = f.read()
@@ -177,7 +153,7 @@ class DatabaseLoader:
             raise BlobUnavailable(f"blob {sha256}: {exc}") from exc
         if len(data) != size:
             raise BlobUnavailable(f"blob {sha256}: {len(data)} bytes on disk, {size} expected")
-        return data, None
+        return LocatedBlob(blob, body=data)
 
     # --- the change feed ------------------------------------------------------
 

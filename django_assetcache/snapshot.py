@@ -1,9 +1,9 @@
 """The warm snapshot: the whole index plus small bodies, in one file.
 
 Layout: ``MAGIC`` (8 bytes, ending in the format version); the bodies; one
-fixed-size record per asset (``_RECORD``: hash, size, Last-Modified, where
+fixed-size record per asset (``RECORD``: hash, size, Last-Modified, where
 its body is, its media type and variants); one record per compressed variant
-(``_VARIANT``); the index as UTF-8 JSON (sites, their hosts, their paths in
+(``VARIANT``); the index as UTF-8 JSON (sites, their hosts, their paths in
 record order, media types, the lengths of the areas before it and the
 CRC-32 of the record and variant tables); then a footer: the index length,
 the index's CRC-32 and ``MAGIC`` again. Bodies are written once, as they are
@@ -31,14 +31,12 @@ import os
 import struct
 import time
 import zlib
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from functools import cached_property
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 from . import conf
-from .atomic import atomic_write
+from .records import AssetRecord, BlobRecord, SiteRecord
 
 if TYPE_CHECKING:
     from .cache import AssetCache, HostTarget
@@ -49,127 +47,16 @@ logger = logging.getLogger("django_assetcache")
 #: version is refused (and warmup writes a new one).
 MAGIC = b"ACSNAP03"
 VERSION = 3
-_FOOTER = struct.Struct("<QQ8s")
+FOOTER = struct.Struct("<QQ8s")
 #: sha256, size, Last-Modified, body offset (-1: not in the snapshot),
 #: media type index, variant count, first variant.
-_RECORD = struct.Struct("<32sQqqHHI")
+RECORD = struct.Struct("<32sQqqHHI")
 #: sha256, size, body offset, content coding.
-_VARIANT = struct.Struct("<32sQq8s")
-
-#: A decoded record: (content_type, last_modified, sha256, size, body_offset,
-#: variants [(encoding, sha256, size, body_offset), …]).
-Row = tuple[str, int, str, int, int, list[tuple[str, str, int, int]]]
+VARIANT = struct.Struct("<32sQq8s")
 
 
 class SnapshotError(Exception):
     """The snapshot is missing, truncated, of another version, or damaged."""
-
-
-# --- writing ------------------------------------------------------------------
-
-
-@dataclass
-class SnapshotSummary:
-    path: str
-    sites: int = 0
-    assets: int = 0
-    bodies: int = 0
-    body_bytes: int = 0
-    file_bytes: int = 0
-    change_id: int = 0
-
-
-def write_snapshot(
-    path: str | os.PathLike[str],
-    *,
-    change_id: int,
-    sites: list[dict[str, Any]],
-    assets: dict[int, list[list[Any]]],
-    bodies: Iterable[tuple[str, bytes]],
-) -> SnapshotSummary:
-    """Write a snapshot atomically (temporary file, then rename).
-
-    ``sites``: dicts with id, subdomain, is_active, index_document,
-    error_document, cache_control, domains, and optionally change_id: the
-    feed position that site's rows were read at (default ``change_id``; a
-    site kept from an older snapshot keeps its older one). ``assets``: per
-    site id, rows ``[path, content_type, last_modified (int), sha256, size,
-    variants]`` with variants ``[[encoding, sha256, size], …]``. ``bodies``:
-    (sha256, bytes) of the bodies to keep in the snapshot.
-    """
-    target = Path(path)
-    summary = SnapshotSummary(path=str(target), sites=len(sites), change_id=change_id)
-    with atomic_write(target, prefix=".snapshot-") as out:
-        out.write(MAGIC)
-        offsets = _write_bodies(out, bodies, summary)
-        types: dict[str, int] = {}
-        variants: list[bytes] = []
-        site_entries = []
-        tables_crc = 0
-        record_count = 0
-        for site in sites:
-            rows = assets.get(site["id"], [])
-            records = []
-            for _path, content_type, modified, sha, size, blob_variants in rows:
-                records.append(
-                    _RECORD.pack(
-                        bytes.fromhex(sha),
-                        size,
-                        int(modified),
-                        offsets.get(sha, -1),
-                        types.setdefault(content_type, len(types)),
-                        len(blob_variants),
-                        len(variants),
-                    )
-                )
-                for encoding, v_sha, v_size in blob_variants:
-                    variants.append(
-                        _VARIANT.pack(bytes.fromhex(v_sha), v_size, offsets.get(v_sha, -1), encoding.encode())
-                    )
-            table = b"".join(records)
-            out.write(table)
-            record_count += len(records)
-            tables_crc = zlib.crc32(table, tables_crc)
-            site_entries.append({**site, "change_id": site.get("change_id", change_id), "paths": [r[0] for r in rows]})
-        summary.assets = record_count
-        table = b"".join(variants)
-        out.write(table)
-        summary.change_id = min([change_id, *(site["change_id"] for site in site_entries)])
-        index = {
-            "version": VERSION,
-            "change_id": summary.change_id,
-            "created": time.time(),
-            "domain": conf.get().DOMAIN,
-            "sites": site_entries,
-            "types": list(types),
-            "bodies_length": summary.body_bytes,
-            "records": record_count,
-            "variants": len(variants),
-            "tables_crc": zlib.crc32(table, tables_crc),
-        }
-        encoded = json.dumps(index, separators=(",", ":")).encode()
-        out.write(encoded)
-        out.write(_FOOTER.pack(len(encoded), zlib.crc32(encoded), MAGIC))
-    summary.file_bytes = target.stat().st_size
-    return summary
-
-
-def _write_bodies(out: BinaryIO, bodies: Iterable[tuple[str, bytes]], summary: SnapshotSummary) -> dict[str, int]:
-    """Write each distinct body once; sha256 → its offset in the body area."""
-    offsets: dict[str, int] = {}
-    position = 0
-    for sha, data in bodies:
-        if sha in offsets:
-            continue
-        out.write(data)
-        offsets[sha] = position
-        position += len(data)
-        summary.bodies += 1
-    summary.body_bytes = position
-    return offsets
-
-
-# --- reading ------------------------------------------------------------------
 
 
 class Snapshot:
@@ -180,7 +67,7 @@ class Snapshot:
         try:
             with open(self.path, "rb") as f:
                 size = os.fstat(f.fileno()).st_size
-                if size < len(MAGIC) + _FOOTER.size:
+                if size < len(MAGIC) + FOOTER.size:
                     raise SnapshotError("truncated")
                 self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         except OSError as exc:
@@ -188,8 +75,8 @@ class Snapshot:
         index, index_start = _read_index(self._map)
         self.bodies_start = len(MAGIC)
         self.records_start = self.bodies_start + index["bodies_length"]
-        self.variants_start = self.records_start + index["records"] * _RECORD.size
-        if self.records_start > index_start or self.variants_start + index["variants"] * _VARIANT.size != index_start:
+        self.variants_start = self.records_start + index["records"] * RECORD.size
+        if self.records_start > index_start or self.variants_start + index["variants"] * VARIANT.size != index_start:
             raise SnapshotError("records and index disagree in length")
         # One CRC over every record and variant, here rather than per record
         # when it is read: the first read of a record happens while a request
@@ -206,7 +93,7 @@ class Snapshot:
         self.domain: str = index["domain"]
         self.types: list[str] = index["types"]
         self.record_count: int = index["records"]
-        self.sites: dict[int, dict[str, Any]] = {}
+        self.sites: dict[int, SiteRecord] = {}
         self.hosts: dict[str, int] = {}
         # Per site, path → record number. None marks a path that changed
         # after the snapshot: the database knows better.
@@ -215,47 +102,51 @@ class Snapshot:
         #: change at or before it is already in them.
         self.site_change_ids: dict[int, int] = {}
         first = 0
-        for site in index["sites"]:
-            paths = site.pop("paths")
-            self.assets[site["id"]] = dict(zip(paths, range(first, first + len(paths)), strict=False))
+        for entry in index["sites"]:
+            site = _site_record(entry)
+            paths = entry["paths"]
+            self.assets[site.id] = dict(zip(paths, range(first, first + len(paths)), strict=False))
             first += len(paths)
-            self.sites[site["id"]] = site
-            self.site_change_ids[site["id"]] = site["change_id"]
-            self.hosts[f"{site['subdomain']}.{self.domain}"] = site["id"]
-            for hostname in site["domains"]:
-                self.hosts[hostname] = site["id"]
+            self.sites[site.id] = site
+            self.site_change_ids[site.id] = entry["change_id"]
+            self.hosts[f"{site.subdomain}.{self.domain}"] = site.id
+            for hostname in site.domains:
+                self.hosts[hostname] = site.id
 
-    def row(self, number: int) -> Row:
-        sha, size, modified, body_offset, type_index, variant_count, first_variant = _RECORD.unpack_from(
-            self._map, self.records_start + number * _RECORD.size
+    def record(self, number: int, path: str) -> AssetRecord:
+        """The asset of record ``number``, whose path is ``path``."""
+        content_type, modified, blob, variants = self._unpack(number)
+        return AssetRecord(path, content_type, modified, blob, variants)
+
+    def _unpack(self, number: int) -> tuple[str, int, BlobRecord, tuple[BlobRecord, ...]]:
+        sha, size, modified, body_offset, type_index, variant_count, first_variant = RECORD.unpack_from(
+            self._map, self.records_start + number * RECORD.size
         )
         variants = []
         for index in range(first_variant, first_variant + variant_count):
-            v_sha, v_size, v_offset, encoding = _VARIANT.unpack_from(
-                self._map, self.variants_start + index * _VARIANT.size
+            v_sha, v_size, v_offset, encoding = VARIANT.unpack_from(
+                self._map, self.variants_start + index * VARIANT.size
             )
-            variants.append((encoding.rstrip(b"\0").decode(), v_sha.hex(), v_size, v_offset))
-        return self.types[type_index], modified, sha.hex(), size, body_offset, variants
+            variants.append(BlobRecord(v_sha.hex(), v_size, encoding.rstrip(b"\0").decode(), v_offset))
+        return self.types[type_index], modified, BlobRecord(sha.hex(), size, "", body_offset), tuple(variants)
 
-    def rows(self) -> Iterator[Row]:
+    def blobs(self) -> Iterator[BlobRecord]:
+        """The blob and the variants of every record, in record order."""
         for number in range(self.record_count):
-            yield self.row(number)
+            _, _, blob, variants = self._unpack(number)
+            yield blob
+            yield from variants
 
-    def site_rows(self, site_id: int) -> Iterator[tuple[str, Row]]:
-        """(path, row) of every asset of a site the snapshot still answers for."""
+    def site_assets(self, site_id: int) -> Iterator[AssetRecord]:
+        """Every asset of a site the snapshot still answers for."""
         for path, number in self.assets.get(site_id, {}).items():
             if number is not None:
-                yield path, self.row(number)
+                yield self.record(number, path)
 
     @cached_property
-    def bodies(self) -> dict[str, tuple[int, int]]:
-        """sha256 → (offset, length) of every body held (for tools, not requests)."""
-        held: dict[str, tuple[int, int]] = {}
-        for _, _, sha, size, offset, variants in self.rows():
-            for blob_sha, blob_size, blob_offset in [(sha, size, offset), *((v[1], v[2], v[3]) for v in variants)]:
-                if blob_offset >= 0:
-                    held[blob_sha] = (blob_offset, blob_size)
-        return held
+    def bodies(self) -> dict[str, BlobRecord]:
+        """sha256 → the blob of every body held (for tools, not requests)."""
+        return {blob.sha256: blob for blob in self.blobs() if blob.snapshot_offset >= 0}
 
     def body_at(self, offset: int, size: int, sha256: str) -> bytes | None:
         """The body stored at ``offset``, if intact."""
@@ -294,7 +185,7 @@ class Snapshot:
             "assets": sum(len(rows) for rows in self.assets.values()),
             "stale_paths": sum(1 for rows in self.assets.values() for row in rows.values() if row is None),
             "bodies": len(self.bodies),
-            "body_bytes": sum(length for _, length in self.bodies.values()),
+            "body_bytes": sum(blob.size for blob in self.bodies.values()),
             "file_bytes": len(self._map),
         }
 
@@ -302,16 +193,16 @@ class Snapshot:
 def _read_index(data: mmap.mmap) -> tuple[dict[str, Any], int]:
     """The checked index, and where it starts in the file."""
     size = len(data)
-    index_length, crc, end_magic = _FOOTER.unpack_from(data, size - _FOOTER.size)
+    index_length, crc, end_magic = FOOTER.unpack_from(data, size - FOOTER.size)
     head = data[: len(MAGIC)]
     if head != MAGIC and head.startswith(MAGIC[:-2]):
         raise SnapshotError(f"format version {head[-2:].decode(errors='replace')}, expected {MAGIC[-2:].decode()}")
     if head != MAGIC or end_magic != MAGIC:
         raise SnapshotError("truncated, or not a snapshot")
-    index_start = size - _FOOTER.size - index_length
+    index_start = size - FOOTER.size - index_length
     if index_start < len(MAGIC):
         raise SnapshotError("truncated index")
-    encoded = data[index_start : size - _FOOTER.size]
+    encoded = data[index_start : size - FOOTER.size]
     if zlib.crc32(encoded) != crc:
         raise SnapshotError("index checksum mismatch")
     try:
@@ -321,6 +212,19 @@ def _read_index(data: mmap.mmap) -> tuple[dict[str, Any], int]:
     if index.get("version") != VERSION:
         raise SnapshotError(f"version {index.get('version')!r}, expected {VERSION}")
     return index, index_start
+
+
+def _site_record(entry: dict[str, Any]) -> SiteRecord:
+    return SiteRecord(
+        id=entry["id"],
+        subdomain=entry["subdomain"],
+        is_active=entry["is_active"],
+        index_document=entry["index_document"],
+        error_document=entry["error_document"],
+        cache_control=entry["cache_control"],
+        domains=tuple(entry["domains"]),
+        change_id=entry["change_id"],
+    )
 
 
 def load(path: str | None = None) -> Snapshot:
@@ -354,10 +258,10 @@ def site_target(snapshot: Snapshot, host: str) -> HostTarget | None:
         return None
     site = snapshot.sites[site_id]
     return SiteInfo(
-        site["id"],
-        site["subdomain"],
-        site["is_active"],
-        site["index_document"],
-        site["error_document"],
-        site["cache_control"],
+        site.id,
+        site.subdomain,
+        site.is_active,
+        site.index_document,
+        site.error_document,
+        site.cache_control,
     )

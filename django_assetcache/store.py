@@ -182,6 +182,7 @@ class BlobStore:
             self.storage.delete(saved)
 
     def _write_file(self, sha256: str, size: int, copy: IO[bytes]) -> None:
+        # Not atomic.atomic_write: gc finds leftovers by PARTIAL_SUFFIX, and a blob a racer put in place is kept.
         final = Path(self.storage.path(blob_name(sha256)))
         final.parent.mkdir(parents=True, exist_ok=True)
         temp = final.with_name(f"{sha256}.{secrets.token_hex(8)}{PARTIAL_SUFFIX}")
@@ -217,6 +218,15 @@ class BlobStore:
             return self.storage.path(blob_name(sha256))
         name = blob_name(sha256)
         return tier.path_for(sha256, size, lambda: stream_object(self.storage, name))
+
+    def read_local(self, sha256: str, size: int | None = None) -> bytes | None:
+        """The blob's bytes, read from this machine (see ``local_path``);
+        None when they cannot be had."""
+        try:
+            with open(self.local_path(sha256, size), "rb") as f:
+                return f.read()
+        except OSError:
+            return None
 
     def delete(self, sha256: str) -> None:
         self.storage.delete(blob_name(sha256))

@@ -9,36 +9,27 @@ wait for the network. The snapshot can be uploaded to the storage
 
 from __future__ import annotations
 
-import gzip
-import io
 import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
 
 from django.core.files import File
-from django.db import transaction
-from django.db.models import Max
 
 from . import conf
 from .atomic import atomic_write
-from .mediatypes import is_compressible
-from .models import Asset, Blob, Change, Site, record_change
-from .progress import Progress, human_bytes, plural
-from .snapshot import Snapshot, SnapshotError, SnapshotSummary, write_snapshot
-from .store import SNAPSHOT_NAME, BlobStore, hash_stream, stream_object
+from .compression import compress_blobs
+from .models import Blob, Site
+from .progress import Progress, Stream, human_bytes, plural
+from .snapshot import Snapshot, SnapshotError
+from .snapshotbuild import build_snapshot
+from .snapshotwriter import SnapshotSummary
+from .store import SNAPSHOT_NAME, BlobStore, stream_object
 
 logger = logging.getLogger("django_assetcache")
 
-#: Files smaller than this gain nothing worth a variant.
-MIN_COMPRESS_SIZE = 256
-#: Files larger than this are not compressed (it is done in memory).
-MAX_COMPRESS_SIZE = 32 * 1024 * 1024
-#: A variant is kept only when it is at most this fraction of the original.
-MAX_RATIO = 0.9
 #: Parallel downloads into the local tier: enough to hide per-request
 #: latency of an object store, few enough not to saturate a small machine.
 DOWNLOAD_WORKERS = 8
@@ -92,35 +83,17 @@ class WarmupSummary:
         return text + f"; {self.seconds:.2f} s"
 
 
-def _encoders() -> list[tuple[str, Any]]:
-    encoders: list[tuple[str, Any]] = [("gzip", _gzip)]
-    try:
-        import brotli
-    except ImportError:
-        return encoders
-
-    def _brotli(data: bytes) -> bytes:
-        quality = 11 if len(data) <= 1024 * 1024 else 6
-        return brotli.compress(data, quality=quality)
-
-    return [("br", _brotli), *encoders]
-
-
-def _gzip(data: bytes) -> bytes:
-    # mtime=0: the same input always gives the same bytes, so the same hash.
-    return gzip.compress(data, compresslevel=9, mtime=0)
-
-
 def warm_up(
     subdomains: list[str] | None = None,
     *,
     compress: bool = True,
-    progress_stream: TextIO | None = None,
+    progress_stream: Stream | None = None,
     upload: bool = False,
     store: BlobStore | None = None,
 ) -> WarmupSummary:
+    """Prepare ``subdomains`` (every site when None) for serving: their blobs
+    in the local tier, their compressed variants, and the snapshot."""
     started = time.monotonic()
-    settings = conf.get()
     store = store or BlobStore()
     summary = WarmupSummary()
     sites = Site.objects.all()
@@ -137,131 +110,25 @@ def warm_up(
         fill_tier(store, referenced, summary, progress_stream)
 
     if compress:
-        _compress(store, sites, summary, progress_stream)
+        compressed = compress_blobs(store, sites, progress_stream)
+        summary.variants_built, summary.bytes_saved = compressed.variants_built, compressed.bytes_saved
 
-    # The stamp is read before the index: whatever commits after it is
-    # replayed by every process that loads the snapshot.
-    change_id = Change.objects.aggregate(latest=Max("id"))["latest"] or 0
-    site_rows, assets = _read_sites(sites)
-    summary.sites = len(site_rows)
-    summary.assets = sum(len(site_assets) for site_assets in assets.values())
-    previous = _previous_snapshot(settings) if subdomains else None
-    if previous is not None:
-        summary.kept_sites = _keep_other_sites(previous, site_rows, assets)
-    small: dict[str, int] = {}
-    for site_assets in assets.values():
-        for _path, _type, _modified, sha, size, blob_variants in site_assets:
-            for blob_sha, blob_size in [(sha, size), *((v[1], v[2]) for v in blob_variants)]:
-                if blob_size <= settings.MEMORY_FILE_LIMIT:
-                    small[blob_sha] = blob_size
-
-    progress = (
-        Progress("snapshot", sum(small.values()), stream=progress_stream, unit_bytes=True)
-        if progress_stream is not None
-        else None
-    )
-    held = previous.bodies if previous is not None else {}
-
-    def bodies() -> Any:
-        for sha, size in small.items():
-            data = None
-            if previous is not None and sha in held:  # no need to read the store
-                data = previous.body_at(held[sha][0], size, sha)
-            if data is None:
-                data = _read_local(store, sha, size)
-            if progress is not None:
-                progress.advance(size)
-            if data is None:
-                summary.missing.add(sha)
-                continue
-            yield sha, data
-
-    summary.snapshot = write_snapshot(
-        settings.SNAPSHOT_PATH,
-        change_id=change_id,
-        sites=site_rows,
-        assets=assets,
-        bodies=bodies(),
-    )
-    if progress is not None:
-        progress.close()
+    built = build_snapshot(sites, keep_others=bool(subdomains), store=store, progress_stream=progress_stream)
+    summary.snapshot = built.snapshot
+    summary.sites, summary.assets, summary.kept_sites = built.sites, built.assets, built.kept_sites
+    summary.missing |= built.missing
     if upload:
-        summary.uploaded_snapshot = upload_snapshot(store, settings.SNAPSHOT_PATH)
+        summary.uploaded_snapshot = upload_snapshot(store, conf.get().SNAPSHOT_PATH)
     summary.missing_blobs = len(summary.missing)
     summary.seconds = time.monotonic() - started
     return summary
-
-
-def _read_sites(sites: Any) -> tuple[list[dict[str, Any]], dict[int, list[list[Any]]]]:
-    """The snapshot's site dicts and asset rows for ``sites``, from the database."""
-    site_rows = list(sites.values("id", "subdomain", "is_active", "index_document", "error_document", "cache_control"))
-    for site in site_rows:
-        site["domains"] = []
-    by_id = {site["id"]: site for site in site_rows}
-    for site_id, hostname in Site.objects.filter(pk__in=by_id).values_list("id", "domains__hostname"):
-        if hostname:
-            by_id[site_id]["domains"].append(hostname)
-
-    variants: dict[str, list[list[Any]]] = {}
-    for source_id, encoding, sha, size in (
-        Blob.objects.filter(source__assets__site__in=by_id)
-        .distinct()
-        .values_list("source_id", "encoding", "sha256", "size")
-    ):
-        variants.setdefault(source_id, []).append([encoding, sha, size])
-
-    assets: dict[int, list[list[Any]]] = {site_id: [] for site_id in by_id}
-    rows = Asset.objects.filter(site__in=by_id).values_list(
-        "site_id", "path", "content_type", "last_modified", "blob_id", "blob__size"
-    )
-    for site_id, path, content_type, modified, sha, size in rows.iterator(chunk_size=5000):
-        assets[site_id].append([path, content_type, int(modified.timestamp()), sha, size, variants.get(sha, [])])
-    return site_rows, assets
-
-
-def _previous_snapshot(settings: conf.Settings) -> Snapshot | None:
-    """The snapshot in place, when it can give the sites a partial warmup keeps."""
-    if not os.path.exists(settings.SNAPSHOT_PATH):
-        return None
-    try:
-        previous = Snapshot(settings.SNAPSHOT_PATH)
-    except SnapshotError as exc:
-        logger.warning("assetcache: the snapshot in place is unusable (%s); writing one with these sites only", exc)
-        return None
-    if previous.domain != settings.DOMAIN:
-        logger.warning(
-            "assetcache: the snapshot in place is for domain %r; writing one with these sites only", previous.domain
-        )
-        return None
-    return previous
-
-
-def _keep_other_sites(previous: Snapshot, site_rows: list[dict[str, Any]], assets: dict[int, list[list[Any]]]) -> int:
-    """Add to ``site_rows`` and ``assets`` the sites of ``previous`` that this
-    warmup did not read and that still exist, as ``previous`` has them.
-
-    Each keeps the feed position it was read at, so processes replay the
-    changes made to it since; host names a fresh site now holds are taken
-    from the kept ones. Returns how many sites were kept.
-    """
-    fresh_hosts = {hostname for site in site_rows for hostname in site["domains"]}
-    wanted = set(previous.sites) - {site["id"] for site in site_rows}
-    existing = set(Site.objects.filter(pk__in=wanted).values_list("pk", flat=True))
-    for site_id in sorted(existing):
-        site = previous.sites[site_id]
-        site_rows.append({**site, "domains": [name for name in site["domains"] if name not in fresh_hosts]})
-        assets[site_id] = [
-            [path, content_type, modified, sha, size, [[v[0], v[1], v[2]] for v in variants]]
-            for path, (content_type, modified, sha, size, _offset, variants) in previous.site_rows(site_id)
-        ]
-    return len(existing)
 
 
 def fill_tier(
     store: BlobStore,
     blobs: dict[str, int],
     summary: WarmupSummary,
-    progress_stream: TextIO | None,
+    progress_stream: Stream | None,
     workers: int = DOWNLOAD_WORKERS,
 ) -> None:
     """Make every blob of ``blobs`` ({sha256: size}) present in the local
@@ -270,15 +137,13 @@ def fill_tier(
     if tier is None or not blobs:
         return
     downloads, download_bytes, evictions = tier.downloads, tier.download_bytes, tier.evictions
-    progress = (
-        Progress("downloading", sum(blobs.values()), stream=progress_stream, unit_bytes=True)
-        if progress_stream is not None
-        else None
-    )
     # The pool only downloads; the progress bar is drawn from this thread.
-    with ThreadPoolExecutor(
-        max_workers=max(1, min(workers, len(blobs))), thread_name_prefix="assetcache-download"
-    ) as pool:
+    with (
+        Progress("downloading", sum(blobs.values()), stream=progress_stream, unit_bytes=True) as progress,
+        ThreadPoolExecutor(
+            max_workers=max(1, min(workers, len(blobs))), thread_name_prefix="assetcache-download"
+        ) as pool,
+    ):
         futures = {pool.submit(store.local_path, sha, size): (sha, size) for sha, size in blobs.items()}
         for future in as_completed(futures):
             sha, size = futures[future]
@@ -287,10 +152,7 @@ def fill_tier(
             except OSError as exc:
                 summary.missing.add(sha)
                 logger.warning("assetcache: warmup could not fetch blob %s: %s", sha, exc)
-            if progress is not None:
-                progress.advance(size)
-    if progress is not None:
-        progress.close()
+            progress.advance(size)
     summary.downloaded += tier.downloads - downloads
     summary.downloaded_bytes += tier.download_bytes - download_bytes
     summary.tier_evictions += tier.evictions - evictions
@@ -311,7 +173,7 @@ def upload_snapshot(store: BlobStore, path: str | os.PathLike[str]) -> str:
     return saved
 
 
-def warm_up_from_storage(*, progress_stream: TextIO | None = None, store: BlobStore | None = None) -> WarmupSummary:
+def warm_up_from_storage(*, progress_stream: Stream | None = None, store: BlobStore | None = None) -> WarmupSummary:
     """Fetch the snapshot another machine uploaded, then fill the local tier
     with the blobs it references: no database query.
 
@@ -319,10 +181,33 @@ def warm_up_from_storage(*, progress_stream: TextIO | None = None, store: BlobSt
     from the snapshot (and fetched on demand should a body be damaged).
     """
     started = time.monotonic()
-    settings = conf.get()
     store = store or BlobStore()
     summary = WarmupSummary()
-    target = Path(settings.SNAPSHOT_PATH)
+    target = Path(conf.get().SNAPSHOT_PATH)
+    snapshot = fetch_snapshot(store, target)
+    held = snapshot.bodies
+    referenced = {blob.sha256: blob.size for blob in snapshot.blobs() if blob.sha256 not in held}
+    summary.sites = len(snapshot.sites)
+    summary.assets = assets = snapshot.record_count
+    summary.snapshot = SnapshotSummary(
+        path=str(target),
+        sites=summary.sites,
+        assets=assets,
+        bodies=len(snapshot.bodies),
+        body_bytes=sum(blob.size for blob in snapshot.bodies.values()),
+        file_bytes=target.stat().st_size,
+        change_id=snapshot.change_id,
+    )
+    fill_tier(store, referenced, summary, progress_stream)
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def fetch_snapshot(store: BlobStore, target: Path) -> Snapshot:
+    """Download the stored snapshot to ``target``, checked before it replaces
+    the one there: a cut or damaged download is refused here, not by every
+    server process."""
+    domain = conf.get().DOMAIN
     try:
         with atomic_write(target, prefix=".snapshot-") as out:
             try:
@@ -333,138 +218,13 @@ def warm_up_from_storage(*, progress_stream: TextIO | None = None, store: BlobSt
             except Exception as exc:  # the storage's own errors (botocore, …)
                 raise WarmupError(f"cannot fetch the snapshot from the storage: {exc}") from exc
             out.flush()
-            # Checked before it replaces a good snapshot: a cut or damaged
-            # download is refused here, not by every server process.
             snapshot = Snapshot(out.name)
-            if snapshot.domain != settings.DOMAIN:
-                raise WarmupError(
-                    f"the stored snapshot was made for domain {snapshot.domain!r}, not {settings.DOMAIN!r}"
-                )
+            if snapshot.domain != domain:
+                raise WarmupError(f"the stored snapshot was made for domain {snapshot.domain!r}, not {domain!r}")
     except FileNotFoundError as exc:
         raise WarmupError(
             f"no snapshot in the storage at {SNAPSHOT_NAME!r} (run assetcache_warmup --upload-snapshot)"
         ) from exc
     except SnapshotError as exc:
         raise WarmupError(f"the stored snapshot is unusable: {exc}") from exc
-    referenced: dict[str, int] = {}
-    assets = 0
-    held = snapshot.bodies
-    for _, _, sha, size, _, variants in snapshot.rows():
-        assets += 1
-        for blob_sha, blob_size in [(sha, size), *((v[1], v[2]) for v in variants)]:
-            if blob_sha not in held:
-                referenced[blob_sha] = blob_size
-    summary.sites = len(snapshot.sites)
-    summary.assets = assets
-    summary.snapshot = SnapshotSummary(
-        path=str(target),
-        sites=summary.sites,
-        assets=assets,
-        bodies=len(snapshot.bodies),
-        body_bytes=sum(length for _, length in snapshot.bodies.values()),
-        file_bytes=target.stat().st_size,
-        change_id=snapshot.change_id,
-    )
-    fill_tier(store, referenced, summary, progress_stream)
-    summary.seconds = time.monotonic() - started
-    return summary
-
-
-def _read_local(store: BlobStore, sha: str, size: int | None = None) -> bytes | None:
-    try:
-        path = store.local_path(sha, size)
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError:
-        return None
-
-
-def _hold_variants(store: BlobStore, variants: list[Blob], lost: set[str]) -> list[Blob]:
-    """Record ``variants``, as a publish records blobs (see publish._hold_blobs).
-
-    Sources gc deleted meanwhile lose their variants; a row this transaction
-    creates is checked under its lock, and left out if gc took its file (the
-    next warmup builds it again). A row of a lost file that the rebuild
-    replaced under another hash goes. Returns the variants recorded.
-    """
-    sources = sorted({variant.source_id for variant in variants if variant.source_id})
-    live = set(Blob.objects.select_for_update().filter(pk__in=sources).order_by("pk").values_list("pk", flat=True))
-    variants = [variant for variant in variants if variant.source_id in live]
-    rebuilt = {(variant.source_id, variant.encoding): variant.sha256 for variant in variants}
-    for sha, source_id, encoding in Blob.objects.filter(pk__in=list(lost)).values_list("pk", "source_id", "encoding"):
-        if rebuilt.get((source_id, encoding), sha) != sha and not Asset.objects.filter(blob_id=sha).exists():
-            Blob.objects.filter(pk=sha).delete()
-    shas = sorted(variant.sha256 for variant in variants)
-    held = set(Blob.objects.select_for_update().filter(pk__in=shas).order_by("pk").values_list("pk", flat=True))
-    fresh = [variant for variant in variants if variant.sha256 not in held]
-    Blob.objects.bulk_create(fresh, ignore_conflicts=True)
-    gone = store.missing({variant.sha256: variant.size for variant in fresh})
-    Blob.objects.filter(pk__in=list(gone)).delete()
-    return [variant for variant in variants if variant.sha256 not in gone]
-
-
-def _compress(store: BlobStore, sites: Any, summary: WarmupSummary, progress_stream: TextIO | None) -> None:
-    """Build missing variants for compressible blobs, once per content hash."""
-    encoders = _encoders()
-    candidates: dict[str, tuple[int, set[str]]] = {}
-    rows = (
-        Asset.objects.filter(site__in=sites, blob__size__gte=MIN_COMPRESS_SIZE, blob__size__lte=MAX_COMPRESS_SIZE)
-        .values_list("blob_id", "blob__size", "content_type")
-        .distinct()
-    )
-    for sha, size, content_type in rows:
-        if is_compressible(content_type):
-            candidates.setdefault(sha, (size, set()))
-    if not candidates:
-        return
-    variants = Blob.objects.filter(source_id__in=list(candidates)).values_list(
-        "source_id", "encoding", "sha256", "size"
-    )
-    existing = {sha: (source_id, encoding, size) for source_id, encoding, sha, size in variants}
-    # A variant whose file is gone is built and stored again.
-    lost = store.missing({sha: size for sha, (_, _, size) in existing.items()})
-    for sha, (source_id, encoding, _) in existing.items():
-        if sha not in lost:
-            candidates[source_id][1].add(encoding)
-    todo = {sha: size for sha, (size, done) in candidates.items() if any(name not in done for name, _ in encoders)}
-    if not todo:
-        return
-    progress = (
-        Progress("compressing", sum(todo.values()), stream=progress_stream, unit_bytes=True)
-        if progress_stream is not None
-        else None
-    )
-    new_variants: list[Blob] = []
-    for sha, size in todo.items():
-        data = _read_local(store, sha, size)
-        if data is not None:
-            for encoding, encode in encoders:
-                if encoding in candidates[sha][1]:
-                    continue
-                compressed = encode(data)
-                if len(compressed) > len(data) * MAX_RATIO:
-                    continue
-                variant_sha, variant_size = hash_stream(io.BytesIO(compressed))
-                store.save(variant_sha, variant_size, io.BytesIO(compressed))
-                if store.tier is not None:
-                    # The bytes are here already: spare the tier a download.
-                    store.tier.add_bytes(variant_sha, compressed)
-                new_variants.append(Blob(sha256=variant_sha, size=variant_size, source_id=sha, encoding=encoding))
-                summary.bytes_saved += size - variant_size
-        if progress is not None:
-            progress.advance(size)
-    if progress is not None:
-        progress.close()
-    if not new_variants:
-        return
-    with transaction.atomic():
-        new_variants = _hold_variants(store, new_variants, lost)
-        # Responses for these files change (Content-Encoding, Vary): tell
-        # every process.
-        sources = {variant.source_id for variant in new_variants}
-        touched: dict[int, list[str]] = {}
-        for site_id, path in Asset.objects.filter(blob_id__in=sources).values_list("site_id", "path"):
-            touched.setdefault(site_id, []).append(path)
-        for site_id, paths in touched.items():
-            record_change(site_id, Change.Kind.PUBLISH, paths)
-    summary.variants_built = len(new_variants)
+    return snapshot

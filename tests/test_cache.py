@@ -18,6 +18,7 @@ from django_assetcache.cache import HOST_SHARE, AssetCache, SiteInfo, entry_over
 from django_assetcache.http import Entry, build_file_entry, build_missing_entry
 from django_assetcache.models import Domain, Site
 from django_assetcache.publish import publish
+from django_assetcache.records import BlobRecord, LocatedBlob
 from tests.conftest import SAMPLE, write_tree
 
 HOST = "docs.sites.test"
@@ -631,7 +632,7 @@ def test_a_fill_racing_a_change_does_not_keep_old_content():
             content_type="text/plain",
             last_modified=0,
             cache_control="no-cache",
-            identity=(version.hex().ljust(64, "0"), len(version), version, None),
+            identity=LocatedBlob(BlobRecord(version.hex().ljust(64, "0"), len(version)), body=version),
         )
 
     class Change:

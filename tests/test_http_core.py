@@ -29,6 +29,12 @@ from django_assetcache.http import (
     unmodified_since,
     without_body,
 )
+from django_assetcache.records import BlobRecord, LocatedBlob
+
+
+def in_memory(sha256: str, body: bytes, encoding: str = "") -> LocatedBlob:
+    return LocatedBlob(BlobRecord(sha256, len(body), encoding), body=body)
+
 
 # --- parse_range ---------------------------------------------------------------------------
 
@@ -235,8 +241,8 @@ def test_choose_only_among_stored_variants():
         content_type="text/plain",
         last_modified=LAST_MODIFIED,
         cache_control="no-cache",
-        identity=("a" * 64, 2, b"ab", None),
-        variants=[("gzip", "b" * 64, 4, b"GZIP", None)],
+        identity=in_memory("a" * 64, b"ab"),
+        variants=[in_memory("b" * 64, b"GZIP", "gzip")],
     )
     assert choose(entry, "br, gzip;q=0.5").encoding == "gzip"
     assert choose(entry, "br, gzip;q=0.5, identity;q=0.6").encoding == ""
@@ -380,8 +386,8 @@ def make_entry(body: bytes = b"0123456789", variants: bool = False) -> Entry:
         content_type="text/plain; charset=utf-8",
         last_modified=LAST_MODIFIED,
         cache_control="no-cache",
-        identity=("a" * 64, len(body), body, None),
-        variants=[("gzip", "b" * 64, 4, b"GZIP", None), ("br", "c" * 64, 2, b"BR", None)] if variants else (),
+        identity=in_memory("a" * 64, body),
+        variants=[in_memory("b" * 64, b"GZIP", "gzip"), in_memory("c" * 64, b"BR", "br")] if variants else (),
     )
 
 
@@ -541,7 +547,7 @@ def test_file_entry_on_disk():
         content_type="application/octet-stream",
         last_modified=LAST_MODIFIED,
         cache_control="no-cache",
-        identity=("a" * 64, 1000, None, "/blobs/aa"),
+        identity=LocatedBlob(BlobRecord("a" * 64, 1000), file_path="/blobs/aa"),
     )
     whole = decide(entry, "GET", getter())
     assert (whole.file_path, whole.offset, whole.length, whole.body) == ("/blobs/aa", 0, 1000, b"")
@@ -580,7 +586,7 @@ def test_future_if_modified_since_is_ignored_even_when_the_file_is_new():
         content_type="text/plain",
         last_modified=now - 10,
         cache_control="no-cache",
-        identity=("a" * 64, 1, b"x", None),
+        identity=in_memory("a" * 64, b"x"),
     )
     from django.utils.http import http_date
 

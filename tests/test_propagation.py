@@ -33,6 +33,7 @@ from django_assetcache.cache import AssetCache, SiteInfo
 from django_assetcache.http import build_file_entry, build_missing_entry
 from django_assetcache.maintenance import collect_garbage
 from django_assetcache.models import Change, Site, record_change
+from django_assetcache.records import BlobRecord, LocatedBlob
 
 from .conftest import write_tree
 from .databases import (  # noqa: F401  (fixtures)
@@ -524,7 +525,7 @@ class FakeLoader:
             content_type="text/plain",
             last_modified=0.0,
             cache_control="no-cache",
-            identity=(sha, len(body), body, None),
+            identity=LocatedBlob(BlobRecord(sha, len(body)), body=body),
             per_entry_overhead=100,
         )
         return {path: entry, site.error_path: build_missing_entry(100)}

@@ -16,7 +16,7 @@ import pytest
 from django_assetcache import cache, conf
 from django_assetcache.models import Domain, Site
 from django_assetcache.publish import publish
-from django_assetcache.snapshot import _FOOTER, MAGIC, Snapshot
+from django_assetcache.snapshot import FOOTER, MAGIC, Snapshot
 from django_assetcache.warmup import warm_up
 from django_assetcache.wsgi import AssetCacheWSGI
 
@@ -104,15 +104,15 @@ def regions(path: Path) -> dict[str, range]:
     """Every area of the file format, by the offsets a loaded snapshot reports."""
     snapshot = Snapshot(path)
     size = path.stat().st_size
-    index_length = _FOOTER.unpack(path.read_bytes()[-_FOOTER.size :])[0]
-    index_start = size - _FOOTER.size - index_length
+    index_length = FOOTER.unpack(path.read_bytes()[-FOOTER.size :])[0]
+    index_start = size - FOOTER.size - index_length
     return {
         "header": range(0, len(MAGIC)),
         "bodies": range(len(MAGIC), snapshot.records_start),
         "records": range(snapshot.records_start, snapshot.variants_start),
         "variants": range(snapshot.variants_start, index_start),
-        "index": range(index_start, size - _FOOTER.size),
-        "footer": range(size - _FOOTER.size, size),
+        "index": range(index_start, size - FOOTER.size),
+        "footer": range(size - FOOTER.size, size),
     }
 
 

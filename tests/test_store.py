@@ -7,11 +7,13 @@ import io
 import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from django.core.files.storage import FileSystemStorage
 
+from django_assetcache.blobfiles import BlobMismatch, Fetch, TierError, write_verified
 from django_assetcache.maintenance import collect_garbage
 from django_assetcache.store import (
     CHUNK_SIZE,
@@ -275,3 +277,44 @@ def test_a_dead_save_leaves_a_partial_file_that_gc_removes(db, storage: FileSyst
     os.utime(partial, (0, 0))
     collect_garbage(store=blobs)
     assert files_under(storage.location) == []
+
+
+# --- the local tier's verified writes ----------------------------------------------------------
+
+
+def _failing_fetch() -> Iterator[bytes]:
+    yield DATA[:5]
+    raise ConnectionError("reset by peer")
+
+
+@pytest.mark.parametrize(
+    ("fetch", "size", "error"),
+    [
+        (lambda: [DATA[:10], DATA[10:]], None, None),
+        (lambda: [DATA], len(DATA), None),
+        (lambda: [DATA + b"!"], None, BlobMismatch),
+        (lambda: [DATA], len(DATA) - 1, BlobMismatch),
+        (_failing_fetch, None, TierError),
+    ],
+    ids=["chunks", "sized", "other-bytes", "other-size", "download-fails"],
+)
+def test_write_verified_renames_only_bytes_of_the_hash(
+    tmp_path: Path, fetch: Fetch, size: int | None, error: type[Exception] | None
+) -> None:
+    """The bytes reach the blob's name only once they hash right; the file
+    has the mode the umask gives, and no work file is left either way."""
+    path, temp_dir = tmp_path / "tier" / SHA[:2] / SHA[2:4] / SHA, tmp_path / "tier" / ".tmp"
+    temp_dir.mkdir(parents=True)
+    umask = os.umask(0o022)
+    try:
+        if error is None:
+            assert write_verified(SHA, size, fetch, str(path), str(temp_dir)) == len(DATA)
+            assert path.read_bytes() == DATA
+            assert path.stat().st_mode & 0o777 == 0o644
+        else:
+            with pytest.raises(error):
+                write_verified(SHA, size, fetch, str(path), str(temp_dir))
+            assert not path.exists()
+    finally:
+        os.umask(umask)
+    assert list(temp_dir.iterdir()) == []

@@ -142,7 +142,8 @@ def test_corrupt_snapshot_is_ignored_with_a_warning(warmed: Path, corrupt, caplo
 
 def test_damaged_body_in_snapshot_is_read_from_the_store(warmed: Path, caplog) -> None:
     snapshot = Snapshot(warmed)
-    offset, length = next(iter(snapshot.bodies.values()))
+    held = next(iter(snapshot.bodies.values()))
+    offset, length = held.snapshot_offset, held.size
     assert length > 0
     data = bytearray(warmed.read_bytes())
     for i in range(len(MAGIC) + offset, len(MAGIC) + offset + length):
@@ -234,7 +235,7 @@ def test_warmup_of_one_site_keeps_the_others_in_the_snapshot(db, tmp_path: Path,
     call_command("assetcache_warmup", "--site", "one", verbosity=0)
 
     snapshot = Snapshot(conf.get().SNAPSHOT_PATH)
-    assert sorted(site["subdomain"] for site in snapshot.sites.values()) == ["one", "three", "two"]
+    assert sorted(site.subdomain for site in snapshot.sites.values()) == ["one", "three", "two"]
     cache.reset()
     warm()
     with django_assert_num_queries(0):

@@ -1,0 +1,97 @@
+"""The records the data path passes between modules, and the snapshot's
+round trip of them."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from django_assetcache.records import AssetRecord, BlobRecord, LocatedBlob, SiteRecord
+from django_assetcache.snapshot import Snapshot, site_target
+from django_assetcache.snapshotwriter import write_snapshot
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+BODY = b"<h1>hello</h1>" * 10
+GZIP = b"gzipped bytes"
+BR = b"brotli"
+PAGE = AssetRecord(
+    "/index.html",
+    "text/html",
+    1_700_000_000,
+    BlobRecord(sha(BODY), len(BODY)),
+    (BlobRecord(sha(BR), len(BR), "br"), BlobRecord(sha(GZIP), len(GZIP), "gzip")),
+)
+#: Its body is not held by the snapshot.
+PICTURE = AssetRecord("/a.png", "image/png", 1_600_000_000, BlobRecord("ab" * 32, 5000))
+
+
+def test_blobs_are_the_asset_blob_then_its_variants() -> None:
+    assert PAGE.blobs() == (PAGE.blob, *PAGE.variants)
+    assert PICTURE.blobs() == (PICTURE.blob,)
+
+
+def test_records_are_frozen() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        PAGE.path = "/other"  # type: ignore[misc]  # the point: it cannot be assigned
+
+
+@pytest.mark.parametrize(
+    ("body", "file_path"),
+    [(None, None), (b"x" * 5000, "/blobs/ab")],
+    ids=["neither", "both"],
+)
+def test_a_located_blob_is_in_memory_or_on_disk(body: bytes | None, file_path: str | None) -> None:
+    with pytest.raises(ValueError, match="give its body or its file path"):
+        LocatedBlob(PICTURE.blob, body=body, file_path=file_path)
+
+
+def test_a_located_body_has_the_blob_size() -> None:
+    with pytest.raises(ValueError, match="a body of 4 bytes, 5000 expected"):
+        LocatedBlob(PICTURE.blob, body=b"abcd")
+    assert LocatedBlob(PICTURE.blob, file_path="/blobs/ab").body is None
+
+
+def test_the_snapshot_gives_back_the_records_it_was_written_with(tmp_path: Path) -> None:
+    path = tmp_path / "snapshot.bin"
+    sites = [
+        SiteRecord(1, "docs", True, "index.html", "404.html", "", ("docs.example.com",)),
+        SiteRecord(2, "old", False, "index.htm", "", "no-cache", (), change_id=3),
+    ]
+    bodies = [LocatedBlob(blob, body=data) for blob, data in zip(PAGE.blobs(), (BODY, BR, GZIP), strict=True)]
+    summary = write_snapshot(path, change_id=7, sites=sites, assets={1: [PAGE], 2: [PICTURE]}, bodies=bodies)
+    assert (summary.sites, summary.assets, summary.bodies, summary.change_id) == (2, 2, 3, 3)
+
+    snapshot = Snapshot(path)
+    assert snapshot.sites == {1: dataclasses.replace(sites[0], change_id=7), 2: sites[1]}
+    assert snapshot.site_change_ids == {1: 7, 2: 3}
+    page, picture = next(snapshot.site_assets(1)), next(snapshot.site_assets(2))
+    # Where the snapshot holds each body is all that differs.
+    assert page == dataclasses.replace(
+        PAGE,
+        blob=dataclasses.replace(PAGE.blob, snapshot_offset=0),
+        variants=(
+            dataclasses.replace(PAGE.variants[0], snapshot_offset=len(BODY)),
+            dataclasses.replace(PAGE.variants[1], snapshot_offset=len(BODY) + len(BR)),
+        ),
+    )
+    assert picture == PICTURE
+    assert [snapshot.body_at(blob.snapshot_offset, blob.size, blob.sha256) for blob in page.blobs()] == [BODY, BR, GZIP]
+    assert list(snapshot.blobs()) == [*page.blobs(), *picture.blobs()]
+    assert snapshot.bodies == {blob.sha256: blob for blob in page.blobs()}
+    target = site_target(snapshot, "docs.example.com")
+    assert target is not None and not isinstance(target, str)
+    assert (target.id, target.subdomain, target.error_path) == (1, "docs", "/404.html")
+
+
+def test_the_snapshot_writer_takes_bodies_in_memory_only(tmp_path: Path) -> None:
+    on_disk = LocatedBlob(PICTURE.blob, file_path="/blobs/ab")
+    with pytest.raises(ValueError, match="holds bodies in memory"):
+        write_snapshot(tmp_path / "snapshot.bin", change_id=1, sites=[], assets={}, bodies=[on_disk])
+    assert list(tmp_path.iterdir()) == []  # nothing left behind
