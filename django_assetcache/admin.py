@@ -31,6 +31,7 @@ from django.utils.translation import gettext_lazy as _
 
 from . import cache as process_cache
 from . import conf
+from .domains import ResolverUnavailable, verify_all
 from .forms import SiteForm, UploadForm
 from .maintenance import MaintenanceError, purge
 from .models import Asset, Blob, Change, Domain, Site, record_change
@@ -40,17 +41,26 @@ from .warmup import WarmupError, warm_up
 
 if TYPE_CHECKING:
     DomainInlineBase = admin.TabularInline[Domain, Site]
+    DomainAdminBase = admin.ModelAdmin[Domain]
     SiteAdminBase = admin.ModelAdmin[Site]
     AssetAdminBase = admin.ModelAdmin[Asset]
     BlobAdminBase = admin.ModelAdmin[Blob]
 else:  # Django's classes take no type arguments at run time.
     DomainInlineBase = admin.TabularInline
-    SiteAdminBase = AssetAdminBase = BlobAdminBase = admin.ModelAdmin
+    SiteAdminBase = AssetAdminBase = BlobAdminBase = DomainAdminBase = admin.ModelAdmin
 
 
 class DomainInline(DomainInlineBase):
     model = Domain
     extra = 0
+    fields = ["hostname", "state", "challenge"]
+    readonly_fields = ["state", "challenge"]
+
+    @admin.display(description=_("DNS record that proves control"))
+    def challenge(self, domain: Domain) -> str:
+        if not domain.pk or domain.state == Domain.State.VERIFIED:
+            return "—"
+        return format_html('{} TXT "{}"', domain.challenge_name, domain.challenge_value)
 
 
 def summary_message(upload: str, summary: PublishSummary) -> str:
@@ -437,3 +447,40 @@ class BlobAdmin(BlobAdminBase):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(Domain)
+class DomainAdmin(DomainAdminBase):
+    list_display = ["hostname", "site", "state", "challenge_record", "verified_at"]
+    list_filter = ["state"]
+    search_fields = ["hostname", "site__subdomain"]
+    list_select_related = ["site"]
+    readonly_fields = ["state", "challenge_record", "verified_at"]
+    actions = ["verify_domains"]
+
+    @admin.display(description=_("DNS record that proves control"))
+    def challenge_record(self, domain: Domain) -> str:
+        if not domain.pk:
+            return "—"
+        return format_html('{} TXT "{}"', domain.challenge_name, domain.challenge_value)
+
+    @admin.action(description=_("Verify the selected domains (look up their DNS TXT record)"))
+    def verify_domains(self, request: HttpRequest, queryset: QuerySet[Domain]) -> None:
+        try:
+            outcomes = verify_all(queryset)
+        except ResolverUnavailable as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
+        verified = [outcome.hostname for outcome in outcomes if outcome.verified]
+        if verified:
+            self.message_user(
+                request, gettext("Verified: %(hosts)s.") % {"hosts": first_few(verified)}, messages.SUCCESS
+            )
+        for outcome in outcomes:
+            if not outcome.verified:
+                self.message_user(
+                    request,
+                    gettext("Not verified: %(host)s: %(reason)s.")
+                    % {"host": outcome.hostname, "reason": outcome.reason},
+                    messages.WARNING,
+                )
