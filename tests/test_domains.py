@@ -4,7 +4,10 @@ the TLS-ask endpoint Caddy's on-demand TLS consults."""
 from __future__ import annotations
 
 import io
+import sys
 
+import dns.exception
+import dns.resolver
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
@@ -336,3 +339,47 @@ def test_the_migration_keeps_existing_domains_served(transactional_db) -> None:
     rows = list(Domain.objects.values_list("state", "verification_token"))
     assert [state for state, _ in rows] == ["verified", "verified"]
     assert len({token for _, token in rows}) == 2
+
+
+# --- dnspython, at its boundary (no network) ---------------------------------------------------------
+
+
+class FakeTXT:
+    def __init__(self, *strings: bytes) -> None:
+        self.strings = strings
+
+
+@pytest.mark.parametrize(
+    ("outcome", "expected"),
+    [
+        (
+            [FakeTXT(b"assetcache-verification=", b"abc"), FakeTXT(b"v=spf1 -all")],
+            ["assetcache-verification=abc", "v=spf1 -all"],
+        ),
+        (dns.resolver.NXDOMAIN(), []),
+        (dns.resolver.NoAnswer(), []),
+        (dns.exception.Timeout(), domains.LookupFailed),
+    ],
+)
+def test_dnspython_resolve(monkeypatch: pytest.MonkeyPatch, outcome, expected) -> None:
+    asked: list[tuple[str, str]] = []
+
+    def resolve(name: str, kind: str, lifetime: float) -> list[FakeTXT]:
+        asked.append((name, kind))
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    monkeypatch.setattr(dns.resolver, "resolve", resolve)
+    if isinstance(expected, list):
+        assert domains.dnspython_resolve("_assetcache-challenge.a.example") == expected
+    else:
+        with pytest.raises(expected, match=r"^_assetcache-challenge\.a\.example: "):
+            domains.dnspython_resolve("_assetcache-challenge.a.example")
+    assert asked == [("_assetcache-challenge.a.example", "TXT")]
+
+
+def test_without_dnspython_the_error_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "dns.resolver", None)
+    with pytest.raises(domains.ResolverUnavailable, match=r'pip install "django-assetcache\[dns\]"'):
+        domains.dnspython_resolve("_assetcache-challenge.a.example")
