@@ -26,10 +26,11 @@ demo: demo-setup
 test: $(VENV)/.installed-test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# The gates: lint and format.
+# The gates: lint, format and the import layers (setup.cfg [importlinter]).
 lint: $(VENV)/.installed-test,dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 # The distributions PyPI gets: build the sdist and the wheel, check their
 # metadata and that the README renders as the long description.

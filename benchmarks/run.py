@@ -92,16 +92,16 @@ def check_misses_query_database() -> None:
     loaded from the snapshot, as in a freshly started worker."""
     from django.db import connections
 
-    from django_assetcache import cache as process_cache
+    from django_assetcache import runtime
     from django_assetcache.serve import answer
 
-    cache = process_cache.get_cache()
+    cache = runtime.get_cache()
     queries = cache.loader.queries
     no_headers: dict[str, str] = {}
     reply = answer(MANY_HOST, many_path(1), "GET", "", no_headers.get)
     if reply is None or reply.status != 200 or cache.loader.queries == queries:
         raise RuntimeError(f"a miss on {MANY_HOST} did not query the database: {reply}")
-    process_cache.reset()
+    runtime.reset()
     connections.close_all()
 
 

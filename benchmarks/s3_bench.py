@@ -77,9 +77,9 @@ def start_moto(port: int, log: Path) -> subprocess.Popen[bytes]:
 
 def fresh(tier_dir: Path) -> None:
     """An empty local tier and process cache: a new machine's first request."""
-    from django_assetcache import cache, tiers
+    from django_assetcache import runtime, tiers
 
-    cache.reset()
+    runtime.reset()
     tiers.reset()
     shutil.rmtree(tier_dir, ignore_errors=True)
 
@@ -100,7 +100,7 @@ def ms(values: list[float]) -> str:
 
 
 def latency(source: Path, tier_dir: Path, repeat: int) -> list[list[object]]:
-    from django_assetcache import cache, tiers
+    from django_assetcache import runtime, tiers
     from django_assetcache.publish import publish
 
     for path, size in LATENCY_FILES.items():
@@ -115,7 +115,7 @@ def latency(source: Path, tier_dir: Path, repeat: int) -> list[list[object]]:
             assert got == size
             first.append(seconds)
             assert tiers.get_tier().downloads == 1
-            cache.reset()
+            runtime.reset()
             tier_hit.append(get(path)[1])
             for _ in range(5):
                 hit.append(get(path)[1])

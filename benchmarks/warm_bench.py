@@ -81,11 +81,11 @@ connection.close()
 
 # Timed without tracemalloc, which slows allocation several-fold.
 import django_assetcache
-from django_assetcache import cache as cache_module
+from django_assetcache import runtime
 started = time.perf_counter()
 django_assetcache.warm()
 hydrate_seconds = time.perf_counter() - started
-cache_module.reset()
+runtime.reset()
 
 tracemalloc.start()
 base, _ = tracemalloc.get_traced_memory()
@@ -101,7 +101,7 @@ for host, path in pairs:
     reply = answer(host, path, "GET", "", {}.get)
     assert reply is not None and reply.status == 200, (host, path, reply)
 fill_seconds = time.perf_counter() - started
-cache_module.reset()
+runtime.reset()
 cache = django_assetcache.warm()
 tracemalloc.start()
 before_fill, _ = tracemalloc.get_traced_memory()

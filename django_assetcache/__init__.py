@@ -1,16 +1,13 @@
-"""Host many static sites inside one Django project, served from a process-global cache."""
+"""Host many static sites inside one Django project, served from a process-global cache.
+
+``warm()`` and ``stats()`` are the process's cache set-up and counters (see
+``runtime.py``); importing them imports no model, so this package and its
+WSGI and ASGI wrappers import before Django is set up.
+"""
 
 from __future__ import annotations
 
+from .runtime import stats, warm
+
+__all__ = ["stats", "warm"]
 __version__ = "0.1.0"
-
-
-def warm() -> object:
-    """Create this process's cache now, from the warm snapshot when there is one.
-
-    Call it from gunicorn's ``post_fork`` hook (or at import under
-    ``--preload``) so the first request does not pay for loading.
-    """
-    from .cache import warm as warm_cache
-
-    return warm_cache()

@@ -29,8 +29,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from . import cache as process_cache
-from . import conf
+from . import conf, runtime
 from .domains import ResolverUnavailable, verify_all
 from .forms import SiteForm, UploadForm
 from .maintenance import MaintenanceError, purge
@@ -243,7 +242,7 @@ class SiteAdmin(SiteAdminBase):
     def cache_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_view_or_change_permission(request):
             raise PermissionDenied
-        stats = process_cache.stats()
+        stats = runtime.stats()
         now = time.time()
         latest = Change.objects.aggregate(latest=Max("id"))["latest"] or 0
         lookups = stats["hits"] + stats["negative_hits"] + stats["misses"]

@@ -3,6 +3,8 @@ from __future__ import annotations
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
+from . import checks, runtime  # noqa: F401  (checks registers itself on import)
+
 
 class AssetCacheConfig(AppConfig):
     name = "django_assetcache"
@@ -10,4 +12,10 @@ class AssetCacheConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, signals  # noqa: F401  (registers checks and receivers)
+        # Django requires these imports here, not at the top: they import the
+        # models, which exist only once the app registry is ready. receivers
+        # connects itself on import.
+        from . import receivers  # noqa: F401
+        from .loader import DatabaseLoader
+
+        runtime.use_loader(DatabaseLoader)

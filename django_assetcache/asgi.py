@@ -55,9 +55,10 @@ class AssetCacheASGI:
                 text = value.decode("latin-1")
                 # Repeated fields combine into one list, as in WSGI.
                 headers[key] = f"{headers[key]}, {text}" if key in headers else text
-        path = scope["path"]
-        if not path.isascii() and "\ufffd" in path:
-            path = asgi_path(path, scope.get("raw_path"))
+        scope_path: str = scope["path"]
+        path: str | None = scope_path
+        if not scope_path.isascii() and "\ufffd" in scope_path:
+            path = asgi_path(scope_path, scope.get("raw_path"))
         answered = await answer_with_body_async(
             headers.get("HTTP_HOST", ""),
             path,

@@ -16,19 +16,19 @@ once (clearing the bit and moving them to the back) and dropping cold ones.
 
 from __future__ import annotations
 
+import enum
 import logging
-import os
 import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from django.core.exceptions import SynchronousOnlyOperation
 
 from . import conf
-from .http import Entry
+from .http import Entry, EntryKind
 
 logger = logging.getLogger("django_assetcache")
 
@@ -60,6 +60,9 @@ HOST_OVERHEAD = 100
 #: Share of ASSETCACHE_MEMORY_LIMIT each host map (raw Host values, host
 #: names) may take before it is cleared; both count against the limit.
 HOST_SHARE = 32
+
+# Bound once: the hit path compares an entry's kind by identity.
+_MISSING = EntryKind.MISSING
 
 
 class Unavailable(Exception):
@@ -95,11 +98,17 @@ class SiteInfo:
         return f"<SiteInfo {self.id} {self.subdomain}>"
 
 
-#: Host map values for hosts that are not an active site.
-PASS = "pass"  # not a site host: the request goes to the project
-UNKNOWN = "unknown"  # a subdomain of ASSETCACHE_DOMAIN that names no site: 404
+class HostMiss(enum.Enum):
+    """Host map values for hosts that are not a site; the hit path tells
+    them apart by identity (``is``)."""
 
-HostTarget = SiteInfo | str
+    #: Not a site host: the request goes to the project.
+    PASS = "pass"
+    #: A subdomain of ASSETCACHE_DOMAIN that names no site: 404.
+    UNKNOWN = "unknown"
+
+
+HostTarget = SiteInfo | HostMiss
 
 #: Change kinds that alter what a host maps to (SiteInfo is kept in the host map).
 HOST_KINDS = frozenset({"settings", "delete", "domains"})
@@ -125,7 +134,19 @@ class Loader(Protocol):
     def changes_after(self, change_id: int, pending: list[int] | None = None) -> list[Any]: ...
 
 
+def _ignore_eviction(reason: str, count: int) -> None:
+    """The default ``on_evicted`` hook."""
+
+
+def _ignore_change(change: ChangeRecord) -> None:
+    """The default ``on_applied`` hook."""
+
+
 class AssetCache:
+    """One process's cache. Its hooks tell whoever made it (``runtime.py``
+    wires them to Django signals) of evictions and applied changes, so the
+    cache itself stays free of what a process is set up with."""
+
     def __init__(self, loader: Loader, settings: conf.Settings | None = None) -> None:
         self.loader = loader
         self.settings = settings or conf.get()
@@ -168,6 +189,10 @@ class AssetCache:
         #: began before that keeps what it read out of the cache.
         self.epoch = 0
         self.created_at = time.time()
+        #: Called with (reason, count) after entries were evicted for room.
+        self.on_evicted: Callable[[str, int], None] = _ignore_eviction
+        #: Called with each change after it was applied.
+        self.on_applied: Callable[[ChangeRecord], None] = _ignore_change
 
     # --- the hit path --------------------------------------------------------
 
@@ -183,7 +208,7 @@ class AssetCache:
             self.misses += 1
             return self._fill(site, path)
         entry.hot = True
-        if entry.kind == Entry.MISSING:
+        if entry.kind is _MISSING:
             self.negative_hits += 1
         else:
             self.hits += 1
@@ -212,7 +237,7 @@ class AssetCache:
         epoch = self.epoch
         host = normalize_host(raw_host)
         if host is None:
-            target: HostTarget = PASS
+            target: HostTarget = HostMiss.PASS
         else:
             # Spellings of one host (case, port, trailing dot) share one lookup.
             known = self.site_hosts.get(host)
@@ -220,7 +245,7 @@ class AssetCache:
                 target = known
             elif host.endswith(self.domain_suffix):
                 label = host[: -len(self.domain_suffix)]
-                target = UNKNOWN if "." in label or not label else self._load_host(host)
+                target = HostMiss.UNKNOWN if "." in label or not label else self._load_host(host)
             else:
                 target = self._load_host(host)
         with self.lock:
@@ -250,8 +275,8 @@ class AssetCache:
 
     def _load_host(self, host: str) -> HostTarget:
         target = self.loader.site_for_host(host)
-        if target is PASS and host.endswith(self.domain_suffix):
-            return UNKNOWN
+        if target is HostMiss.PASS and host.endswith(self.domain_suffix):
+            return HostMiss.UNKNOWN
         return target
 
     def _fill(self, site: SiteInfo, path: str) -> Entry:
@@ -310,9 +335,7 @@ class AssetCache:
             self.clock = deque((k, e) for k, e in self.clock if self.entries.get(k) is e)
             self.stale_bytes = 0
         if evicted:
-            from .signals import evicted as evicted_signal
-
-            evicted_signal.send(sender=AssetCache, reason=reason, count=evicted)
+            self.on_evicted(reason, evicted)
 
     # --- changes --------------------------------------------------------------
 
@@ -355,8 +378,6 @@ class AssetCache:
         self.apply(changes)
 
     def apply(self, changes: Iterable[ChangeRecord]) -> None:
-        from .signals import invalidated
-
         now = time.monotonic()
         for change in changes:
             with self.lock:
@@ -372,7 +393,7 @@ class AssetCache:
                 self.last_change_id = max(self.last_change_id, change.id)
                 self.last_change_at = time.time()
                 self.changes_applied += 1
-            invalidated.send(sender=AssetCache, change_id=change.id, site_id=change.site_id, paths=change.paths)
+            self.on_applied(change)
         expired = [cid for cid, since in self.pending.items() if now - since > PENDING_SECONDS]
         for cid in expired:
             self.pending.pop(cid, None)  # rolled back, or pruned: never coming
@@ -420,9 +441,15 @@ class AssetCache:
         gone = set(paths)
         with self.lock:
             for key, entry in list(self.entries.items()):
-                if entry.kind == Entry.FILE and not gone.isdisjoint(entry.file_paths()):
+                if entry.kind is EntryKind.FILE and not gone.isdisjoint(entry.file_paths()):
                     del self.entries[key]
                     self._unlist(entry)
+
+    def renew_locks(self) -> None:
+        """Fresh locks for a forked child: a thread of the parent holding one
+        at the fork does not exist in the child to release it."""
+        self.lock = threading.RLock()
+        self.poll_lock = threading.Lock()
 
     def use_snapshot(self, snapshot: Any) -> None:
         """Answer from a loaded snapshot; changes after its stamp come next."""
@@ -478,7 +505,7 @@ def entry_overhead(path: str, entry: Entry) -> int:
     """Bytes that keeping ``entry`` under ``path`` costs besides its bodies
     (which ``Entry.cost`` counts when the entry is built)."""
     cost = sys.getsizeof(path)
-    if entry.kind != Entry.FILE:
+    if entry.kind is not EntryKind.FILE:
         return cost + SMALL_ENTRY_OVERHEAD + (sys.getsizeof(entry.location) if entry.location else 0)
     cost += FILE_ENTRY_OVERHEAD - REPRESENTATION_OVERHEAD
     for rep in (entry.identity, entry.br, entry.gzip):
@@ -525,110 +552,3 @@ def normalize_host(raw_host: str) -> str | None:
 
 
 _HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-")
-
-
-# --- the process-global instance --------------------------------------------
-
-_cache: AssetCache | None = None
-_cache_lock = threading.Lock()
-
-
-def get_cache() -> AssetCache:
-    cache = _cache
-    if cache is None:
-        cache = _create()
-    return cache
-
-
-def cache_ready() -> bool:
-    """Whether this process's cache exists (creating it may query the database)."""
-    return _cache is not None
-
-
-def _create() -> AssetCache:
-    global _cache
-    with _cache_lock:
-        if _cache is None:
-            from .loader import DatabaseLoader
-            from .snapshot import hydrate
-
-            cache = AssetCache(DatabaseLoader())
-            if hydrate(cache):
-                cache.poll()  # replay what changed since the snapshot
-            else:
-                try:
-                    cache.start()
-                except Exception:
-                    logger.warning("assetcache: cannot read the change feed", exc_info=True)
-            from .invalidation import get_backend
-
-            get_backend().start(cache)
-            _cache = cache
-        return _cache
-
-
-def reset() -> None:
-    """Forget the process cache; the next request creates a fresh one."""
-    global _cache
-    from .invalidation import reset as reset_backend
-
-    with _cache_lock:
-        _cache = None
-        reset_backend()
-
-
-def _after_fork_in_child() -> None:
-    # Threads do not survive fork: a cache made before it (gunicorn
-    # --preload) keeps its data but needs fresh locks and its own listener.
-    global _cache_lock
-    _cache_lock = threading.Lock()
-    cache = _cache
-    if cache is not None:
-        cache.lock = threading.RLock()
-        cache.poll_lock = threading.Lock()
-        from .invalidation import get_backend
-
-        get_backend().start(cache)
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def warm() -> AssetCache:
-    """Create this process's cache now, from the snapshot when there is one.
-
-    Call it from gunicorn's ``post_worker_init`` or ``post_fork`` hook (or at
-    the end of ``wsgi.py`` under ``--preload``) so the first request does not
-    pay for loading. ``post_fork`` runs before a worker loads the application:
-    Django is set up here then (DJANGO_SETTINGS_MODULE must be in the
-    environment).
-
-    The database connections loading opened are closed again: under
-    ``--preload`` this process forks next, and workers sharing one
-    connection's socket garble each other's queries.
-    """
-    from django.apps import apps
-
-    if not apps.ready:
-        import django
-
-        django.setup()
-    cache = get_cache()
-    from django.db import connections
-
-    for connection in connections.all(initialized_only=True):
-        if not connection.in_atomic_block:
-            connection.close()
-    return cache
-
-
-def stats() -> dict[str, Any]:
-    """Counters of this process's cache."""
-    return get_cache().stats()
-
-
-def changes_committed() -> None:
-    """This process committed a Change: apply it now rather than at the next poll."""
-    cache = _cache
-    if cache is not None:
-        cache.poll()

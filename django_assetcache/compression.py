@@ -22,7 +22,7 @@ from .progress import Progress, Stream
 from .store import BlobStore, hash_stream
 
 try:
-    import brotli
+    import brotli  # optional extra (brotli): without it, gzip only
 except ImportError:  # an optional extra: gzip alone then
     brotli = None
 

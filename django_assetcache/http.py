@@ -9,6 +9,7 @@ turn a ``Reply`` into their own response; they never decide anything.
 
 from __future__ import annotations
 
+import enum
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -342,17 +343,22 @@ class Representation:
         return _plain(416, "Range not satisfiable.\n", extra, self.validators)
 
 
-class Entry:
-    """What the cache keeps for one request path of one site.
+class EntryKind(enum.Enum):
+    """What an entry answers with; compared by identity (``is``) on the hit path."""
 
-    ``kind`` is FILE (serve ``identity`` or a variant), REDIRECT (to
-    ``location``) or MISSING (serve the site's error document with 404).
+    #: Serve ``identity`` or a variant.
+    FILE = "file"
+    #: Redirect to ``location`` (a directory without its slash).
+    REDIRECT = "redirect"
+    #: Serve the site's error document with 404.
+    MISSING = "missing"
+
+
+class Entry:
+    """What the cache keeps for one request path of one site, of a ``kind``.
+
     ``hot`` is the clock bit of the cache's approximate LRU: set on every hit.
     """
-
-    FILE = 0
-    REDIRECT = 1
-    MISSING = 2
 
     __slots__ = (
         "_not_found",
@@ -369,7 +375,7 @@ class Entry:
 
     def __init__(
         self,
-        kind: int,
+        kind: EntryKind,
         *,
         identity: Representation | None = None,
         variants: dict[str, Representation] | None = None,
@@ -454,7 +460,7 @@ def build_file_entry(
     }
     cost = per_entry_overhead + len(identity.body or b"") + sum(len(variant.body or b"") for variant in variants)
     return Entry(
-        Entry.FILE,
+        EntryKind.FILE,
         identity=representation("", identity),
         variants=reps,
         last_modified=last_modified_text,
@@ -464,11 +470,11 @@ def build_file_entry(
 
 
 def build_redirect_entry(path: str, per_entry_overhead: int = 0) -> Entry:
-    return Entry(Entry.REDIRECT, location=quote(path + "/", safe="/:@!$&'()*+,;=-._~"), cost=per_entry_overhead)
+    return Entry(EntryKind.REDIRECT, location=quote(path + "/", safe="/:@!$&'()*+,;=-._~"), cost=per_entry_overhead)
 
 
 def build_missing_entry(per_entry_overhead: int = 0) -> Entry:
-    return Entry(Entry.MISSING, cost=per_entry_overhead)
+    return Entry(EntryKind.MISSING, cost=per_entry_overhead)
 
 
 def etag_for(sha256: str) -> str:

@@ -20,14 +20,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from django.db import connection
 
 from . import conf
-
-if TYPE_CHECKING:
-    from .cache import AssetCache
+from .cache import AssetCache
 
 logger = logging.getLogger("django_assetcache")
 
@@ -36,14 +35,29 @@ CHANNEL = "assetcache_changes"
 RECONNECT_DELAY = 1.0
 
 
+def _nothing() -> None:
+    pass
+
+
 class Backend:
-    """Polls the feed on the request path; subclasses add a push channel."""
+    """Polls the feed on the request path; subclasses add a push channel.
+
+    The process wiring (``runtime.py``) starts it with the cache it serves:
+    this module never reaches for the process's cache itself.
+    """
 
     name = "database"
     polls = True
 
-    def start(self, cache: AssetCache) -> None:
-        """Begin listening for ``cache`` (in this process)."""
+    def __init__(self) -> None:
+        self.cache: AssetCache | None = None
+        self.release_connections: Callable[[], None] = _nothing
+
+    def start(self, cache: AssetCache, release_connections: Callable[[], None]) -> None:
+        """Begin telling ``cache`` of changes (in this process); a listener
+        calls ``release_connections`` after reading the feed on its thread."""
+        self.cache = cache
+        self.release_connections = release_connections
 
     def stop(self) -> None:
         """Stop listening (tests, shutdown)."""
@@ -52,10 +66,11 @@ class Backend:
         """Inside the transaction that wrote Change ``change_id``."""
 
     def after_commit(self) -> None:
-        """After that transaction committed, in the process that made it."""
-        from .cache import changes_committed
-
-        changes_committed()
+        """After that transaction committed, in the process that made it:
+        its cache applies the change now rather than at the next poll."""
+        cache = self.cache
+        if cache is not None:
+            cache.poll()
 
 
 class LocalBackend(Backend):
@@ -67,13 +82,13 @@ class ListeningBackend(Backend):
     """Runs ``listen()`` on a daemon thread, reconnecting after errors."""
 
     def __init__(self) -> None:
-        self.cache: AssetCache | None = None
+        super().__init__()
         self.thread: threading.Thread | None = None
         self.stopping = threading.Event()
         self.connected = threading.Event()
 
-    def start(self, cache: AssetCache) -> None:
-        self.cache = cache
+    def start(self, cache: AssetCache, release_connections: Callable[[], None]) -> None:
+        super().start(cache, release_connections)
         self.stopping.clear()
         self.thread = threading.Thread(target=self._run, name=f"assetcache-{self.name}-listener", daemon=True)
         self.thread.start()
@@ -105,7 +120,7 @@ class ListeningBackend(Backend):
         cache = self.cache
         if cache is not None:
             cache.poll()
-            _release_thread_connections()
+            self.release_connections()
 
     def listen(self) -> None:
         raise NotImplementedError
@@ -120,7 +135,7 @@ class PostgresBackend(ListeningBackend):
                 cursor.execute("SELECT pg_notify(%s, %s)", [CHANNEL, str(change_id)])
 
     def listen(self) -> None:
-        import psycopg
+        import psycopg  # optional extra (postgres): only this backend needs it
 
         params = connection.get_connection_params()
         params.pop("cursor_factory", None)
@@ -144,7 +159,7 @@ class RedisBackend(ListeningBackend):
         self._client: Any = None
 
     def client(self) -> Any:
-        import redis
+        import redis  # optional extra (redis): only this backend needs it
 
         if self._client is None:
             self._client = redis.Redis.from_url(conf.get().REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
@@ -215,9 +230,3 @@ def before_commit(change_id: int) -> None:
 def committed() -> None:
     """Called after a transaction that wrote a Change commits, in that process."""
     get_backend().after_commit()
-
-
-def _release_thread_connections() -> None:
-    from .serve import release_connections
-
-    release_connections()

@@ -9,8 +9,8 @@ from typing import Any
 from django.db import DatabaseError
 from django.db.models import Q
 
-from . import conf, localtier
-from .cache import PASS, BlobUnavailable, HostTarget, SiteInfo, Unavailable, cache_ready, entry_overhead, get_cache
+from . import conf
+from .cache import BlobUnavailable, HostMiss, HostTarget, SiteInfo, Unavailable, entry_overhead
 from .http import Entry, build_file_entry, build_missing_entry, build_redirect_entry
 from .mediatypes import header_value
 from .models import Asset, Change, Domain, Site
@@ -63,7 +63,7 @@ class DatabaseLoader:
             rows = list(query.values_list(*SITE_FIELDS)[:1])
         except DatabaseError as exc:
             raise Unavailable(str(exc)) from exc
-        return SiteInfo(*rows[0]) if rows else PASS
+        return SiteInfo(*rows[0]) if rows else HostMiss.PASS
 
     # --- entries -------------------------------------------------------------
 
@@ -175,18 +175,3 @@ class DatabaseLoader:
             condition |= Q(id__in=pending)
         fields = ("id", "site_id", "kind", "paths")
         return list(Change.objects.filter(condition).order_by("id").only(*fields)[:10_000])
-
-
-def _on_tier_eviction(paths: list[str]) -> None:
-    """Drop this process's entries that send an evicted tier file.
-
-    A hit never checks that its file still exists (it must not stat), so an
-    entry must go before its file does; the next request builds it again and
-    the tier brings the blob back (from its delayed-delete list, else by
-    downloading it).
-    """
-    if cache_ready():
-        get_cache().forget_files(paths)
-
-
-localtier.listeners.append(_on_tier_eviction)

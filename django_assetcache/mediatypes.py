@@ -37,7 +37,7 @@ TEXT_TYPES = frozenset(
 @lru_cache(maxsize=1)
 def _table() -> dict[str, str]:
     try:
-        from whitenoise.media_types import default_types
+        from whitenoise.media_types import default_types  # optional extra (mediatypes)
     except ImportError:
         python_table = mimetypes.MimeTypes()
         table = dict(python_table.types_map[True])

@@ -12,7 +12,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from . import conf
+from . import conf, invalidation
 
 DNS_LABEL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 HOSTNAME_RE = re.compile(
@@ -141,8 +141,7 @@ class Site(models.Model):
                 if not f.primary_key and f.name != "generation" and f.attname not in deferred
             ]
         # The post_save receiver appends the Change: keep both in one transaction.
-        using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
-        with transaction.atomic(using=using):  # type: ignore[arg-type]
+        with transaction.atomic(using=_database_for(self, kwargs.get("using"))):
             super().save(*args, **kwargs)  # type: ignore[arg-type]
 
     @property
@@ -192,8 +191,7 @@ class Domain(models.Model):
             self.state = self.State.VERIFIED
             self.verified_at = timezone.now()
         # The post_save receiver appends the Change: keep both in one transaction.
-        using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
-        with transaction.atomic(using=using):  # type: ignore[arg-type]
+        with transaction.atomic(using=_database_for(self, kwargs.get("using"))):
             super().save(*args, **kwargs)  # type: ignore[arg-type]
 
     @property
@@ -300,6 +298,13 @@ class Change(models.Model):
         return f"#{self.id} {self.kind} site={self.site_id}"
 
 
+def _database_for(instance: models.Model, using: object) -> str:
+    """The database a save() writes to: the one it was given, else the router's."""
+    if isinstance(using, str) and using:
+        return using
+    return router.db_for_write(type(instance), instance=instance)
+
+
 #: A change touching more paths than this is recorded as "the whole site":
 #: dropping a site's entries is cheaper than shipping a huge list.
 MAX_CHANGE_PATHS = 1000
@@ -314,8 +319,11 @@ def record_change(site_id: int | None, kind: str, paths: Iterable[str] | None = 
     path_list = None if paths is None else sorted(set(paths))
     if path_list is not None and len(path_list) > MAX_CHANGE_PATHS:
         path_list = None
-    from . import invalidation
-
+    # The backend is told here, beside the write, rather than by each caller:
+    # a push backend must notify inside this transaction (postgres) or right
+    # after its commit (redis), whoever records the change (publish, the
+    # admin, a signal receiver, a data migration). invalidation imports no
+    # model, so models importing it makes no cycle.
     with transaction.atomic():
         if site_id is not None:
             Site.objects.filter(pk=site_id).update(generation=F("generation") + 1)

@@ -12,17 +12,16 @@ from urllib.parse import unquote_to_bytes
 
 from asgiref.sync import sync_to_async
 from django.core.exceptions import SynchronousOnlyOperation
-from django.db import connections
 
 from .bodies import FileParts, FileRange
-from .cache import PASS, BlobUnavailable, SiteInfo, Unavailable, cache_ready, get_cache, normalize_host
+from .cache import BlobUnavailable, HostMiss, SiteInfo, Unavailable, normalize_host
 from .http import (
     BAD_GATEWAY,
     BAD_REQUEST,
     METHOD_NOT_ALLOWED,
     NOT_FOUND,
     SITE_NOT_FOUND,
-    Entry,
+    EntryKind,
     HeaderGetter,
     Reply,
     _plain,
@@ -31,16 +30,24 @@ from .http import (
     redirect,
     without_body,
 )
+from .runtime import cache_ready, get_cache, release_connections
 
 logger = logging.getLogger("django_assetcache")
 
 SERVICE_UNAVAILABLE = _plain(503, "The site cannot be served right now.\n", [("Retry-After", "5")])
 
-_FILE = Entry.FILE
-_REDIRECT = Entry.REDIRECT
+# Bound once: the hit path compares by identity.
+_FILE = EntryKind.FILE
+_REDIRECT = EntryKind.REDIRECT
+_PASS = HostMiss.PASS
 
 
-def answer(host: str, path: str, method: str, query_string: str, get: HeaderGetter) -> Reply | None:
+def answer(host: str, path: str | None, method: str, query_string: str, get: HeaderGetter) -> Reply | None:
+    """The reply for a request, or None when the host is not a site host.
+
+    ``path`` is None when the request's path is not UTF-8: a site answers
+    that with 400.
+    """
     cache = get_cache()
     cache.maybe_poll()
     try:
@@ -50,26 +57,26 @@ def answer(host: str, path: str, method: str, query_string: str, get: HeaderGett
         normalized = normalize_host(host) or ""
         return _for(method, SERVICE_UNAVAILABLE) if normalized.endswith(cache.domain_suffix) else None
     if site.__class__ is not SiteInfo:
-        return None if site is PASS else _for(method, SITE_NOT_FOUND)
+        return None if site is _PASS else _for(method, SITE_NOT_FOUND)
     assert isinstance(site, SiteInfo)
     if not site.active:
         return _for(method, SITE_NOT_FOUND)
     if method != "GET" and method != "HEAD":
         return METHOD_NOT_ALLOWED
-    clean = clean_path(path, cache.max_path)
+    clean = None if path is None else clean_path(path, cache.max_path)
     if clean is None:
         return _for(method, BAD_REQUEST)
     try:
         entry = cache.entry(site, clean)
         kind = entry.kind
-        if kind == _FILE:
+        if kind is _FILE:
             return decide(entry, method, get)
-        if kind == _REDIRECT:
+        if kind is _REDIRECT:
             return redirect(entry, query_string)
         reply = NOT_FOUND
         if site.error_path:
             document = cache.error_document(site)
-            if document.kind == _FILE:
+            if document.kind is _FILE:
                 reply = document.not_found()
     except BlobUnavailable:
         logger.error("assetcache: blob unavailable for %s%s", host, path, exc_info=True)
@@ -90,7 +97,7 @@ Body = FileRange | FileParts
 Answer = tuple[Reply, Body | None]
 
 
-def answer_with_body(host: str, path: str, method: str, query_string: str, get: HeaderGetter) -> Answer | None:
+def answer_with_body(host: str, path: str | None, method: str, query_string: str, get: HeaderGetter) -> Answer | None:
     """``answer``, with the reply's file opened: what adapters send."""
     reply = answer(host, path, method, query_string, get)
     if reply is None:
@@ -99,7 +106,7 @@ def answer_with_body(host: str, path: str, method: str, query_string: str, get: 
 
 
 async def answer_with_body_async(
-    host: str, path: str, method: str, query_string: str, get: HeaderGetter
+    host: str, path: str | None, method: str, query_string: str, get: HeaderGetter
 ) -> Answer | None:
     reply = await answer_async(host, path, method, query_string, get)
     if reply is None:
@@ -107,7 +114,9 @@ async def answer_with_body_async(
     return _open(reply) or _second_try(method, await answer_async(host, path, method, query_string, get))
 
 
-def answer_outside_django(host: str, path: str, method: str, query_string: str, get: HeaderGetter) -> Answer | None:
+def answer_outside_django(
+    host: str, path: str | None, method: str, query_string: str, get: HeaderGetter
+) -> Answer | None:
     """``answer_with_body`` for an adapter that answers without Django's
     request handler: database connections a miss used are released, as
     Django does at the end of each request it handles."""
@@ -153,26 +162,22 @@ def _open(reply: Reply) -> Answer | None:
     return reply, body
 
 
-#: What a path that is not UTF-8 becomes: one ``clean_path`` refuses (400).
-NOT_UTF8 = "\\"
-
-
-def wsgi_path(path_info: str) -> str:
+def wsgi_path(path_info: str) -> str | None:
     """A WSGI PATH_INFO (the request's bytes as latin-1) as the UTF-8 text
-    sites use; a path that is not UTF-8 becomes one that answers 400."""
+    sites use; None when it is not UTF-8 (``answer`` gives 400)."""
     if path_info.isascii():
         return path_info
     try:
         return path_info.encode("latin-1").decode("utf-8")
     except UnicodeError:
-        return NOT_UTF8
+        return None
 
 
-def asgi_path(path: str, raw_path: bytes | None) -> str:
+def asgi_path(path: str, raw_path: bytes | None) -> str | None:
     """An ASGI path holding U+FFFD, checked against the request's bytes.
 
     Servers decode the path with replacement characters where its bytes are
-    not UTF-8; such a path becomes one that answers 400, as under WSGI. A
+    not UTF-8; such a path is None (``answer`` gives 400), as under WSGI. A
     U+FFFD the client really sent (``%EF%BF%BD``) is kept.
     """
     if raw_path is None:
@@ -180,11 +185,11 @@ def asgi_path(path: str, raw_path: bytes | None) -> str:
     try:
         unquote_to_bytes(raw_path.partition(b"?")[0]).decode("utf-8")
     except UnicodeError:
-        return NOT_UTF8
+        return None
     return path
 
 
-async def answer_async(host: str, path: str, method: str, query_string: str, get: HeaderGetter) -> Reply | None:
+async def answer_async(host: str, path: str | None, method: str, query_string: str, get: HeaderGetter) -> Reply | None:
     """``answer`` on an event loop: hits run right here; whatever needs the
     database (creating the cache, a due poll, a miss) runs in a thread, as
     Django requires."""
@@ -201,20 +206,8 @@ def _prepare() -> None:
     release_connections()
 
 
-def _answer_and_release(host: str, path: str, method: str, query_string: str, get: HeaderGetter) -> Reply | None:
+def _answer_and_release(host: str, path: str | None, method: str, query_string: str, get: HeaderGetter) -> Reply | None:
     try:
         return answer(host, path, method, query_string, get)
     finally:
         release_connections()
-
-
-def release_connections() -> None:
-    """Close database connections that are broken or past CONN_MAX_AGE.
-
-    Django does this at the end of each request it handles; the WSGI and ASGI
-    wrappers answer without Django's handler, so they do it after a miss.
-    Connections inside a transaction (as in tests) are left alone.
-    """
-    for connection in connections.all(initialized_only=True):
-        if not connection.in_atomic_block:
-            connection.close_if_unusable_or_obsolete()

@@ -1,40 +1,14 @@
-"""Signals: Change rows for edits made outside publish(), and hooks for metrics.
+"""Signals for metrics: connect receivers to them to count what a process does.
 
-A Site or Domain saved or deleted anywhere (the admin, a shell, a data
-migration) bumps the site's generation and appends a Change in the same
-transaction, so every process drops what it cached for the site.
+They carry no model and import none, so any layer may send or receive them;
+the process wiring (``runtime.py``) sends them from the cache's hooks.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from django.db.models.signals import post_delete, post_save
-from django.dispatch import Signal, receiver
-
-from .models import Change, Domain, Site, record_change
+from django.dispatch import Signal
 
 #: Sent when the cache evicts entries: ``reason`` ("memory" or "entries"), ``count``.
 evicted = Signal()
 #: Sent when a process applies a Change: ``change_id``, ``site_id``, ``paths``.
 invalidated = Signal()
-
-
-@receiver(post_save, sender=Site, dispatch_uid="assetcache_site_saved")
-def _site_saved(sender: type[Site], instance: Site, **kwargs: Any) -> None:
-    if kwargs.get("raw"):
-        return
-    record_change(instance.pk, Change.Kind.SETTINGS)
-
-
-@receiver(post_delete, sender=Site, dispatch_uid="assetcache_site_deleted")
-def _site_deleted(sender: type[Site], instance: Site, **kwargs: Any) -> None:
-    record_change(instance.pk, Change.Kind.DELETE)
-
-
-@receiver(post_save, sender=Domain, dispatch_uid="assetcache_domain_saved")
-@receiver(post_delete, sender=Domain, dispatch_uid="assetcache_domain_deleted")
-def _domain_changed(sender: type[Domain], instance: Domain, **kwargs: Any) -> None:
-    if kwargs.get("raw"):
-        return
-    record_change(instance.site_id, Change.Kind.DOMAINS)

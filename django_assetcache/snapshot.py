@@ -33,13 +33,11 @@ import time
 import zlib
 from collections.abc import Iterator
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import conf
+from .cache import HostTarget, SiteInfo
 from .records import AssetRecord, BlobRecord, SiteRecord
-
-if TYPE_CHECKING:
-    from .cache import AssetCache, HostTarget
 
 logger = logging.getLogger("django_assetcache")
 
@@ -231,28 +229,8 @@ def load(path: str | None = None) -> Snapshot:
     return Snapshot(path or conf.get().SNAPSHOT_PATH)
 
 
-def hydrate(cache: AssetCache) -> bool:
-    """Give ``cache`` the snapshot and replay newer changes; False when there
-    is no usable snapshot (the cache then fills lazily from the database)."""
-    path = cache.settings.SNAPSHOT_PATH
-    if not path or not os.path.exists(path):
-        return False
-    try:
-        snapshot = Snapshot(path)
-    except SnapshotError as exc:
-        logger.warning("assetcache: ignoring snapshot %s: %s", path, exc)
-        return False
-    if snapshot.domain != cache.settings.DOMAIN:
-        logger.warning("assetcache: ignoring snapshot %s made for domain %r", path, snapshot.domain)
-        return False
-    cache.use_snapshot(snapshot)
-    return True
-
-
 def site_target(snapshot: Snapshot, host: str) -> HostTarget | None:
     """The SiteInfo for a host the snapshot knows, else None."""
-    from .cache import SiteInfo
-
     site_id = snapshot.hosts.get(host)
     if site_id is None:
         return None

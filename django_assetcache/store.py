@@ -278,6 +278,7 @@ def stream_object(storage: Storage, name: str) -> Iterator[bytes]:
 
 def _is_s3(storage: Storage) -> bool:
     try:
+        # Optional extra (s3): absent, no storage can be an S3Storage.
         from storages.backends.s3 import S3Storage
     except (ImportError, ImproperlyConfigured):  # django-storages or boto3 missing
         return False
@@ -285,6 +286,7 @@ def _is_s3(storage: Storage) -> bool:
 
 
 def _stream_s3(storage: Any, name: str) -> Iterator[bytes]:
+    # Optional extra (s3): present, since _is_s3 found an S3Storage.
     from botocore.exceptions import ClientError
     from s3transfer.constants import ALLOWED_DOWNLOAD_ARGS
     from storages.utils import clean_name

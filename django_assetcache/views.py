@@ -11,7 +11,8 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_safe
 
-from .cache import SiteInfo, get_cache, normalize_host
+from .cache import SiteInfo, normalize_host
+from .runtime import get_cache
 
 
 def _plain(status: int, text: str) -> HttpResponse:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.test import Client
 
-from django_assetcache import cache, conf
+from django_assetcache import conf, runtime
 from django_assetcache.models import Site
 from django_assetcache.publish import publish
 
@@ -18,9 +18,9 @@ def _fresh_cache(settings, tmp_path: Path) -> Iterator[None]:
     """Every test gets its own blob storage and a process cache it starts."""
     settings.MEDIA_ROOT = str(tmp_path / "media")
     conf.reset()
-    cache.reset()
+    runtime.reset()
     yield
-    cache.reset()
+    runtime.reset()
     conf.reset()
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from django.core.wsgi import get_wsgi_application
 
-from django_assetcache.cache import cache_ready, get_cache
+from django_assetcache.runtime import cache_ready, get_cache
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 _application = get_wsgi_application()

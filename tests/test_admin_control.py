@@ -548,14 +548,14 @@ def test_purge_cache_action(admin_client: Client, site: Site, blog: Site) -> Non
 def test_purge_drops_what_this_process_cached(
     admin_client: Client, site: Site, django_capture_on_commit_callbacks: Any
 ) -> None:
-    from django_assetcache import cache
+    from django_assetcache import runtime
 
     client = Client(HTTP_HOST="docs.sites.test")
     assert client.get("/").status_code == 200
-    assert cache.stats()["entries"] > 0
+    assert runtime.stats()["entries"] > 0
     with django_capture_on_commit_callbacks(execute=True):
         run_action(admin_client, SITES, "purge_cache", [site.pk])
-    assert cache.stats()["entries"] == 0
+    assert runtime.stats()["entries"] == 0
     assert client.get("/").status_code == 200
 
 
@@ -647,17 +647,17 @@ def test_purge_paths_action(admin_client: Client, site: Site, blog: Site) -> Non
 def test_purge_paths_drops_only_those_paths(
     admin_client: Client, site: Site, django_capture_on_commit_callbacks: Any
 ) -> None:
-    from django_assetcache import cache
+    from django_assetcache import runtime
 
     client = Client(HTTP_HOST="docs.sites.test")
     client.get("/css/site.css")
     client.get("/img/logo.png")
-    keys = set(cache.get_cache().entries)
+    keys = set(runtime.get_cache().entries)
     assert (site.pk, "/css/site.css") in keys and (site.pk, "/img/logo.png") in keys
     asset = Asset.objects.get(site=site, path="/css/site.css")
     with django_capture_on_commit_callbacks(execute=True):
         run_action(admin_client, ASSETS, "purge_paths", [asset.pk])
-    keys = set(cache.get_cache().entries)
+    keys = set(runtime.get_cache().entries)
     assert (site.pk, "/css/site.css") not in keys
     assert (site.pk, "/img/logo.png") in keys
 
@@ -686,11 +686,11 @@ def test_cache_page_shows_this_process_counters(admin_client: Client, site: Site
 
 
 def test_cache_page_shows_a_loaded_snapshot(admin_client: Client, site: Site) -> None:
-    from django_assetcache import cache
+    from django_assetcache import runtime
     from django_assetcache.warmup import warm_up
 
     warm_up()
-    cache.reset()
+    runtime.reset()
     page = html(admin_client.get(CACHE))
     stamp = last_change_id()
     assert f"stamped at change #{stamp}, loaded " in page

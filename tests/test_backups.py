@@ -17,7 +17,7 @@ from django.core.management.base import CommandError
 from django.test import Client
 from django.utils import timezone
 
-from django_assetcache import cache, conf
+from django_assetcache import conf, runtime
 from django_assetcache.management.commands.assetcache_gc import parse_duration
 from django_assetcache.models import Asset, Blob, Change, Domain, Site
 from django_assetcache.publish import publish
@@ -53,7 +53,7 @@ def restore(path: Path) -> None:
     Blob.objects.all().delete()
     Change.objects.all().delete()
     call_command("loaddata", str(path), verbosity=0)
-    cache.reset()
+    runtime.reset()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 from django.db import connections
 from django.test import Client
 
-from django_assetcache import cache, conf, serve
+from django_assetcache import conf, runtime, serve
 from django_assetcache.cache import HOST_SHARE, AssetCache, SiteInfo, entry_overhead
 from django_assetcache.http import Entry, build_file_entry, build_missing_entry
 from django_assetcache.models import Domain, Site
@@ -40,7 +40,7 @@ def get(db):
 
 
 def counters() -> dict[str, int]:
-    stats = cache.stats()
+    stats = runtime.stats()
     return {name: stats[name] for name in COUNTERS}
 
 
@@ -50,7 +50,7 @@ def delta(before: dict[str, int]) -> dict[str, int]:
 
 
 def process_cache() -> AssetCache:
-    return cache.get_cache()
+    return runtime.get_cache()
 
 
 def assert_accounting(c: AssetCache) -> None:
@@ -171,7 +171,7 @@ def test_host_map_is_bounded(get, site):
     c = process_cache()
     for i in range(1100):
         c.site_for(f"x{i}.y.sites.test")  # never a site: no query, but remembered
-    assert cache.stats()["host_bytes"] <= 2 * (c.settings.MEMORY_LIMIT // HOST_SHARE)
+    assert runtime.stats()["host_bytes"] <= 2 * (c.settings.MEMORY_LIMIT // HOST_SHARE)
     assert get("/")[0] == 200
 
 
@@ -183,7 +183,7 @@ def test_host_map_is_bounded_by_bytes(get, site, settings, django_assert_num_que
     limit = 1024 * 1024
     settings.ASSETCACHE_MEMORY_LIMIT = limit
     conf.reset()
-    cache.reset()
+    runtime.reset()
     get("/")
     hosts = [f"docs.sites.test:{i:07000d}" for i in range(2000)]
     gc.collect()
@@ -198,7 +198,7 @@ def test_host_map_is_bounded_by_bytes(get, site, settings, django_assert_num_que
         grown = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
-    stats = cache.stats()
+    stats = runtime.stats()
     assert 0 < stats["host_bytes"] <= 2 * (limit // HOST_SHARE)
     assert stats["hosts"] < 20
     assert grown <= 2 * (limit // HOST_SHARE) + 16 * 1024
@@ -248,7 +248,7 @@ def test_stats_counters(get, site):
     get("/", host="nosuch.sites.test")
     assert delta(before) == {"db_queries": 1}
 
-    stats = cache.stats()
+    stats = runtime.stats()
     assert stats["hit_ratio"] == pytest.approx(
         (stats["hits"] + stats["negative_hits"]) / (stats["hits"] + stats["negative_hits"] + stats["misses"])
     )
@@ -261,7 +261,7 @@ def test_stats_counters(get, site):
 def test_large_bodies_are_not_held_in_memory(get, site, tmp_path):
     big = bytes(range(256)) * 1200  # 300 KiB, over ASSETCACHE_MEMORY_FILE_LIMIT
     publish(site, write_tree(tmp_path / "big", {"big.bin": big}))
-    cache.reset()
+    runtime.reset()
     get("/")
     held = process_cache().bytes_held
     status, body, response = get("/big.bin")
@@ -289,20 +289,20 @@ def small_cache(settings):
     prepared replies and key besides its body."""
     settings.ASSETCACHE_MEMORY_LIMIT = SMALL
     conf.reset()
-    cache.reset()
+    runtime.reset()
 
 
 def test_memory_bound_evicts_and_never_fails_a_request(get, site, small_cache, tmp_path):
     files = many_files(60, 1000)
     publish(site, write_tree(tmp_path / "many", files))
-    cache.reset()
+    runtime.reset()
     for round_ in range(2):
         for name, content in files.items():
             assert get("/" + name)[:2] == (200, content), (round_, name)
             c = process_cache()
             assert c.bytes_held <= SMALL
             assert_accounting(c)
-    stats = cache.stats()
+    stats = runtime.stats()
     assert stats["evictions"] > 0
     assert stats["evictions_memory"] == stats["evictions"]
     assert stats["bytes_held"] <= stats["memory_limit"] == SMALL
@@ -343,7 +343,7 @@ def test_real_memory_stays_within_the_limit(get, site, settings, tmp_path, long)
     files = {file_name(i, long): f"line {i}\n" * (20 + i % 50) for i in range(300)}
     publish(site, write_tree(tmp_path / "many", files))
     conf.reset()
-    cache.reset()
+    runtime.reset()
     get("/")
     paths = ["/" + name for name in files]
     etags = {path: dict(get(path)[2].items())["ETag"] for path in paths[:1]}
@@ -373,7 +373,7 @@ def test_real_memory_stays_within_the_limit_under_invalidations(get, site, setti
     files = {file_name(i, False): f"line {i}\n" * 20 for i in range(40)}
     publish(site, write_tree(tmp_path / "some", files))
     conf.reset()
-    cache.reset()
+    runtime.reset()
     get("/")
     paths = ["/" + name for name in files]
     c = process_cache()
@@ -404,7 +404,7 @@ def test_real_memory_stays_within_the_limit_under_invalidations(get, site, setti
 def test_an_entry_larger_than_the_whole_cache_is_still_served(get, site, small_cache, tmp_path):
     big = random.Random(1).randbytes(100 * 1024)  # over the cache, under the file limit
     publish(site, write_tree(tmp_path / "big", {"big.bin": big}))
-    cache.reset()
+    runtime.reset()
     for _ in range(3):
         assert get("/big.bin")[:2] == (200, big)
         assert process_cache().bytes_held <= SMALL
@@ -413,11 +413,11 @@ def test_an_entry_larger_than_the_whole_cache_is_still_served(get, site, small_c
 def test_entry_count_bound(get, site, settings):
     settings.ASSETCACHE_MAX_ENTRIES = 10
     conf.reset()
-    cache.reset()
+    runtime.reset()
     for i in range(40):
         assert get(f"/nope/{i}")[:2] == (404, ERROR_DOCUMENT)
         assert len(process_cache().entries) <= 10
-    stats = cache.stats()
+    stats = runtime.stats()
     assert stats["evictions_entries"] > 0
     assert_accounting(process_cache())
 
@@ -425,7 +425,7 @@ def test_entry_count_bound(get, site, settings):
 def test_hot_entries_survive_eviction(get, site, small_cache, tmp_path, django_assert_num_queries):
     files = many_files(40, 1000)
     publish(site, write_tree(tmp_path / "many", files))
-    cache.reset()
+    runtime.reset()
     names = sorted(files)
     hot, cold = names[:3], names[3:]
     get("/")
@@ -435,7 +435,7 @@ def test_hot_entries_survive_eviction(get, site, small_cache, tmp_path, django_a
         assert get("/" + name)[:2] == (200, files[name])
         for name in hot:  # kept in use while the cold ones stream past
             assert get("/" + name)[:2] == (200, files[name])
-    assert cache.stats()["evictions"] > 20
+    assert runtime.stats()["evictions"] > 20
     with django_assert_num_queries(0):
         for name in hot:
             assert get("/" + name)[:2] == (200, files[name])
@@ -511,7 +511,7 @@ def run_threads(count: int, work) -> list[BaseException]:
 def test_threads_share_the_cache(site, small_cache, tmp_path):
     files = many_files(50, 700)
     publish(site, write_tree(tmp_path / "many", files))
-    cache.reset()
+    runtime.reset()
     names = sorted(files)
     headers = {"HTTP_RANGE": "bytes=10-19"}
 
@@ -532,14 +532,14 @@ def test_threads_share_the_cache(site, small_cache, tmp_path):
     c = process_cache()
     assert c.bytes_held <= SMALL
     assert_accounting(c)
-    assert cache.stats()["evictions"] > 0
+    assert runtime.stats()["evictions"] > 0
 
 
 @pytest.mark.django_db(transaction=True)
 def test_threads_through_the_middleware(site, tmp_path):
     files = many_files(20, 300)
     publish(site, write_tree(tmp_path / "many", files))
-    cache.reset()
+    runtime.reset()
     names = sorted(files)
 
     def work(seed: int) -> None:

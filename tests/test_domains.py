@@ -17,7 +17,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 from django.urls import reverse
 
-from django_assetcache import cache, domains
+from django_assetcache import domains, runtime
 from django_assetcache.models import Change, Domain, Site
 from django_assetcache.publish import publish
 
@@ -56,7 +56,7 @@ def prove(domain: Domain, value: str | None = None) -> None:
 
 
 def served(host: str) -> int:
-    cache.reset()  # what a fresh process would answer, not what this one remembers
+    runtime.reset()  # what a fresh process would answer, not what this one remembers
     return Client(HTTP_HOST=host).get("/").status_code
 
 
@@ -242,7 +242,7 @@ def hosts(docs: Site, tmp_path) -> dict[str, Site]:
     Domain.objects.create(hostname="www.customer.com", site=docs, state="verified")
     Domain.objects.create(hostname="pending.customer.com", site=docs)
     Domain.objects.create(hostname="old.customer.com", site=Site.objects.get(subdomain="old"), state="verified")
-    cache.reset()
+    runtime.reset()
     return {"docs": docs}
 
 

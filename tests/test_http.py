@@ -37,7 +37,7 @@ from django.http.request import validate_host
 from django.test import Client
 from django.utils.datastructures import CaseInsensitiveMapping
 
-from django_assetcache import cache, conf
+from django_assetcache import conf, runtime
 from django_assetcache.asgi import AssetCacheASGI
 from django_assetcache.http import MAX_RANGES
 from django_assetcache.models import Asset, Blob, Domain, Site
@@ -295,7 +295,7 @@ def tier(request, settings) -> str:
     if name == "disk":
         settings.ASSETCACHE_MEMORY_FILE_LIMIT = 0
     conf.reset()
-    cache.reset()
+    runtime.reset()
     return name
 
 
@@ -315,7 +315,7 @@ def docs(site: Site, tier: str, tmp_path: Path) -> Docs:
             add_variant(files[path], encoding, data)
     Asset.objects.filter(site=site).update(last_modified=LAST_MODIFIED)
     site.refresh_from_db()
-    cache.reset()
+    runtime.reset()
     return Docs(site, files, variants)
 
 
@@ -324,7 +324,7 @@ def edit_site(site: Site, **fields: object) -> None:
     for name, value in fields.items():
         setattr(site, name, value)
     site.save()
-    cache.reset()
+    runtime.reset()
 
 
 ETAG_RE = re.compile(r'"[\x21\x23-\x7e]+"')
@@ -991,7 +991,7 @@ def test_file_over_a_lowered_memory_file_limit(fetch, site, settings):
     """A file just over a lowered ASSETCACHE_MEMORY_FILE_LIMIT is sent from its file."""
     settings.ASSETCACHE_MEMORY_FILE_LIMIT = 100
     conf.reset()
-    cache.reset()
+    runtime.reset()
     whole = SAMPLE["img/logo.png"]
     assert isinstance(whole, bytes) and len(whole) > 100
     result = fetch("GET", "/img/logo.png")
@@ -1250,7 +1250,7 @@ def test_directory_without_slash_redirects(fetch, docs, path, location):
 
 def test_redirect_location_is_percent_encoded(fetch, site, tmp_path):
     publish(site, write_tree(tmp_path / "more", {"my docs/index.html": "spaced", "é/index.html": "accent"}))
-    cache.reset()
+    runtime.reset()
     result = fetch("GET", "/my%20docs")
     assert result.status == 301
     assert result.headers["Location"] == "/my%20docs/"
@@ -1352,7 +1352,7 @@ def test_bad_paths_get_400(fetch, docs, path):
 
 def test_a_name_with_a_percent_sign_is_reached_by_its_encoding_only(fetch, site, tmp_path):
     publish(site, write_tree(tmp_path / "more", {"%FF.txt": "percent", "100%.txt": "full"}))
-    cache.reset()
+    runtime.reset()
     assert fetch("GET", "/%25FF.txt").body == b"percent"
     assert fetch("GET", "/100%25.txt").body == b"full"
 
@@ -1373,7 +1373,7 @@ def test_a_path_that_is_not_utf8_gets_400(fetch, adapter, docs, path):
 def test_a_replacement_character_sent_as_utf8_is_a_path_like_any(fetch, site, tmp_path):
     """Issue 11 item 12: U+FFFD in a path is refused only where the request's bytes were not UTF-8."""
     publish(site, write_tree(tmp_path / "more", {"\ufffd.txt": "replacement"}))
-    cache.reset()
+    runtime.reset()
     result = fetch("GET", "/%EF%BF%BD.txt")
     assert (result.status, result.body) == (200, b"replacement")
 
@@ -1386,7 +1386,7 @@ def test_path_at_the_length_limit_is_not_rejected(fetch, docs):
 
 def test_dots_inside_names_are_fine(fetch, site, tmp_path):
     publish(site, write_tree(tmp_path / "more", {"...": "three dots", "a..b/.well-known.txt": "ok"}), include=[".*"])
-    cache.reset()
+    runtime.reset()
     assert fetch("GET", "/...").body == b"three dots"
     assert fetch("GET", "/a..b/.well-known.txt").body == b"ok"
 
@@ -1440,7 +1440,7 @@ def test_host_is_case_insensitive_and_port_is_ignored(fetch, docs):
 
 def test_custom_domain_serves_the_site(fetch, docs, settings):
     Domain.objects.create(hostname="docs.example.org", site=docs.site, state="verified")
-    cache.reset()
+    runtime.reset()
     assert not validate_host("docs.example.org", settings.ALLOWED_HOSTS)
     for host in ("docs.example.org", "DOCS.EXAMPLE.ORG:8443"):
         result = fetch("GET", "/css/site.css", host=host)

@@ -28,7 +28,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from django_assetcache import cache as cache_module
+from django_assetcache import runtime
 from django_assetcache.cache import AssetCache, SiteInfo
 from django_assetcache.http import build_file_entry, build_missing_entry
 from django_assetcache.maintenance import collect_garbage
@@ -442,7 +442,7 @@ def test_purge_drops_cached_entries(purge_site: Site, django_capture_on_commit_c
     client = Client(HTTP_HOST=HOST)
     assert client.get("/").status_code == 200
     assert client.get("/css/site.css").status_code == 200
-    cache = cache_module.get_cache()
+    cache = runtime.get_cache()
     assert (purge_site.pk, "/") in cache.entries
     with django_capture_on_commit_callbacks(execute=True):
         call_command("assetcache_purge", "docs", "--path", "/index.html")
@@ -459,7 +459,7 @@ def test_process_that_missed_pruned_changes_drops_its_cache(
 ) -> None:
     client = Client(HTTP_HOST=HOST)
     assert client.get("/").status_code == 200
-    behind = cache_module.get_cache()
+    behind = runtime.get_cache()
     assert behind.entries
     # Changes this process never reads (their commit callbacks do not run
     # here), then pruned: only the marker is left.
@@ -486,7 +486,7 @@ def test_process_up_to_date_keeps_its_cache_after_a_prune(purge_site: Site, sett
     record_change(purge_site.pk, Change.Kind.PURGE, ["/elsewhere"])
     client = Client(HTTP_HOST=HOST)
     assert client.get("/").status_code == 200
-    current = cache_module.get_cache()
+    current = runtime.get_cache()
     settings.ASSETCACHE_CHANGE_RETENTION = 0
     time.sleep(0.01)
     collect_garbage()

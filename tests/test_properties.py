@@ -18,7 +18,7 @@ from django.test import Client
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from django_assetcache import cache, serve
+from django_assetcache import runtime, serve
 from django_assetcache.cache import normalize_host
 from django_assetcache.http import UNSATISFIABLE, clean_path, parse_range
 from django_assetcache.models import Blob
@@ -72,7 +72,7 @@ def assets(site, tmp_path: Path) -> dict[str, dict[str, bytes]]:
                 sha256=sha, size=len(data), source_id=hashlib.sha256(source).hexdigest(), encoding=encoding
             )
             files[path][encoding] = data
-    cache.reset()
+    runtime.reset()
     return files
 
 

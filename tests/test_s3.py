@@ -31,7 +31,7 @@ from django.test import Client
 from moto.server import ThreadedMotoServer
 from storages.backends.s3 import S3Storage
 
-from django_assetcache import cache, conf, localtier, maintenance, tiers, warm
+from django_assetcache import conf, localtier, maintenance, runtime, tiers, warm
 from django_assetcache.localtier import LocalTier
 from django_assetcache.models import Blob, Site
 from django_assetcache.publish import publish
@@ -135,7 +135,7 @@ def s3(settings, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterato
     settings.ASSETCACHE_DELETE_DELAY = 0
     settings.ASSETCACHE_DISK_LIMIT = 1 << 40
     conf.reset()
-    cache.reset()
+    runtime.reset()
     tiers.reset()
     log = RequestLog()
     werkzeug = logging.getLogger("werkzeug")
@@ -148,7 +148,7 @@ def s3(settings, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterato
         werkzeug.removeHandler(log)
         werkzeug.setLevel(old_level)
         tiers.reset()
-        cache.reset()
+        runtime.reset()
         client.close()
 
 
@@ -198,7 +198,7 @@ def temp_files(t: LocalTier) -> list[str]:
 @pytest.fixture
 def published(s3: S3, db, tmp_path: Path) -> S3:
     publish("docs", write_tree(tmp_path / "src", FILES))
-    cache.reset()
+    runtime.reset()
     return s3
 
 
@@ -249,7 +249,7 @@ def test_first_request_downloads_once_then_serves_from_the_tier(published: S3, n
     # Hits, and misses of a fresh process cache over the same tier: no GET.
     for _ in range(3):
         assert body_of(fetch("/big.bin")) == BIG
-    cache.reset()
+    runtime.reset()
     assert body_of(fetch("/big.bin")) == BIG
     assert fetch("/").content == SAMPLE["index.html"].encode()
     assert published.gets(big) == 1 and published.gets(small) == 1
@@ -304,7 +304,7 @@ def test_concurrent_first_requests_cause_one_download(
     s3: S3, transactional_db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     publish("docs", write_tree(tmp_path / "src", FILES))
-    cache.reset()
+    runtime.reset()
     # Hold the one download open a moment so every thread arrives while it
     # runs (wrapping this package's own method, not boto3 or the storage).
     real_download = LocalTier._download
@@ -496,14 +496,14 @@ def test_a_file_evicted_while_being_sent_arrives_whole(published: S3) -> None:
 
 def test_delayed_delete_keeps_handed_out_paths_valid(published: S3, settings) -> None:
     settings.ASSETCACHE_DELETE_DELAY = 30
-    cache.reset()
+    runtime.reset()
     t = tier()
     assert t.delete_delay == 30
     response = fetch("/big.bin")
     body_of(response)
     path = t.path_of(sha(BIG))
     site_id = Site.objects.get(subdomain="docs").id
-    assert (site_id, "/big.bin") in cache.get_cache().entries
+    assert (site_id, "/big.bin") in runtime.get_cache().entries
 
     t.limit_bytes = 0
     assert sha(BIG) in t.enforce_limit()
@@ -511,7 +511,7 @@ def test_delayed_delete_keeps_handed_out_paths_valid(published: S3, settings) ->
     with open(path, "rb") as handed_out:
         assert handed_out.read() == BIG
     # ...but the cache no longer sends it, so nothing keeps using it.
-    assert (site_id, "/big.bin") not in cache.get_cache().entries
+    assert (site_id, "/big.bin") not in runtime.get_cache().entries
     assert t.stats()["pending_deletes"] >= 1
     # Wanted again within the delay: back without a download.
     assert body_of(fetch("/big.bin")) == BIG
@@ -624,7 +624,7 @@ def test_warmup_fills_the_tier_and_another_machine_warms_from_storage(
     # A new machine: empty media directory, no database needed.
     settings.MEDIA_ROOT = str(tmp_path / "new-machine")
     tiers.reset()
-    cache.reset()
+    runtime.reset()
     gets_before = len([line for line in s3.log.lines if '"GET /' in line])
     with django_assert_num_queries(0):
         call_command("assetcache_warmup", "--from-storage", stdout=io.StringIO(), stderr=io.StringIO())

@@ -13,7 +13,7 @@ from typing import Any
 import brotli
 import pytest
 
-from django_assetcache import cache, conf
+from django_assetcache import conf, runtime
 from django_assetcache.models import Domain, Site
 from django_assetcache.publish import publish
 from django_assetcache.snapshot import FOOTER, MAGIC, Snapshot
@@ -96,7 +96,7 @@ def snapshot_file(db, tmp_path: Path, settings) -> Path:
     publish("docs", write_tree(tmp_path / "src", FILES))
     Domain.objects.create(site=Site.objects.get(subdomain="docs"), hostname="docs.example.org", state="verified")
     warm_up()
-    cache.reset()
+    runtime.reset()
     return Path(conf.get().SNAPSHOT_PATH)
 
 
@@ -147,7 +147,7 @@ def test_fuzzed_snapshot_never_decides_a_wrong_response(snapshot_file: Path, cap
         # would change the snapshots loaded before.
         fresh.write_bytes(damaged)
         os.replace(fresh, snapshot_file)
-        cache.reset()
+        runtime.reset()
         for host, path, accept, status, name in REQUESTS:
             got_status, headers, body = request(host, path, accept)
             where = f"byte {position} flipped, {host}{path} ({accept or 'identity'})"
@@ -155,7 +155,7 @@ def test_fuzzed_snapshot_never_decides_a_wrong_response(snapshot_file: Path, cap
             assert int(headers["Content-Length"]) == len(body), where
             if name is not None:
                 assert decoded(headers, body) == FILES[name], where
-        loaded = cache.stats()["snapshot_change_id"] is not None
+        loaded = runtime.stats()["snapshot_change_id"] is not None
         assert loaded == (position in bodies), f"byte {position} flipped"
         checked[next(area for area, span in areas.items() if position in span)] += 1
     assert all(checked.values()), checked
@@ -170,8 +170,8 @@ def test_intact_snapshot_answers_the_same(snapshot_file: Path) -> None:
         assert int(headers["Content-Length"]) == len(body)
         if name is not None:
             assert decoded(headers, body) == FILES[name]
-    assert cache.stats()["snapshot_change_id"] is not None
-    assert cache.stats()["db_queries"] == 1  # the replay; every answer came from the snapshot
+    assert runtime.stats()["snapshot_change_id"] is not None
+    assert runtime.stats()["db_queries"] == 1  # the replay; every answer came from the snapshot
 
 
 def _flip_record(path: Path) -> None:
@@ -204,4 +204,4 @@ def test_refused_snapshot_is_logged_once_and_the_database_answers(
     warnings = [record.getMessage() for record in caplog.records if "ignoring snapshot" in record.getMessage()]
     assert len(warnings) == 1, warnings
     assert warnings[0].endswith(reason)
-    assert cache.stats()["snapshot_change_id"] is None
+    assert runtime.stats()["snapshot_change_id"] is None

@@ -12,7 +12,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from django_assetcache import cache, conf, warm
+from django_assetcache import conf, runtime, warm
 from django_assetcache.models import Blob, Site
 from django_assetcache.publish import publish
 from django_assetcache.snapshot import MAGIC, Snapshot, SnapshotError
@@ -31,7 +31,7 @@ def warmed(db, tmp_path: Path, settings) -> Path:
     conf.reset()
     publish("docs", write_tree(tmp_path / "src", FILES))
     warm_up()
-    cache.reset()
+    runtime.reset()
     return Path(conf.get().SNAPSHOT_PATH)
 
 
@@ -69,7 +69,7 @@ def test_warmed_process_answers_every_asset_without_queries(warmed, django_asser
         missing = fetch("/no/such/page")
         assert missing.status_code == 404
         assert missing.content == SAMPLE["404.html"].encode()
-    assert cache.stats()["snapshot_change_id"] is not None
+    assert runtime.stats()["snapshot_change_id"] is not None
 
 
 def test_snapshot_older_than_later_publishes_serves_new_content(
@@ -78,7 +78,7 @@ def test_snapshot_older_than_later_publishes_serves_new_content(
     changed = {**FILES, "index.html": "<!doctype html><title>Second edition</title>"}
     del changed["guide/index.html"]
     publish("docs", write_tree(tmp_path / "src2", changed), delete=True)
-    cache.reset()
+    runtime.reset()
     warm()
     assert fetch("/").content == changed["index.html"].encode()
     assert fetch("/guide/").status_code == 404
@@ -90,7 +90,7 @@ def test_site_settings_changed_after_snapshot_are_replayed(warmed) -> None:
     site = Site.objects.get(subdomain="docs")
     site.is_active = False
     site.save()
-    cache.reset()
+    runtime.reset()
     warm()
     assert fetch("/").status_code == 404
 
@@ -137,7 +137,7 @@ def test_corrupt_snapshot_is_ignored_with_a_warning(warmed: Path, corrupt, caplo
     assert response.status_code == 200
     assert response.content == SAMPLE["index.html"].encode()
     assert "ignoring snapshot" in caplog.text
-    assert cache.stats()["snapshot_change_id"] is None
+    assert runtime.stats()["snapshot_change_id"] is None
 
 
 def test_damaged_body_in_snapshot_is_read_from_the_store(warmed: Path, caplog) -> None:
@@ -236,7 +236,7 @@ def test_warmup_of_one_site_keeps_the_others_in_the_snapshot(db, tmp_path: Path,
 
     snapshot = Snapshot(conf.get().SNAPSHOT_PATH)
     assert sorted(site.subdomain for site in snapshot.sites.values()) == ["one", "three", "two"]
-    cache.reset()
+    runtime.reset()
     warm()
     with django_assert_num_queries(0):
         assert Client(HTTP_HOST="one.sites.test").get("/").content == b"<title>one, second</title>"
