@@ -114,6 +114,12 @@ def _content_types(value: object) -> bool:
     )
 
 
+def _dotted_path(value: object) -> bool:
+    return isinstance(value, str) and (
+        value == "" or re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+", value) is not None
+    )
+
+
 def _path(value: object) -> bool:
     return isinstance(value, str | os.PathLike) and isinstance(os.fspath(value), str)
 
@@ -146,6 +152,9 @@ VALIDATORS: dict[str, tuple[Callable[[object], bool], str]] = {
     "CHANGE_RETENTION": _seconds(minimum_exclusive=False),
     "DEPLOYMENT_RETENTION": _integer(0, "deployments"),
     "DEPLOYMENT_RETENTION_DAYS": (lambda v: _number(v) and v >= 0, "a number of days >= 0"),
+    "GC_GRACE": _seconds(minimum_exclusive=False),
+    "TRUST_ADMIN_DOMAINS": (lambda v: isinstance(v, bool), "True or False"),
+    "TXT_RESOLVER": (_dotted_path, "'' or the dotted path of a callable such as 'mysite.dns.resolve_txt'"),
     "SNAPSHOT_PATH": (_path, "an absolute file path (a string), or '' for MEDIA_ROOT/assetcache/snapshot.bin"),
     "LOCAL_DIR": (_path, "an absolute directory path (a string), or '' for MEDIA_ROOT/assetcache/local"),
     "DISK_LIMIT": (

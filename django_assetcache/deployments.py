@@ -22,7 +22,8 @@ from django.db.models import Field
 from django.utils import timezone
 
 from . import conf
-from .models import DEPLOYMENT_KEY_RE, Asset, Change, Deployment, DeploymentAlias, Site, record_change, validate_alias
+from .models import Asset, Change, Deployment, DeploymentAlias, Site, record_change
+from .validators import DEPLOYMENT_KEY_RE, validate_alias
 
 __all__ = [
     "DeploymentError",

@@ -15,7 +15,7 @@ from .costs import entry_overhead
 from .entries import Entry, build_file_entry, build_missing_entry, build_redirect_entry
 from .hosts import HostMiss, HostTarget, SiteInfo, preview_label
 from .mediatypes import header_value
-from .models import Asset, Change, Deployment, Site
+from .models import Asset, Change, Deployment, Domain, Site
 from .records import AssetRecord, BlobRecord, LocatedBlob
 from .snapshot import Snapshot, site_target
 from .store import BlobStore
@@ -65,7 +65,8 @@ class DatabaseLoader:
     def _site_target(self, host: str) -> HostTarget:
         suffix = "." + self.settings.DOMAIN
         if not host.endswith(suffix):
-            query = Site.objects.filter(domains__hostname=host)
+            # Only a domain whose owner proved control of it is served.
+            query = Site.objects.filter(domains__hostname=host, domains__state=Domain.State.VERIFIED)
         else:
             label = host[: -len(suffix)]
             preview = preview_label(label)

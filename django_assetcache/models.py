@@ -2,88 +2,29 @@
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Iterable
 
-from django.core.exceptions import ValidationError
 from django.db import models, router, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from . import conf, invalidation
-
-DNS_LABEL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-HOSTNAME_RE = re.compile(
-    r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$"
+from .validators import (
+    PREVIEW_SEPARATOR,
+    new_deployment_key,
+    validate_alias,
+    validate_document_name,
+    validate_header_value,
+    validate_hostname,
+    validate_subdomain,
 )
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-#: A deployment key: 8 characters of base32's lower-case alphabet (40 bits).
-DEPLOYMENT_KEY_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
-DEPLOYMENT_KEY_RE = re.compile(r"^[a-z2-7]{8}$")
-#: What separates a deployment key or alias from the subdomain in a preview host.
-PREVIEW_SEPARATOR = "--"
 
-
-def new_deployment_key() -> str:
-    return "".join(secrets.choice(DEPLOYMENT_KEY_ALPHABET) for _ in range(8))
-
-
-def validate_subdomain(value: str) -> None:
-    if not DNS_LABEL_RE.fullmatch(value or ""):
-        raise ValidationError(
-            _(
-                "“%(value)s” is not a valid subdomain: use 1 to 63 lower-case letters, "
-                "digits or hyphens, not starting or ending with a hyphen."
-            ),
-            code="invalid_subdomain",
-            params={"value": value},
-        )
-    if PREVIEW_SEPARATOR in value:
-        raise ValidationError(
-            _("“%(value)s” contains “--”, which is kept for preview hosts (<deployment>--<subdomain>)."),
-            code="preview_separator",
-            params={"value": value},
-        )
-    if value in conf.get().RESERVED_SUBDOMAINS:
-        raise ValidationError(
-            _("“%(value)s” is reserved and cannot be used as a subdomain."),
-            code="reserved_subdomain",
-            params={"value": value},
-        )
-
-
-def validate_hostname(value: str) -> None:
-    if not HOSTNAME_RE.fullmatch(value or ""):
-        raise ValidationError(
-            _("“%(value)s” is not a valid lower-case host name such as docs.example.com."),
-            code="invalid_hostname",
-            params={"value": value},
-        )
-    domain = conf.get().DOMAIN
-    if value == domain or value.endswith("." + domain):
-        raise ValidationError(
-            _("Host names under %(domain)s are already served by subdomain."),
-            code="hostname_in_domain",
-            params={"domain": domain},
-        )
-
-
-def validate_header_value(value: str) -> None:
-    if any(not (" " <= ch <= "~") for ch in value):
-        raise ValidationError(
-            _("Use printable ASCII characters only (it is sent as an HTTP header)."),
-            code="invalid_header_value",
-        )
-
-
-def validate_document_name(value: str) -> None:
-    if value and ("/" in value or "\\" in value or value in {".", ".."} or "\x00" in value):
-        raise ValidationError(
-            _("Give a plain file name such as index.html, without slashes."),
-            code="invalid_document_name",
-        )
+#: The TXT record that proves control of a custom domain:
+#: ``_assetcache-challenge.<host> TXT "assetcache-verification=<token>"``.
+CHALLENGE_PREFIX = "_assetcache-challenge"
+CHALLENGE_VALUE_PREFIX = "assetcache-verification="
 
 
 class Site(models.Model):
@@ -173,9 +114,29 @@ class Site(models.Model):
         return conf.get().SITE_URL.format(host=self.host)
 
 
+def new_verification_token() -> str:
+    return secrets.token_hex(16)
+
+
 class Domain(models.Model):
+    """A custom host name of a site, served once its owner proved control
+    of it (a DNS TXT record holding the token), or added by a trusted admin."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("pending")
+        VERIFIED = "verified", _("verified")
+
     hostname = models.CharField(_("host name"), max_length=253, unique=True, validators=[validate_hostname])
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="domains")
+    state = models.CharField(_("state"), max_length=16, choices=State.choices, default=State.PENDING)
+    verification_token = models.CharField(
+        _("verification token"),
+        max_length=64,
+        default=new_verification_token,
+        editable=False,
+        help_text=_("Publish it as _assetcache-challenge.<host name> TXT “assetcache-verification=<token>”."),
+    )
+    verified_at = models.DateTimeField(_("verified"), null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["hostname"]
@@ -187,9 +148,20 @@ class Domain(models.Model):
 
     def save(self, *args: object, **kwargs: object) -> None:
         self.hostname = (self.hostname or "").lower().rstrip(".")
+        if self._state.adding and self.state == self.State.PENDING and conf.get().TRUST_ADMIN_DOMAINS:
+            self.state = self.State.VERIFIED
+            self.verified_at = timezone.now()
         # The post_save receiver appends the Change: keep both in one transaction.
         with transaction.atomic(using=_database_for(self, kwargs.get("using"))):
             super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def challenge_name(self) -> str:
+        return f"{CHALLENGE_PREFIX}.{self.hostname}"
+
+    @property
+    def challenge_value(self) -> str:
+        return f"{CHALLENGE_VALUE_PREFIX}{self.verification_token}"
 
 
 class Blob(models.Model):
@@ -215,6 +187,13 @@ class Blob(models.Model):
         blank=True,
         help_text=_("For a compressed variant: gzip or br."),
     )
+    unused_since = models.DateTimeField(
+        _("unused since"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_("When assetcache_gc first found no asset using it; cleared when one does again."),
+    )
 
     class Meta:
         verbose_name = _("blob")
@@ -229,18 +208,6 @@ class Blob(models.Model):
 
     def __str__(self) -> str:
         return self.sha256[:12]
-
-
-def validate_alias(value: str) -> None:
-    if not DNS_LABEL_RE.fullmatch(value or "") or PREVIEW_SEPARATOR in value:
-        raise ValidationError(
-            _(
-                "“%(value)s” is not a valid alias: use lower-case letters, digits or single hyphens, "
-                "not starting or ending with a hyphen."
-            ),
-            code="invalid_alias",
-            params={"value": value},
-        )
 
 
 class Deployment(models.Model):

@@ -21,10 +21,11 @@ from django.utils import timezone
 from . import conf
 from .deployments import DeploymentError, check_alias, copy_manifest, git_info, move_alias, switch
 from .mediatypes import content_type_for
-from .models import Asset, Blob, Change, Deployment, Site, record_change, validate_subdomain
+from .models import Asset, Blob, Change, Deployment, Site, record_change
 from .progress import Progress, Stream, human_bytes
 from .sources import PublishError, SourceFile, SourceRules, read_source
 from .store import BlobChanged, BlobStore, BlobTooLarge, hash_stream
+from .validators import validate_subdomain
 
 #: PublishError is defined with the source readers, which raise it too.
 __all__ = ["DeploymentInfo", "PublishError", "PublishSummary", "SourceRules", "publish"]
@@ -300,7 +301,10 @@ def _hold_blobs(store: BlobStore, writes: list[SourceFile], summary: PublishSumm
     present): it is checked under the lock and stored again if missing.
     """
     needed = {source_file.sha256: source_file for source_file in writes}
-    fresh = sorted(set(needed) - _lock_blobs(sorted(needed)))
+    held = _lock_blobs(sorted(needed))
+    # In use again: gc's grace period starts over when it is next unused.
+    Blob.objects.filter(pk__in=held, unused_since__isnull=False).update(unused_since=None)
+    fresh = sorted(set(needed) - held)
     Blob.objects.bulk_create(
         [Blob(sha256=sha, size=needed[sha].size) for sha in fresh], ignore_conflicts=True, batch_size=500
     )

@@ -2,7 +2,7 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import django_assetcache.models
+import django_assetcache.validators
 from django.apps.registry import Apps
 from django.db import migrations, models
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
@@ -26,7 +26,7 @@ def existing_files_as_deployments(apps: Apps, schema_editor: BaseDatabaseSchemaE
         files = Asset.objects.using(db).filter(site=site)
         deployment = Deployment.objects.using(db).create(
             site=site,
-            key=django_assetcache.models.new_deployment_key(),
+            key=django_assetcache.validators.new_deployment_key(),
             created_at=now,
             live_at=now,
             created_by="migration",
@@ -57,7 +57,7 @@ def deployments_as_files(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) ->
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('django_assetcache', '0002_cache_control_validator'),
+        ('django_assetcache', '0004_domain_verification'),
     ]
 
     operations = [
@@ -65,7 +65,7 @@ class Migration(migrations.Migration):
             name='Deployment',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(default=django_assetcache.models.new_deployment_key, editable=False, max_length=8, unique=True, verbose_name='id')),
+                ('key', models.CharField(default=django_assetcache.validators.new_deployment_key, editable=False, max_length=8, unique=True, verbose_name='id')),
                 ('created_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now, verbose_name='created')),
                 ('created_by', models.CharField(blank=True, max_length=150, verbose_name='created by')),
                 ('source', models.CharField(blank=True, max_length=1024, verbose_name='source')),
@@ -86,7 +86,7 @@ class Migration(migrations.Migration):
             name='DeploymentAlias',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=50, validators=[django_assetcache.models.validate_alias], verbose_name='name')),
+                ('name', models.CharField(max_length=50, validators=[django_assetcache.validators.validate_alias], verbose_name='name')),
             ],
             options={
                 'verbose_name': 'deployment alias',

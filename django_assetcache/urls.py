@@ -1,0 +1,18 @@
+"""URLs for the project's URLconf: ``path("", include("django_assetcache.urls"))``.
+
+They answer on the project's own hosts only: a request for a site host is
+answered by AssetCacheMiddleware (or the WSGI/ASGI wrapper) before Django
+resolves a URL, so under a site host these paths are files of the site.
+"""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from . import views
+
+app_name = "django_assetcache"
+
+urlpatterns = [
+    path("assetcache/tls-ask", views.tls_ask, name="tls-ask"),
+]

@@ -1,0 +1,51 @@
+"""The TLS-ask endpoint: may a certificate be requested for this host name?
+
+Caddy's on-demand TLS asks it before it requests a certificate for a name
+it has none for (docs/tls-and-domains.md). The answer comes from the
+process's host map, the one that routes requests, so a repeated question
+costs no database query.
+"""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.http import require_safe
+
+from .hosts import SiteInfo, normalize_host
+from .runtime import get_cache
+
+
+def _plain(status: int, text: str) -> HttpResponse:
+    response = HttpResponse(text.encode(), status=status, content_type="text/plain; charset=utf-8")
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def is_site_host(host: str) -> bool:
+    """An active site answers at ``host``: a subdomain of ASSETCACHE_DOMAIN
+    naming a site, or a verified custom domain of one."""
+    cache = get_cache()
+    cache.maybe_poll()
+    target = cache.site_for(host)
+    if target.__class__ is SiteInfo:
+        assert isinstance(target, SiteInfo)
+        return target.active
+    # --- preview hosts -------------------------------------------------------
+    # <deployment-id>--<subdomain>.<ASSETCACHE_DOMAIN> and
+    # <alias>--<subdomain>.<ASSETCACHE_DOMAIN> name a retained deployment of
+    # a site. They come with deployments: until then no such host exists and
+    # the answer is no. The wildcard certificate covers them either way.
+    return False
+
+
+@require_safe
+def tls_ask(request: HttpRequest) -> HttpResponse:
+    """200 when ``?domain=`` is an active site host, else 404 (400 without
+    a ``domain``)."""
+    domain = request.GET.get("domain")
+    if not domain:
+        return _plain(400, "Give the host name as ?domain=.\n")
+    host = normalize_host(domain)
+    if host is None or host != domain.lower().rstrip(".") or not is_site_host(host):
+        return _plain(404, "No site answers at this host name.\n")
+    return _plain(200, "A site answers at this host name.\n")
