@@ -566,8 +566,11 @@ def test_stale_temporary_files_are_cleaned_at_start(s3: S3, tmp_path: Path) -> N
 
 
 def test_gc_removes_unreferenced_blobs_from_s3_and_the_tier(
-    s3: S3, db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    s3: S3, db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings
 ) -> None:
+    # v1 is expired at once: its blobs are the unreferenced ones.
+    settings.ASSETCACHE_DEPLOYMENT_RETENTION = 0
+    settings.ASSETCACHE_DEPLOYMENT_RETENTION_DAYS = 0
     v1 = {"index.html": "v1", "gone.txt": "only in v1\n", "big.bin": BIG}
     v2 = {"index.html": "v2", "kept.txt": "kept\n"}
     publish("docs", write_tree(tmp_path / "v1", v1))
