@@ -273,7 +273,9 @@ def test_a_large_zip_is_published_from_the_temporary_upload_file(
     # Django streamed the upload to FILE_UPLOAD_TEMP_DIR; that very file is read.
     assert Path(call["source"]).parent == tmp_path / "uploads"
     assert call["source"].endswith(".upload.zip")
+    info = call["kwargs"].pop("deployment")
     assert call["kwargs"] == {"delete": False, "keep_top_folder": False}
+    assert (info.draft, info.alias, info.created_by, info.source) == (False, "", "admin", "“site.zip”")
     assert content("fresh") == {"/big.bin": big}
     # Nothing is left behind in the temporary directory.
     assert list((tmp_path / "uploads").iterdir()) == []
