@@ -273,3 +273,14 @@ def test_publish_command_records_draft_alias_message_and_git(transactional_db, t
     )
     assert deployment.created_by == "assetcache_publish"
     assert list(deployment.aliases.values_list("name", flat=True)) == ["next"]
+
+
+def test_the_admin_site_list_shows_when_and_by_whom_the_live_deployment_was_published(
+    v1_v2, admin_client: Client
+) -> None:
+    page = admin_client.get("/admin/django_assetcache/site/").content.decode()
+    assert "Published" in page
+    assert "· assetcache_publish" not in page  # published by the Python API: no name
+    Deployment.objects.filter(state="live").update(created_by="ci")
+    page = admin_client.get("/admin/django_assetcache/site/").content.decode()
+    assert "· ci</td>" in page

@@ -25,6 +25,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
@@ -89,10 +90,12 @@ def summary_message(upload: str, summary: PublishSummary) -> str:
 @admin.register(Site)
 class SiteAdmin(SiteAdminBase):
     form = SiteForm
+    list_select_related = ["live_deployment"]
     list_display = [
         "subdomain",
         "name",
         "live_url",
+        "published",
         "file_count",
         "total_size",
         "generation",
@@ -146,6 +149,15 @@ class SiteAdmin(SiteAdminBase):
         if not site.pk:
             return "-"
         return format_html('<a href="{0}" target="_blank" rel="noopener">{0}</a>', site.url)
+
+    @admin.display(description=_("published"), ordering="live_deployment__live_at")
+    def published(self, site: Site) -> str:
+        """When the live deployment went live, and who made it."""
+        live = site.live_deployment
+        if live is None or live.live_at is None:
+            return "-"
+        when = date_format(timezone.localtime(live.live_at), "DATETIME_FORMAT")
+        return f"{when} · {live.created_by}" if live.created_by else when
 
     @admin.display(description=_("files"), ordering="asset_count")
     def file_count(self, site: Site) -> int:
