@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 from django.utils import timezone
 
@@ -284,3 +286,60 @@ def test_the_admin_site_list_shows_when_and_by_whom_the_live_deployment_was_publ
     Deployment.objects.filter(state="live").update(created_by="ci")
     page = admin_client.get("/admin/django_assetcache/site/").content.decode()
     assert "· ci</td>" in page
+
+
+# --- the migration ---------------------------------------------------------------------------------
+
+
+def _migrator() -> tuple[MigrationExecutor, tuple[str, str], list[tuple[str, str]]]:
+    executor = MigrationExecutor(connection)
+    (after,) = [key for key in executor.loader.disk_migrations if key[1].endswith("_deployments")]
+    before = [dep for dep in executor.loader.disk_migrations[after].dependencies if dep[0] == "django_assetcache"]
+    return executor, after, before
+
+
+def test_the_migration_makes_each_sites_files_its_first_deployment(transactional_db) -> None:
+    executor, after, before = _migrator()
+    executor.migrate(before)
+    apps = executor.loader.project_state(before).apps
+    site_model, asset_model = apps.get_model("django_assetcache", "Site"), apps.get_model("django_assetcache", "Asset")
+    blob = apps.get_model("django_assetcache", "Blob").objects.create(sha256="ab" * 32, size=3)
+    docs = site_model.objects.create(subdomain="docs")
+    site_model.objects.create(subdomain="empty")
+    for path in ("/index.html", "/a.css"):
+        asset_model.objects.create(
+            site=docs, path=path, blob=blob, content_type="text/html", last_modified=timezone.now()
+        )
+    executor = MigrationExecutor(connection)
+    executor.migrate([after])
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+    deployment = Deployment.objects.get()
+    assert (deployment.site.subdomain, deployment.state, deployment.created_by, deployment.source) == (
+        "docs",
+        "live",
+        "migration",
+        "existing files",
+    )
+    assert Site.objects.get(subdomain="docs").live_deployment_id == deployment.pk
+    assert Site.objects.get(subdomain="empty").live_deployment_id is None
+    assert sorted(deployment.assets.values_list("path", flat=True)) == ["/a.css", "/index.html"]
+    # And back: one row per path again.
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    apps = executor.loader.project_state(before).apps
+    assert apps.get_model("django_assetcache", "Asset").objects.count() == 2
+    MigrationExecutor(connection).migrate(executor.loader.graph.leaf_nodes())
+
+
+def test_the_migration_names_subdomains_that_hold_a_double_hyphen(transactional_db) -> None:
+    executor, after, before = _migrator()
+    executor.migrate(before)
+    apps = executor.loader.project_state(before).apps
+    apps.get_model("django_assetcache", "Site").objects.create(subdomain="old--name")
+    executor = MigrationExecutor(connection)
+    with pytest.raises(RuntimeError, match="rename old--name first"):
+        executor.migrate([after])
+    apps.get_model("django_assetcache", "Site").objects.filter(subdomain="old--name").update(subdomain="old-name")
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
