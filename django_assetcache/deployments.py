@@ -227,7 +227,8 @@ def expire_deployments(doomed: dict[int, list[int]]) -> int:
                 continue
             still = list(
                 Deployment.objects.select_for_update()
-                .filter(pk__in=ids, aliases__isnull=True)
+                .filter(pk__in=ids)
+                .exclude(pk__in=DeploymentAlias.objects.values("deployment_id"))
                 .exclude(state__in=[LIVE, EXPIRED])
                 .values_list("pk", flat=True)
             )

@@ -656,14 +656,16 @@ def test_purge_paths_drops_only_those_paths(
     client = Client(HTTP_HOST="docs.sites.test")
     client.get("/css/site.css")
     client.get("/img/logo.png")
+    site.refresh_from_db()
+    live = site.live_deployment_id  # entries are keyed by deployment
     keys = set(runtime.get_cache().entries)
-    assert (site.pk, "/css/site.css") in keys and (site.pk, "/img/logo.png") in keys
-    asset = Asset.objects.get(site=site, path="/css/site.css")
+    assert (live, "/css/site.css") in keys and (live, "/img/logo.png") in keys
+    asset = Asset.objects.get(deployment_id=live, path="/css/site.css")
     with django_capture_on_commit_callbacks(execute=True):
         run_action(admin_client, ASSETS, "purge_paths", [asset.pk])
     keys = set(runtime.get_cache().entries)
-    assert (site.pk, "/css/site.css") not in keys
-    assert (site.pk, "/img/logo.png") in keys
+    assert (live, "/css/site.css") not in keys
+    assert (live, "/img/logo.png") in keys
 
 
 # --- the cache page ------------------------------------------------------------------------
