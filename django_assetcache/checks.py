@@ -135,6 +135,8 @@ VALIDATORS: dict[str, tuple[Callable[[object], bool], str]] = {
     "MAX_FILE_SIZE": _integer(1, "bytes"),
     "MAX_SITE_SIZE": _integer(1, "bytes"),
     "MAX_PATH_LENGTH": _integer(1, "characters"),
+    "MAX_RULES": _integer(0, "rules"),
+    "MAX_RULES_FILE_SIZE": _integer(0, "bytes"),
     "CACHE_CONTROL": (lambda v: isinstance(v, str), "a Cache-Control header value (a string)"),
     "IMMUTABLE_CACHE_CONTROL": (lambda v: isinstance(v, str), "a Cache-Control header value (a string)"),
     "IMMUTABLE_PATTERN": (_pattern, "a regular expression (a string)"),

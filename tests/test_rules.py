@@ -38,9 +38,21 @@ REDIRECT_CASES = [
     ("/home /", "/home", "", "example.com", (301, "/", False)),
     ("/blog/my-post.php /blog/my-post", "/blog/my-post.php", "", "example.com", (301, "/blog/my-post", False)),
     ("/news /blog", "/news", "", "example.com", (301, "/blog", False)),
-    ("/cuties https://www.petsofnetlify.com", "/cuties", "", "example.com", (301, "https://www.petsofnetlify.com", False)),
+    (
+        "/cuties https://www.petsofnetlify.com",
+        "/cuties",
+        "",
+        "example.com",
+        (301, "https://www.petsofnetlify.com", False),
+    ),
     # Paths are written percent-encoded, matched against the decoded request path.
-    ("/authors/c%C3%A9line /authors/about-c%C3%A9line", "/authors/céline", "", "x", (301, "/authors/about-c%C3%A9line", False)),
+    (
+        "/authors/c%C3%A9line /authors/about-c%C3%A9line",
+        "/authors/céline",
+        "",
+        "x",
+        (301, "/authors/about-c%C3%A9line", False),
+    ),
     # HTTP status codes.
     ("/my-redirect / 302", "/my-redirect", "", "x", (302, "/", False)),
     ("/pass-through /index.html 200", "/pass-through", "", "x", (200, "/index.html", False)),
@@ -164,7 +176,11 @@ HEADER_CASES = [
     ("/other.html", (), "max-age=0, no-cache, no-store, must-revalidate"),
     # Two blocks apply: their Cache-Control values join.
     ("/assets/app.js", (), "max-age=0, no-cache, no-store, must-revalidate, public, max-age=31536000"),
-    ("/blog/hello/", (("Link", "</style.css>; rel=preload; as=style"),), "max-age=0, no-cache, no-store, must-revalidate"),
+    (
+        "/blog/hello/",
+        (("Link", "</style.css>; rel=preload; as=style"),),
+        "max-age=0, no-cache, no-store, must-revalidate",
+    ),
 ]
 
 
