@@ -95,23 +95,23 @@ def test_over_the_limit_is_refused(ruled, tmp_path: Path, settings) -> None:
         ("/elsewhere", 308, "https://example.com/x"),
     ],
 )
-def test_redirect_rules(fetch, ruled, target: str, status: int, location: str) -> None:  # noqa: F811
+def test_redirect_rules(fetch, ruled, target: str, status: int, location: str) -> None:
     response = fetch("GET", target)
     assert (response.status, response.headers["Location"], response.body) == (status, location, b"")
 
 
 @pytest.mark.parametrize("target", ["/search", "/search?other=1", "/u/ann", "/api/x", "/no/such"])
-def test_requests_no_rule_matches_get_the_error_document(fetch, ruled, target: str) -> None:  # noqa: F811
+def test_requests_no_rule_matches_get_the_error_document(fetch, ruled, target: str) -> None:
     response = fetch("GET", target)
     assert (response.status, response.body) == (404, NOT_HERE)
 
 
-def test_an_existing_file_shadows_an_unforced_rule(fetch, ruled) -> None:  # noqa: F811
+def test_an_existing_file_shadows_an_unforced_rule(fetch, ruled) -> None:
     response = fetch("GET", "/css/site.css")
     assert (response.status, response.body) == (200, SAMPLE["css/site.css"].encode())
 
 
-def test_a_rewrite_serves_the_target_with_its_validators(fetch, ruled) -> None:  # noqa: F811
+def test_a_rewrite_serves_the_target_with_its_validators(fetch, ruled) -> None:
     index = fetch("GET", "/index.html")
     rewritten = fetch("GET", "/app/some/route")
     assert (rewritten.status, rewritten.body) == (200, INDEX)
@@ -124,7 +124,7 @@ def test_a_rewrite_serves_the_target_with_its_validators(fetch, ruled) -> None: 
 
 
 @pytest.mark.parametrize(("target", "status"), [("/missing-page", 404), ("/gone", 410), ("/gone/", 410)])
-def test_404_and_410_rules_serve_to_with_their_status(fetch, ruled, target: str, status: int) -> None:  # noqa: F811
+def test_404_and_410_rules_serve_to_with_their_status(fetch, ruled, target: str, status: int) -> None:
     response = fetch("GET", target)
     assert (response.status, response.body) == (status, NOT_HERE)
     assert response.headers["Content-Length"] == str(len(NOT_HERE))
@@ -133,11 +133,11 @@ def test_404_and_410_rules_serve_to_with_their_status(fetch, ruled, target: str,
 
 
 @pytest.mark.parametrize("target", ["/_redirects", "/_headers"])
-def test_the_rule_files_are_not_served(fetch, ruled, target: str) -> None:  # noqa: F811
+def test_the_rule_files_are_not_served(fetch, ruled, target: str) -> None:
     assert fetch("GET", target).status == 404
 
 
-def test_header_rules_on_200_and_304(fetch, ruled) -> None:  # noqa: F811
+def test_header_rules_on_200_and_304(fetch, ruled) -> None:
     css = fetch("GET", "/css/site.css")
     assert css.headers["X-Frame-Options"] == "DENY"
     assert css.headers["X-Css"] == "1, 2"
@@ -151,7 +151,7 @@ def test_header_rules_on_200_and_304(fetch, ruled) -> None:  # noqa: F811
     assert page.headers["Cache-Control"] == "public, max-age=0, must-revalidate"
 
 
-def test_spa_fallback(fetch, db, tmp_path: Path) -> None:  # noqa: F811
+def test_spa_fallback(fetch, db, tmp_path: Path) -> None:
     publish("docs", write_tree(tmp_path / "spa", {**SAMPLE, "_redirects": "/* /index.html 200\n"}))
     for target in ("/", "/deep/link", "/deep/link/", "/users/42?tab=1"):
         response = fetch("GET", target)
@@ -161,7 +161,7 @@ def test_spa_fallback(fetch, db, tmp_path: Path) -> None:  # noqa: F811
 
 
 def test_a_publish_without_rule_files_keeps_them_and_delete_clears_them(
-    fetch,  # noqa: F811
+    fetch,
     ruled,
     tmp_path: Path,
     django_capture_on_commit_callbacks,
@@ -196,14 +196,14 @@ def https_site(ruled, settings) -> Site:
 
 
 @pytest.mark.parametrize("host", [HOST, "docs.example.org"])
-def test_https_only_redirects_plain_http(fetch, https_site, host: str) -> None:  # noqa: F811
+def test_https_only_redirects_plain_http(fetch, https_site, host: str) -> None:
     response = fetch("GET", "/guide/?a=1", host=host)
     assert (response.status, response.headers["Location"]) == (308, f"https://{host}/guide/?a=1")
     assert "Strict-Transport-Security" not in response.headers
     assert fetch("POST", "/x", host=host).status == 308
 
 
-def test_https_responses_carry_hsts_also_on_304(fetch, https_site) -> None:  # noqa: F811
+def test_https_responses_carry_hsts_also_on_304(fetch, https_site) -> None:
     response = fetch("GET", "/css/site.css", x_forwarded_proto="https")
     assert response.status == 200
     assert response.headers["Strict-Transport-Security"] == HSTS
@@ -213,7 +213,7 @@ def test_https_responses_carry_hsts_also_on_304(fetch, https_site) -> None:  # n
     assert (moved.status, moved.headers["Strict-Transport-Security"]) == (302, HSTS)
 
 
-def test_canonical_host(fetch, https_site) -> None:  # noqa: F811
+def test_canonical_host(fetch, https_site) -> None:
     https_site.canonical_host = "docs.example.org"
     https_site.full_clean()
     https_site.save()
@@ -226,7 +226,7 @@ def test_canonical_host(fetch, https_site) -> None:  # noqa: F811
     assert served.status == 200
 
 
-def test_secure_ssl_redirect_covers_site_hosts_not_in_allowed_hosts(fetch, ruled, settings) -> None:  # noqa: F811
+def test_secure_ssl_redirect_covers_site_hosts_not_in_allowed_hosts(fetch, ruled, settings) -> None:
     settings.SECURE_SSL_REDIRECT = True
     settings.SECURE_PROXY_SSL_HEADER = PROXY
     settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if "AssetCache" not in m]
