@@ -38,6 +38,17 @@ def _pattern(path: str) -> re.Pattern[str]:
     return re.compile(regex or "/", re.DOTALL)
 
 
+_UNKNOWN = object()
+
+
+def _host_name(raw_host: str) -> str:
+    """A Host value as rules name hosts: lower case, no port, no final dot."""
+    host = raw_host.strip().lower()
+    if ":" in host and not host.startswith("["):
+        host = host.rsplit(":", 1)[0]
+    return host.rstrip(".")
+
+
 class CompiledRedirect:
     """A dynamic rule: its pattern and what it needs of the request."""
 
@@ -109,13 +120,15 @@ class RedirectTable:
     def __len__(self) -> int:
         return len(self.static) + len(self.dynamic)
 
-    def lookup(self, host: str, path: str, query_string: str) -> Match | None:
-        """The first rule matching the request, memoized."""
-        key: object = (host, path, query_string) if self.live else path
+    def lookup(self, raw_host: str, path: str, query_string: str) -> Match | None:
+        """The first rule matching the request (its Host as received),
+        memoized: one dictionary lookup for a request seen before."""
+        key: object = (raw_host, path, query_string) if self.live else path
         memo = self.memo
-        if key in memo:
-            return memo[key]
-        found = self.search(host, path, query_string)
+        found = memo.get(key, _UNKNOWN)
+        if found is not _UNKNOWN:
+            return found  # type: ignore[return-value]
+        found = self.search(_host_name(raw_host), path, query_string)
         if len(memo) >= MEMO_LIMIT:
             memo.clear()
         memo[key] = found

@@ -70,20 +70,27 @@ def answer(host: str, path: str | None, method: str, query_string: str, get: Hea
     if clean is None:
         return _for(method, BAD_REQUEST)
     try:
-        if site.forced is not None:
-            ruled = rule_reply(cache, site, site.forced, host, clean, method, query_string, get)
-            if ruled is not None:
-                return ruled
+        forced = site.forced
+        if forced is not None:
+            # One memo lookup per request once the path was seen.
+            match = forced.lookup(host, clean, query_string)
+            if match is not None:
+                ruled = rule_reply(cache, site, match, method, query_string, get)
+                if ruled is not None:
+                    return ruled
         entry = cache.entry(site, clean)
         kind = entry.kind
         if kind is _FILE:
             return decide(entry, method, get)
         if kind is _REDIRECT:
             return redirect(entry, query_string)
-        if site.redirects is not None:
-            ruled = rule_reply(cache, site, site.redirects, host, clean, method, query_string, get)
-            if ruled is not None:
-                return ruled
+        redirects = site.redirects
+        if redirects is not None:
+            match = redirects.lookup(host, clean, query_string)
+            if match is not None:
+                ruled = rule_reply(cache, site, match, method, query_string, get)
+                if ruled is not None:
+                    return ruled
         reply = NOT_FOUND
         if site.error_path:
             document = cache.error_document(site)

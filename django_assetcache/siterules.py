@@ -18,7 +18,7 @@ from .entries import Entry, EntryKind
 from .hosts import SiteInfo, normalize_host
 from .http import HeaderGetter, clean_path, decide, redirect
 from .replies import NOT_FOUND, Reply, plain_reply, without_body
-from .ruletables import Match, RedirectTable
+from .ruletables import Match
 from .transport import is_secure, moved
 
 GONE = plain_reply(410, "Gone.\n")
@@ -42,20 +42,10 @@ def transport_reply(site: SiteInfo, host: str, path: str | None, query_string: s
 
 
 def rule_reply(
-    cache: EntrySource,
-    site: SiteInfo,
-    table: RedirectTable,
-    host: str,
-    path: str,
-    method: str,
-    query_string: str,
-    get: HeaderGetter,
+    cache: EntrySource, site: SiteInfo, match: Match, method: str, query_string: str, get: HeaderGetter
 ) -> Reply | None:
-    """The reply of the first rule of ``table`` matching the request, or
-    None (no rule matched, or a 200 rule's target is missing)."""
-    match = table.lookup(normalize_host(host) or "", path, query_string)
-    if match is None:
-        return None
+    """The reply of a rule that matched the request (``RedirectTable.lookup``),
+    or None when it is a 200 rule whose target is missing."""
     status = match.status
     if status < 300 or status >= 400:
         return _serve(cache, site, match, method, query_string, get)
