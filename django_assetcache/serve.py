@@ -29,7 +29,7 @@ from .replies import (
     without_body,
 )
 from .runtime import cache_ready, get_cache, release_connections
-from .siterules import rule_reply, transport_reply
+from .siterules import fallback_reply, rule_reply, transport_reply
 
 logger = logging.getLogger("django_assetcache")
 
@@ -84,13 +84,10 @@ def answer(host: str, path: str | None, method: str, query_string: str, get: Hea
             return decide(entry, method, get)
         if kind is _REDIRECT:
             return redirect(entry, query_string)
-        redirects = site.redirects
-        if redirects is not None:
-            match = redirects.lookup(host, clean, query_string)
-            if match is not None:
-                ruled = rule_reply(cache, site, match, method, query_string, get)
-                if ruled is not None:
-                    return ruled
+        if site.redirects is not None:
+            ruled = fallback_reply(cache, site, host, clean, method, query_string, get)
+            if ruled is not None:
+                return ruled
         reply = NOT_FOUND
         if site.error_path:
             document = cache.error_document(site)

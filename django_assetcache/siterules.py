@@ -55,6 +55,16 @@ def rule_reply(
     return moved(status, location, site.transport.hsts if site.transport is not None else ())
 
 
+def fallback_reply(
+    cache: EntrySource, site: SiteInfo, host: str, path: str, method: str, query_string: str, get: HeaderGetter
+) -> Reply | None:
+    """The reply of the site's first unforced rule matching a request whose
+    path has no content, or None."""
+    table = site.redirects
+    match = table.lookup(host, path, query_string) if table is not None else None
+    return rule_reply(cache, site, match, method, query_string, get) if match is not None else None
+
+
 def _serve(
     cache: EntrySource, site: SiteInfo, match: Match, method: str, query_string: str, get: HeaderGetter
 ) -> Reply | None:
