@@ -29,6 +29,7 @@ from .replies import (
     without_body,
 )
 from .runtime import cache_ready, get_cache, release_connections
+from .siterules import fallback_reply, rule_reply, transport_reply
 
 logger = logging.getLogger("django_assetcache")
 
@@ -59,18 +60,34 @@ def answer(host: str, path: str | None, method: str, query_string: str, get: Hea
     assert isinstance(site, SiteInfo)
     if not site.active:
         return _for(method, SITE_NOT_FOUND)
+    if site.transport is not None:
+        moved = transport_reply(site, host, path, query_string, get)
+        if moved is not None:
+            return moved
     if method != "GET" and method != "HEAD":
         return METHOD_NOT_ALLOWED
     clean = None if path is None else clean_path(path, cache.max_path)
     if clean is None:
         return _for(method, BAD_REQUEST)
     try:
+        forced = site.forced
+        if forced is not None:
+            # One memo lookup per request once the path was seen.
+            match = forced.lookup(host, clean, query_string)
+            if match is not None:
+                ruled = rule_reply(cache, site, match, method, query_string, get)
+                if ruled is not None:
+                    return ruled
         entry = cache.entry(site, clean)
         kind = entry.kind
         if kind is _FILE:
             return decide(entry, method, get)
         if kind is _REDIRECT:
             return redirect(entry, query_string)
+        if site.redirects is not None:
+            ruled = fallback_reply(cache, site, host, clean, method, query_string, get)
+            if ruled is not None:
+                return ruled
         reply = NOT_FOUND
         if site.error_path:
             document = cache.error_document(site)
