@@ -76,6 +76,13 @@ class Settings:
     #: Dotted path of ``resolve(name) -> list[str]``, the TXT values of a
     #: name; "" uses dnspython with the machine's resolver configuration.
     TXT_RESOLVER: str = ""
+    #: The project's own origin (``https://www.example.com``), where visitors
+    #: of login and restricted sites sign in; "" leaves them a 403.
+    PROJECT_URL: str = ""
+    #: Seconds a private site's access cookie lasts.
+    ACCESS_MAX_AGE: int = 12 * 3600
+    #: Password attempts a client address may make per minute, per process.
+    PASSWORD_ATTEMPTS: int = 10
     #: Where ``assetcache_warmup`` writes the snapshot and processes read it.
     SNAPSHOT_PATH: str = ""
     #: The local disk tier: where blobs of a storage without local paths

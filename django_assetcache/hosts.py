@@ -19,7 +19,17 @@ HOST_SHARE = 32
 class SiteInfo:
     """What a request needs to know about a site, from the host map."""
 
-    __slots__ = ("active", "cache_control", "error_path", "id", "index_document", "subdomain")
+    __slots__ = (
+        "access_tag",
+        "active",
+        "cache_control",
+        "error_path",
+        "id",
+        "index_document",
+        "private",
+        "subdomain",
+        "visibility",
+    )
 
     def __init__(
         self,
@@ -29,6 +39,8 @@ class SiteInfo:
         index_document: str,
         error_document: str,
         cache_control: str,
+        visibility: str = "public",
+        access_tag: str = "",
     ) -> None:
         self.id = id
         self.subdomain = subdomain
@@ -36,6 +48,13 @@ class SiteInfo:
         self.index_document = index_document
         self.error_path = "/" + error_document if error_document else ""
         self.cache_control = cache_control
+        #: "public", "login", "restricted" or "password"; the hit path reads
+        #: ``private`` only.
+        self.visibility = visibility
+        self.private = visibility != "public"
+        #: For password sites: a tag of the password hash, held by the
+        #: cookies the password gave (a new password refuses them).
+        self.access_tag = access_tag
 
     def __repr__(self) -> str:
         return f"<SiteInfo {self.id} {self.subdomain}>"

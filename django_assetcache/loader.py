@@ -10,6 +10,7 @@ from django.db import DatabaseError
 from django.db.models import Q
 
 from . import conf
+from .access import password_tag, private_cache_control
 from .cache import BlobUnavailable, Unavailable
 from .costs import entry_overhead
 from .entries import Entry, build_file_entry, build_missing_entry, build_redirect_entry
@@ -20,15 +21,17 @@ from .records import AssetRecord, BlobRecord, LocatedBlob
 from .snapshot import Snapshot, site_target
 from .store import BlobStore
 
-SITE_FIELDS = ("id", "subdomain", "is_active", "index_document", "error_document", "cache_control")
+SITE_FIELDS = ("id", "subdomain", "is_active", "index_document", "error_document", "cache_control", "visibility")
 
 
 def cache_control_for(site: SiteInfo, path: str, settings: conf.Settings) -> str:
     if site.cache_control:
-        return site.cache_control
-    if settings.immutable_re.search(posixpath.basename(path)):
-        return settings.IMMUTABLE_CACHE_CONTROL
-    return settings.CACHE_CONTROL
+        value = site.cache_control
+    elif settings.immutable_re.search(posixpath.basename(path)):
+        value = settings.IMMUTABLE_CACHE_CONTROL
+    else:
+        value = settings.CACHE_CONTROL
+    return private_cache_control(value) if site.private else value
 
 
 class DatabaseLoader:
@@ -62,10 +65,13 @@ class DatabaseLoader:
             # Only a domain whose owner proved control of it is served.
             query = Site.objects.filter(domains__hostname=host, domains__state=Domain.State.VERIFIED)
         try:
-            rows = list(query.values_list(*SITE_FIELDS)[:1])
+            rows = list(query.values_list(*SITE_FIELDS, "password")[:1])
         except DatabaseError as exc:
             raise Unavailable(str(exc)) from exc
-        return SiteInfo(*rows[0]) if rows else HostMiss.PASS
+        if not rows:
+            return HostMiss.PASS
+        site_id, subdomain, active, index, error, cache_control, visibility, password = rows[0]
+        return SiteInfo(site_id, subdomain, active, index, error, cache_control, visibility, password_tag(password))
 
     # --- entries -------------------------------------------------------------
 

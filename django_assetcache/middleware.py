@@ -81,7 +81,9 @@ class AssetCacheMiddleware:
         return to_response(*answered)
 
 
-def _request_args(request: HttpRequest) -> tuple[str, str, str, str, Callable[[str], Any]]:
+def _request_args(
+    request: HttpRequest,
+) -> tuple[str, str, str, str, Callable[[str], Any], Callable[[int], bytes] | None]:
     meta = request.META
     return (
         # gunicorn passes the raw request target on as RAW_URI.
@@ -90,4 +92,6 @@ def _request_args(request: HttpRequest) -> tuple[str, str, str, str, Callable[[s
         request.method or "GET",
         meta.get("QUERY_STRING", ""),
         meta.get,
+        # A private site's password form is the only body read.
+        request.read if request.method == "POST" else None,
     )

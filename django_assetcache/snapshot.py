@@ -43,8 +43,8 @@ logger = logging.getLogger("django_assetcache")
 
 #: The last two characters are the format version: a snapshot of another
 #: version is refused (and warmup writes a new one).
-MAGIC = b"ACSNAP03"
-VERSION = 3
+MAGIC = b"ACSNAP04"
+VERSION = 4
 FOOTER = struct.Struct("<QQ8s")
 #: sha256, size, Last-Modified, body offset (-1: not in the snapshot),
 #: media type index, variant count, first variant.
@@ -222,6 +222,8 @@ def _site_record(entry: dict[str, Any]) -> SiteRecord:
         cache_control=entry["cache_control"],
         domains=tuple(entry["domains"]),
         change_id=entry["change_id"],
+        visibility=entry["visibility"],
+        access_tag=entry["access_tag"],
     )
 
 
@@ -242,4 +244,6 @@ def site_target(snapshot: Snapshot, host: str) -> HostTarget | None:
         site.index_document,
         site.error_document,
         site.cache_control,
+        site.visibility,
+        site.access_tag,
     )

@@ -134,6 +134,8 @@ def _site_entry(site: SiteRecord, change_id: int, assets: list[AssetRecord]) -> 
         "error_document": site.error_document,
         "cache_control": site.cache_control,
         "domains": list(site.domains),
+        "visibility": site.visibility,
+        "access_tag": site.access_tag,
         "change_id": change_id if site.change_id is None else site.change_id,
         "paths": [asset.path for asset in assets],
     }
