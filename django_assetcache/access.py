@@ -216,7 +216,11 @@ class AccessGate:
             credentials[key] = credential
         if credential is None or credential.site_id != site.id or credential.expires <= time.time():
             return Access.ANONYMOUS
-        return Access.GRANTED if self.may_see(credential.principal, site) else Access.FORBIDDEN
+        if self.may_see(credential.principal, site):
+            return Access.GRANTED
+        # A password site's only way in is its form (a new password refuses
+        # the old cookies): show it again.
+        return Access.ANONYMOUS if site.visibility == "password" else Access.FORBIDDEN
 
     def _verify(self, raw_host: str, cookie_header: str) -> Credential | None:
         value = cookie_value(cookie_header)

@@ -171,7 +171,7 @@ def _auth(gate: AccessGate, site: SiteInfo, host: str, query_string: str) -> Rep
     principal = ("u", ticket.user_id)
     if not gate.may_see(principal, site):
         return FORBIDDEN
-    return _signed_in(principal, site, host, ticket.next, time.time() + conf.get().ACCESS_MAX_AGE, 302)
+    return _signed_in(principal, site, host, ticket.next, conf.get().ACCESS_MAX_AGE, 302)
 
 
 def _share(gate: AccessGate, site: SiteInfo, host: str, query_string: str) -> Reply:
@@ -182,8 +182,8 @@ def _share(gate: AccessGate, site: SiteInfo, host: str, query_string: str) -> Re
     expiry = gate.backend.share_link_expiry(token[0], site.id)
     if expiry is None:
         return BAD_SHARE
-    expires = min(expiry, time.time() + conf.get().ACCESS_MAX_AGE)
-    return _signed_in(("s", token[0]), site, host, safe(_query(query_string, "next")), expires, 302)
+    max_age = min(int(expiry - time.time()), conf.get().ACCESS_MAX_AGE)
+    return _signed_in(("s", token[0]), site, host, safe(_query(query_string, "next")), max_age, 302)
 
 
 def _logout(gate: AccessGate, site: SiteInfo, host: str, query_string: str) -> Reply:
@@ -202,11 +202,10 @@ def _secure() -> bool:
     return conf.get().SITE_URL.startswith("https:")
 
 
-def _signed_in(
-    principal: access.Principal, site: SiteInfo, host: str, target: str, expires: float, status: int
-) -> Reply:
-    value = access.make_cookie(principal, site.id, normalize_host(host) or "", expires)
-    cookie = access.set_cookie_header(value, max(0, int(expires - time.time())), _secure())
+def _signed_in(principal: access.Principal, site: SiteInfo, host: str, target: str, max_age: int, status: int) -> Reply:
+    """Redirect to ``target`` with a cookie for ``principal``, ``max_age`` seconds long."""
+    value = access.make_cookie(principal, site.id, normalize_host(host) or "", time.time() + max_age)
+    cookie = access.set_cookie_header(value, max_age, _secure())
     return _plain(status, "", (("Location", target), cookie))
 
 
@@ -230,7 +229,7 @@ def _password_post(
     if not password or not gate.backend.password_matches(site.id, password):
         return _password_page(401, "That password is not right. Try again.", target)
     principal = ("p", site.access_tag)
-    return _signed_in(principal, site, host, target, time.time() + conf.get().ACCESS_MAX_AGE, 303)
+    return _signed_in(principal, site, host, target, conf.get().ACCESS_MAX_AGE, 303)
 
 
 def _password_page(status: int, message: str, target: str) -> Reply:
