@@ -31,11 +31,11 @@ class Command(BaseCommand):
                 self.stdout.write(f"{link.pk}  {state}  expires {link.expires_at.isoformat()}  {link.note}")
             return
         if options["revoke"] is not None:
-            link = ShareLink.objects.filter(pk=options["revoke"], site=site).first()
-            if link is None:
+            revoked = ShareLink.objects.filter(pk=options["revoke"], site=site).first()
+            if revoked is None:
                 raise CommandError(f"site {site.subdomain} has no share link {options['revoke']}")
-            revoke_share_link(link)
-            self.stdout.write(f"revoked share link {link.pk}")
+            revoke_share_link(revoked)
+            self.stdout.write(f"revoked share link {revoked.pk}")
             return
         try:
             expires_in = parse_duration(options["expires"])
