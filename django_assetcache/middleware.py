@@ -11,6 +11,7 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBase
 
+from .access import PREFIX
 from .bodies import BLOCK_SIZE
 from .http import request_host
 from .replies import Reply
@@ -93,5 +94,5 @@ def _request_args(
         meta.get("QUERY_STRING", ""),
         meta.get,
         # A private site's password form is the only body read.
-        request.read if request.method == "POST" else None,
+        request.read if request.method == "POST" and request.path_info.startswith(PREFIX) else None,
     )
