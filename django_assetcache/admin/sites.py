@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
@@ -30,13 +31,14 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from .. import conf, runtime
-from ..forms import SiteForm, UploadForm
+from ..forms import UploadForm
 from ..maintenance import MaintenanceError, purge
 from ..models import Asset, Change, Domain, Site
 from ..progress import first_few, human_bytes
 from ..publish import PublishSummary
 from ..rules import loads
 from ..warmup import WarmupError, warm_up
+from .access import ACCESS_FIELDSET, AccessSiteForm, ShareLinkInline, share_button, share_view
 
 if TYPE_CHECKING:
     DomainInlineBase = admin.TabularInline[Domain, Site]
@@ -89,7 +91,7 @@ def summary_message(upload: str, summary: PublishSummary) -> str:
 
 @admin.register(Site)
 class SiteAdmin(SiteAdminBase):
-    form = SiteForm
+    form = AccessSiteForm
     list_display = [
         "subdomain",
         "name",
@@ -97,9 +99,11 @@ class SiteAdmin(SiteAdminBase):
         "file_count",
         "total_size",
         "generation",
+        "visibility",
         "is_active",
     ]
-    list_filter = ["is_active"]
+    list_filter = ["is_active", "visibility"]
+    filter_horizontal = ["allowed_users", "allowed_groups"]
     search_fields = ["subdomain", "name", "domains__hostname"]
     readonly_fields = [
         "generation",
@@ -109,8 +113,9 @@ class SiteAdmin(SiteAdminBase):
         "files_link",
         "total_size",
         "rules_summary",
+        "share_button",
     ]
-    inlines = [DomainInline]
+    inlines = [DomainInline, ShareLinkInline]
     fieldsets = [
         (None, {"fields": ["subdomain", "name", "is_active", "live_url"]}),
         (_("Documents"), {"fields": ["index_document", "error_document", "cache_control"]}),
@@ -118,6 +123,7 @@ class SiteAdmin(SiteAdminBase):
             _("Transport"),
             {"fields": ["https_only", "hsts_max_age", "hsts_include_subdomains", "hsts_preload", "canonical_host"]},
         ),
+        ACCESS_FIELDSET,
         (_("Content"), {"fields": ["files_link", "total_size", "generation", "rules_summary"]}),
         (_("State"), {"fields": ["created_at", "updated_at"]}),
     ]
@@ -156,6 +162,10 @@ class SiteAdmin(SiteAdminBase):
         return self.add_fieldsets if obj is None else self.fieldsets
 
     # --- columns and read-only fields ---------------------------------------------------
+
+    @admin.display(description=_("share links"))
+    def share_button(self, site: Site) -> str:
+        return share_button(site)
 
     @admin.display(description=_("live URL"))
     def live_url(self, site: Site) -> str:
@@ -199,6 +209,11 @@ class SiteAdmin(SiteAdminBase):
                 "<path:object_id>/upload/",
                 self.admin_site.admin_view(self.upload_view),
                 name="{}_{}_upload".format(*info),
+            ),
+            path(
+                "<path:object_id>/share/",
+                self.admin_site.admin_view(partial(share_view, self)),
+                name="{}_{}_share".format(*info),
             ),
         ]
         return own + super().get_urls()
