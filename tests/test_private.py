@@ -323,3 +323,15 @@ def test_ticket_view_sends_anonymous_to_login_then_issues_a_ticket(member: User)
     assert (location.scheme, location.netloc, location.path) == ("https", HOST, access.AUTH_PATH)
     ticket = access.read_ticket(parse_qs(location.query)["ticket"][0], HOST)
     assert ticket is not None and (ticket.user_id, ticket.next) == (member.pk, "/guide/")
+
+
+def test_a_header_rules_cache_control_is_made_private_too(fetch: Fetch, member: User, tmp_path: Path) -> None:
+    """A `_headers` rule may set Cache-Control for some paths: on a private
+    site that policy is made private like the site's own."""
+    files = {**SAMPLE, "_headers": "/css/*\n  Cache-Control: public, max-age=3600\n"}
+    publish("team", write_tree(tmp_path / "ruled", files))
+    runtime.reset()
+    cookie = sign_in(fetch, member)
+    result = fetch("GET", "/css/site.css", HOST, Cookie=cookie)
+    assert result.status == 200
+    assert result.headers["Cache-Control"] == "private, max-age=3600"
