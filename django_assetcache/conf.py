@@ -102,6 +102,12 @@ class Settings:
     #: Seconds an evicted blob stays on disk before it is deleted, so that
     #: responses already sending it (or about to open it) finish.
     DELETE_DELAY: float = 60.0
+    #: Hand bodies on the local disk to the web server in front: "nginx"
+    #: (X-Accel-Redirect), "apache" or "lighttpd" (X-Sendfile); None sends
+    #: them from the worker.
+    ACCEL: str | None = None
+    #: The nginx ``internal`` location the blob directory is mapped to.
+    ACCEL_PREFIX: str = "/_assetcache_blobs/"
     #: Build gzip/brotli variants for these media types (prefixes).
     COMPRESSIBLE_TYPES: tuple[str, ...] = (
         "text/",
