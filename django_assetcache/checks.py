@@ -52,7 +52,7 @@ def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
         return [
             Warning(
                 "AssetCacheMiddleware is not in MIDDLEWARE, so no site is served.",
-                hint=f"Add {MIDDLEWARE_PATH!r} right after SecurityMiddleware.",
+                hint=f"Add {MIDDLEWARE_PATH!r} first.",
                 id="assetcache.W002",
             )
         ]
@@ -65,6 +65,15 @@ def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
                 "AssetCacheMiddleware runs after other middleware, which costs every site request their work.",
                 hint="Place it first, or right after SecurityMiddleware.",
                 id="assetcache.W003",
+            )
+        ]
+    if before and getattr(settings, "SECURE_SSL_REDIRECT", False):
+        return [
+            Warning(
+                "SecurityMiddleware runs before AssetCacheMiddleware with SECURE_SSL_REDIRECT: a plain-HTTP "
+                "request to a custom domain of a site gets 400 (its redirect validates the host).",
+                hint="Place AssetCacheMiddleware first: it redirects plain HTTP to HTTPS for site hosts itself.",
+                id="assetcache.W004",
             )
         ]
     return []
@@ -135,6 +144,8 @@ VALIDATORS: dict[str, tuple[Callable[[object], bool], str]] = {
     "MAX_FILE_SIZE": _integer(1, "bytes"),
     "MAX_SITE_SIZE": _integer(1, "bytes"),
     "MAX_PATH_LENGTH": _integer(1, "characters"),
+    "MAX_RULES": _integer(0, "rules"),
+    "MAX_RULES_FILE_SIZE": _integer(0, "bytes"),
     "CACHE_CONTROL": (lambda v: isinstance(v, str), "a Cache-Control header value (a string)"),
     "IMMUTABLE_CACHE_CONTROL": (lambda v: isinstance(v, str), "a Cache-Control header value (a string)"),
     "IMMUTABLE_PATTERN": (_pattern, "a regular expression (a string)"),
@@ -155,6 +166,12 @@ VALIDATORS: dict[str, tuple[Callable[[object], bool], str]] = {
     "GC_GRACE": _seconds(minimum_exclusive=False),
     "TRUST_ADMIN_DOMAINS": (lambda v: isinstance(v, bool), "True or False"),
     "TXT_RESOLVER": (_dotted_path, "'' or the dotted path of a callable such as 'mysite.dns.resolve_txt'"),
+    "PROJECT_URL": (
+        lambda v: isinstance(v, str) and (v == "" or re.fullmatch(r"https?://[^/?#\s]+", v) is not None),
+        "'' or an origin such as 'https://www.example.com' (no path)",
+    ),
+    "ACCESS_MAX_AGE": _integer(60, "seconds"),
+    "PASSWORD_ATTEMPTS": _integer(1, "attempts per minute"),
     "SNAPSHOT_PATH": (_path, "an absolute file path (a string), or '' for MEDIA_ROOT/assetcache/snapshot.bin"),
     "LOCAL_DIR": (_path, "an absolute directory path (a string), or '' for MEDIA_ROOT/assetcache/local"),
     "DISK_LIMIT": (
@@ -162,6 +179,14 @@ VALIDATORS: dict[str, tuple[Callable[[object], bool], str]] = {
         "a fraction of the filesystem below 1 (such as 0.9), or a number of bytes >= 1",
     ),
     "DELETE_DELAY": _seconds(minimum_exclusive=False),
+    "ACCEL": (
+        lambda v: v is None or v in ("nginx", "apache", "lighttpd"),
+        "None, 'nginx', 'apache' or 'lighttpd'",
+    ),
+    "ACCEL_PREFIX": (
+        lambda v: isinstance(v, str) and re.fullmatch(r"/[A-Za-z0-9._~/-]*", v) is not None,
+        "a URL path such as '/_assetcache_blobs/' (starting with '/', no spaces, query or percent signs)",
+    ),
     "COMPRESSIBLE_TYPES": (_strings, "a list or tuple of media type prefixes (strings)"),
 }
 

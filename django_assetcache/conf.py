@@ -81,6 +81,18 @@ class Settings:
     #: Dotted path of ``resolve(name) -> list[str]``, the TXT values of a
     #: name; "" uses dnspython with the machine's resolver configuration.
     TXT_RESOLVER: str = ""
+    #: Most rules one ``_redirects`` file (rules) or ``_headers`` file
+    #: (header lines) may hold; a publish over it is refused.
+    MAX_RULES: int = 10_000
+    #: Largest ``_redirects`` or ``_headers`` file a publish accepts.
+    MAX_RULES_FILE_SIZE: int = 1 * MIB
+    #: The project's own origin (``https://www.example.com``), where visitors
+    #: of login and restricted sites sign in; "" leaves them a 403.
+    PROJECT_URL: str = ""
+    #: Seconds a private site's access cookie lasts.
+    ACCESS_MAX_AGE: int = 12 * 3600
+    #: Password attempts a client address may make per minute, per process.
+    PASSWORD_ATTEMPTS: int = 10
     #: Where ``assetcache_warmup`` writes the snapshot and processes read it.
     SNAPSHOT_PATH: str = ""
     #: The local disk tier: where blobs of a storage without local paths
@@ -95,6 +107,12 @@ class Settings:
     #: Seconds an evicted blob stays on disk before it is deleted, so that
     #: responses already sending it (or about to open it) finish.
     DELETE_DELAY: float = 60.0
+    #: Hand bodies on the local disk to the web server in front: "nginx"
+    #: (X-Accel-Redirect), "apache" or "lighttpd" (X-Sendfile); None sends
+    #: them from the worker.
+    ACCEL: str | None = None
+    #: The nginx ``internal`` location the blob directory is mapped to.
+    ACCEL_PREFIX: str = "/_assetcache_blobs/"
     #: Build gzip/brotli variants for these media types (prefixes).
     COMPRESSIBLE_TYPES: tuple[str, ...] = (
         "text/",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,12 +23,15 @@ from django.utils import timezone
 
 from . import conf
 from .models import Asset, Change, Deployment, DeploymentAlias, Site, record_change
+from .sources import PublishError
 from .validators import DEPLOYMENT_KEY_RE, validate_alias
 
 __all__ = [
     "DeploymentError",
+    "DeploymentInfo",
     "GitInfo",
     "copy_manifest",
+    "deployment_info",
     "describe",
     "expire_deployments",
     "expired_deployment_ids",
@@ -48,6 +51,43 @@ EXPIRED = Deployment.State.EXPIRED
 
 class DeploymentError(Exception):
     """Bad input to a rollback, promote or alias: nothing was changed."""
+
+
+@dataclass
+class DeploymentInfo:
+    """What a publish records about itself on the deployment it makes."""
+
+    #: Store the deployment without making it live.
+    draft: bool = False
+    #: An alias to point at the new deployment.
+    alias: str = ""
+    created_by: str = ""
+    #: Where the files came from; "" for the path given to publish().
+    source: str = ""
+    message: str = ""
+    #: None: read from the source's git work tree, if any.
+    git_commit: str | None = None
+    git_branch: str | None = None
+
+
+def deployment_info(info: DeploymentInfo, source: str | os.PathLike[str], subdomain: str) -> DeploymentInfo:
+    """``info`` checked (PublishError for a bad alias), with the source and
+    the git commit and branch of ``source`` filled in."""
+    if info.alias:
+        try:
+            check_alias(subdomain, info.alias)
+        except DeploymentError as exc:
+            raise PublishError(str(exc)) from exc
+    if not info.source:
+        info = replace(info, source=os.fspath(source))
+    if info.git_commit is None or info.git_branch is None:
+        found = git_info(source)
+        info = replace(
+            info,
+            git_commit=found.commit if info.git_commit is None else info.git_commit,
+            git_branch=found.branch if info.git_branch is None else info.git_branch,
+        )
+    return info
 
 
 def switch(site: Site, deployment: Deployment, paths: list[str] | None = None) -> Change:

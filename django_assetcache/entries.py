@@ -20,13 +20,15 @@ from .replies import ACCEPT_RANGES, CRLF, NOSNIFF, VARY, Part, Reply, plain_repl
 
 #: Preference order among stored variants; identity comes last.
 ENCODINGS = ("br", "gzip")
+#: Vary of a private site's files, with and without compressed variants.
+VARY_PRIVATE = {True: ("Vary", "Accept-Encoding, Cookie"), False: ("Vary", "Cookie")}
 
 
 class _Shared:
     """Header tuples many representations have in common (same type, date,
     Cache-Control, Vary, coding): kept once, not once per file."""
 
-    __slots__ = ("entity", "extra", "tail")
+    __slots__ = ("entity", "extra", "tail", "uncached")
 
     def __init__(
         self,
@@ -37,16 +39,24 @@ class _Shared:
         encoding: str,
         extra: tuple[tuple[str, str], ...] = (),
     ) -> None:
-        entity = [("Content-Type", content_type), ACCEPT_RANGES, NOSNIFF, *extra]
+        entity = [("Content-Type", content_type), ACCEPT_RANGES, NOSNIFF]
         if encoding:
             entity.append(("Content-Encoding", encoding))
-        #: Headers of the host rather than the file (a preview's X-Robots-Tag).
+        # Extra headers (site rules, HSTS) sit with the validators, so a 304
+        # sends them too.
+        tail = [("Last-Modified", last_modified), ("Cache-Control", cache_control), *extra]
+        # A private site's file (its Cache-Control made private when the
+        # entry is built) depends on the visitor's cookie too.
+        private = cache_control.startswith("private")
+        if vary or private:
+            tail.append(VARY_PRIVATE[vary] if private else VARY)
+        #: Headers of the site rather than the file (rules, HSTS, a preview's
+        #: X-Robots-Tag): a 404 with the error document sends them too.
         self.extra = extra
-        tail = [("Last-Modified", last_modified), ("Cache-Control", cache_control)]
-        if vary:
-            tail.append(VARY)
         self.entity = tuple(entity)
         self.tail = tuple(tail)
+        #: Cache-Control of replies that answer one request only (412, 404).
+        self.uncached = "private, no-cache" if private else "no-cache"
 
 
 _shared: dict[tuple[str, str, str, bool, str, tuple[tuple[str, str], ...]], _Shared] = {}
@@ -58,7 +68,7 @@ def _shared_headers(
     cache_control: str,
     vary: bool,
     encoding: str,
-    extra: tuple[tuple[str, str], ...],
+    extra: tuple[tuple[str, str], ...] = (),
 ) -> _Shared:
     key = (content_type, last_modified, cache_control, vary, encoding, extra)
     shared = _shared.get(key)
@@ -150,7 +160,7 @@ class Representation:
     def not_modified(self) -> Reply:
         reply = self._not_modified
         if reply is None:
-            reply = self._not_modified = Reply(304, [*self.validators, NOSNIFF, *self.shared.extra])
+            reply = self._not_modified = Reply(304, [*self.validators, NOSNIFF])
         return reply
 
     def precondition_failed(self, method: str) -> Reply:
@@ -162,8 +172,8 @@ class Representation:
             # conditional request and must not be reused for another.
             validators = [("ETag", self.etag)]
             for name, value in self.shared.tail:
-                validators.append((name, "no-cache" if name == "Cache-Control" else value))
-            get = plain_reply(412, "Precondition failed.\n", self.shared.extra, validators)
+                validators.append((name, self.shared.uncached if name == "Cache-Control" else value))
+            get = plain_reply(412, "Precondition failed.\n", validators=validators)
             failed = self._failed = (get, without_body(get))
         return failed[1] if method == "HEAD" else failed[0]
 
@@ -222,7 +232,6 @@ class Representation:
             NOSNIFF,
             ("Content-Length", str(length)),
             *self.validators,
-            *self.shared.extra,
         ]
         body = self.body
         if body is not None:
@@ -231,7 +240,7 @@ class Representation:
         return Reply(206, headers, file_path=self.file_path, length=length, file_size=self.length, parts=tuple(parts))
 
     def unsatisfiable(self) -> Reply:
-        extra = [("Content-Range", f"bytes */{self.length}"), ACCEPT_RANGES, *self.shared.extra]
+        extra = [("Content-Range", f"bytes */{self.length}"), ACCEPT_RANGES]
         return plain_reply(416, "Range not satisfiable.\n", extra, self.validators)
 
 
@@ -310,7 +319,7 @@ class Entry:
             headers = [
                 ("Content-Type", rep.content_type),
                 ("Content-Length", str(rep.length)),
-                ("Cache-Control", "no-cache"),
+                ("Cache-Control", rep.shared.uncached),
                 NOSNIFF,
                 *rep.shared.extra,
             ]
@@ -334,7 +343,8 @@ def build_file_entry(
     extra_headers: tuple[tuple[str, str], ...] = (),
 ) -> Entry:
     """An entry for a file: ``identity`` is where its bytes are, ``variants``
-    where those of its compressed variants are."""
+    where those of its compressed variants are; ``extra_headers`` (site
+    rules, HSTS) go out with every reply of it."""
     last_modified_text = http_date(last_modified)
     vary = bool(variants)
 

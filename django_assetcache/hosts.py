@@ -10,6 +10,8 @@ import enum
 import sys
 
 from .replies import DEFAULT_REPLIES, NOINDEX, NOINDEX_REPLIES, FixedReplies
+from .ruletables import HeaderTable, RedirectTable, compiled
+from .transport import Transport, for_site
 
 #: A slot of the host maps besides its key string: dict slot and SiteInfo share.
 HOST_OVERHEAD = 100
@@ -24,17 +26,25 @@ class SiteInfo:
     preview host ``<key or alias>--<subdomain>``, that one)."""
 
     __slots__ = (
+        "access_tag",
         "active",
         "cache_control",
         "deployment_id",
         "error_path",
         "extra_headers",
+        "forced",
+        "header_rules",
         "id",
         "index_document",
         "key",
         "preview",
+        "private",
+        "redirects",
         "replies",
+        "rules_text",
         "subdomain",
+        "transport",
+        "visibility",
     )
 
     def __init__(
@@ -45,6 +55,16 @@ class SiteInfo:
         index_document: str,
         error_document: str,
         cache_control: str,
+        rules: str = "",
+        https_only: bool = False,
+        hsts_max_age: int = 0,
+        hsts_include_subdomains: bool = False,
+        hsts_preload: bool = False,
+        canonical_host: str = "",
+        *,
+        visibility: str = "public",
+        access_tag: str = "",
+        force_https: bool = False,
         deployment_id: int | None = None,
         preview: bool = False,
     ) -> None:
@@ -64,6 +84,34 @@ class SiteInfo:
         self.extra_headers: tuple[tuple[str, str], ...] = (NOINDEX,) if preview else ()
         #: The fixed replies (404, 405, ...) this host sends.
         self.replies: FixedReplies = NOINDEX_REPLIES if preview else DEFAULT_REPLIES
+        #: "public", "login", "restricted" or "password"; the hit path reads
+        #: ``private`` only.
+        self.visibility = visibility
+        self.private = visibility != "public"
+        #: For password sites: a tag of the password hash, held by the
+        #: cookies the password gave (a new password refuses them).
+        self.access_tag = access_tag
+        # Site rules (rules.py), compiled once per stored text.
+        self.rules_text = rules
+        site_rules = compiled(rules)
+        self.forced: RedirectTable | None = site_rules.forced if site_rules else None
+        self.redirects: RedirectTable | None = site_rules.redirects if site_rules else None
+        self.header_rules: HeaderTable | None = site_rules.headers if site_rules else None
+        self.transport: Transport | None = for_site(
+            https_only or force_https, hsts_max_age, hsts_include_subdomains, hsts_preload, canonical_host
+        )
+
+    def headers_for(self, path: str) -> tuple[tuple[tuple[str, str], ...], str | None]:
+        """What the entry served at ``path`` sends besides its own headers:
+        its header rules and HSTS, and the Cache-Control rules set (None:
+        the site's policy). Called when an entry is built, never per hit."""
+        extra: tuple[tuple[str, str], ...] = ()
+        cache_control = None
+        if self.header_rules is not None:
+            extra, cache_control = self.header_rules.for_path(path)
+        if self.transport is not None:
+            extra += self.transport.hsts
+        return extra + self.extra_headers, cache_control
 
     def __repr__(self) -> str:
         kind = " preview" if self.preview else ""
@@ -85,6 +133,11 @@ def preview_label(label: str) -> tuple[str, str] | None:
     return prefix, subdomain
 
 
+#: Site fields serving reads besides the six SiteInfo starts with, in the
+#: order SiteInfo takes them.
+SERVING_FIELDS = ("rules", "https_only", "hsts_max_age", "hsts_include_subdomains", "hsts_preload", "canonical_host")
+
+
 class HostMiss(enum.Enum):
     """Host map values for hosts that are not a site; the hit path tells
     them apart by identity (``is``)."""
@@ -102,7 +155,10 @@ def host_cost(host: str, target: HostTarget | None) -> int:
     """Bytes a host map slot costs: its key, and the SiteInfo a lookup made."""
     cost = HOST_OVERHEAD + sys.getsizeof(host)
     if isinstance(target, SiteInfo):
-        cost += sum(sys.getsizeof(text) for text in (target.subdomain, target.index_document, target.cache_control))
+        cost += sum(
+            sys.getsizeof(text)
+            for text in (target.subdomain, target.index_document, target.cache_control, target.rules_text)
+        )
     return cost
 
 

@@ -6,31 +6,63 @@ import posixpath
 from dataclasses import replace
 from typing import Any
 
+from django.conf import settings as django_settings
 from django.db import DatabaseError
 from django.db.models import Q
 
 from . import conf
+from .access import password_tag, private_cache_control
 from .cache import BlobUnavailable, Unavailable
 from .costs import entry_overhead
 from .entries import Entry, build_file_entry, build_missing_entry, build_redirect_entry
-from .hosts import HostMiss, HostTarget, SiteInfo, preview_label
+from .hosts import SERVING_FIELDS, HostMiss, HostTarget, SiteInfo, preview_label
 from .mediatypes import header_value
 from .models import Asset, Change, Deployment, Domain, Site
 from .records import AssetRecord, BlobRecord, LocatedBlob
+from .rules import RULE_FILES
 from .snapshot import Snapshot, site_target
 from .store import BlobStore
 
-SITE_FIELDS = ("id", "subdomain", "is_active", "index_document", "error_document", "cache_control")
-#: The same, read through a deployment (for a preview host).
-PREVIEW_FIELDS = tuple(f"site__{name}" for name in SITE_FIELDS)
+SITE_FIELDS = (
+    "id",
+    "subdomain",
+    "is_active",
+    "index_document",
+    "error_document",
+    "cache_control",
+    *SERVING_FIELDS,
+    "visibility",
+)
+#: The same with the password, read through a deployment (for a preview host).
+PREVIEW_FIELDS = tuple(f"site__{name}" for name in (*SITE_FIELDS, "password"))
 
 
-def cache_control_for(site: SiteInfo, path: str, settings: conf.Settings) -> str:
-    if site.cache_control:
-        return site.cache_control
-    if settings.immutable_re.search(posixpath.basename(path)):
-        return settings.IMMUTABLE_CACHE_CONTROL
-    return settings.CACHE_CONTROL
+def cache_control_for(site: SiteInfo, path: str, settings: conf.Settings, ruled: str | None = None) -> str:
+    """The Cache-Control a file sends: a header rule's, else the site's
+    policy, else the defaults; made private on a private site, whatever
+    they say."""
+    if ruled:
+        value = ruled
+    elif site.cache_control:
+        value = site.cache_control
+    elif settings.immutable_re.search(posixpath.basename(path)):
+        value = settings.IMMUTABLE_CACHE_CONTROL
+    else:
+        value = settings.CACHE_CONTROL
+    return private_cache_control(value) if site.private else value
+
+
+def _site_info(fields: list[Any], visibility: str, password: str, deployment_id: int | None, preview: bool) -> SiteInfo:
+    """A SiteInfo from a row of SITE_FIELDS (less the visibility), for a
+    deployment, as a live or a preview host."""
+    return SiteInfo(
+        *fields,
+        visibility=visibility,
+        access_tag=password_tag(password),
+        force_https=django_settings.SECURE_SSL_REDIRECT,
+        deployment_id=deployment_id,
+        preview=preview,
+    )
 
 
 class DatabaseLoader:
@@ -73,8 +105,11 @@ class DatabaseLoader:
             if preview is not None:
                 return self._preview_target(*preview)
             query = Site.objects.filter(subdomain=label)
-        rows = list(query.values_list(*SITE_FIELDS, "live_deployment_id")[:1])
-        return SiteInfo(*rows[0]) if rows else HostMiss.PASS
+        rows = list(query.values_list(*SITE_FIELDS, "password", "live_deployment_id")[:1])
+        if not rows:
+            return HostMiss.PASS
+        *fields, visibility, password, deployment_id = rows[0]
+        return _site_info(fields, visibility, password, deployment_id, preview=False)
 
     def _preview_target(self, name: str, subdomain: str) -> HostTarget:
         """The deployment whose key or alias is ``name``, in one query; a key
@@ -87,10 +122,8 @@ class DatabaseLoader:
         )
         if not rows:
             return HostMiss.PASS
-        site_id, subdomain, active, index, error, cache_control, deployment_id, _ = next(
-            (row for row in rows if row[-1] == name), rows[0]
-        )
-        return SiteInfo(site_id, subdomain, active, index, error, cache_control, deployment_id, True)
+        *fields, visibility, password, deployment_id, _ = next((row for row in rows if row[-1] == name), rows[0])
+        return _site_info(fields, visibility, password, deployment_id, preview=True)
 
     # --- entries -------------------------------------------------------------
 
@@ -104,15 +137,19 @@ class DatabaseLoader:
         wanted = [p for p in (own, index_path, site.error_path) if p]
         rows = self.rows(site.deployment_id, wanted)
         result: dict[str, Entry] = {}
-        if own in rows:
-            result[path] = self.file_entry(site, rows[own])
+        if path in RULE_FILES:
+            result[path] = build_missing_entry()  # rules are compiled at publish, never served
+        elif own in rows:
+            result[path] = self.file_entry(site, rows[own], path)
         elif index_path in rows:
             result[path] = build_redirect_entry(path, extra_headers=site.extra_headers)
         else:
             result[path] = build_missing_entry()
         if site.error_path and site.error_path not in result:
             error_row = rows.get(site.error_path)
-            result[site.error_path] = self.file_entry(site, error_row) if error_row else build_missing_entry()
+            result[site.error_path] = (
+                self.file_entry(site, error_row, site.error_path) if error_row else build_missing_entry()
+            )
         for key_path, entry in result.items():
             entry.cost += entry_overhead(key_path, entry)  # the key is held too
         return result
@@ -153,14 +190,17 @@ class DatabaseLoader:
             raise Unavailable(str(exc)) from exc
         return {path: replace(asset, variants=tuple(variants[path])) for path, asset in found.items()}
 
-    def file_entry(self, site: SiteInfo, asset: AssetRecord) -> Entry:
+    def file_entry(self, site: SiteInfo, asset: AssetRecord, request_path: str) -> Entry:
+        """The entry of ``asset`` served at ``request_path``, whose header
+        rules it carries (merged here, once)."""
+        extra, cache_control = site.headers_for(request_path)
         return build_file_entry(
             content_type=header_value(asset.content_type),
             last_modified=asset.last_modified,
-            cache_control=cache_control_for(site, asset.path, self.settings),
+            cache_control=cache_control_for(site, asset.path, self.settings, cache_control),
             identity=self.locate(asset.blob),
             variants=[self.locate(variant) for variant in asset.variants],
-            extra_headers=site.extra_headers,
+            extra_headers=extra,
         )
 
     def locate(self, blob: BlobRecord) -> LocatedBlob:

@@ -1,6 +1,9 @@
 """The Django adapter: site hosts are answered here, all else passes through.
 
-Place it first in MIDDLEWARE, or right after SecurityMiddleware.
+Place it first in MIDDLEWARE: site hosts are answered before anything
+validates the Host header against ALLOWED_HOSTS (SecurityMiddleware's HTTPS
+redirect does), so they never need to be listed there; HTTPS-only sites
+redirect plain HTTP themselves.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBase
 
+from .access import PREFIX
 from .bodies import BLOCK_SIZE
 from .http import request_host
 from .replies import Reply
@@ -81,8 +85,13 @@ class AssetCacheMiddleware:
         return to_response(*answered)
 
 
-def _request_args(request: HttpRequest) -> tuple[str, str, str, str, Callable[[str], Any]]:
+def _request_args(
+    request: HttpRequest,
+) -> tuple[str, str, str, str, Callable[[str], Any], Callable[[int], bytes] | None]:
     meta = request.META
+    if "wsgi.url_scheme" not in meta:
+        # Under ASGI: what HTTPS-only sites read when no proxy header says.
+        meta["wsgi.url_scheme"] = request.scheme
     return (
         # gunicorn passes the raw request target on as RAW_URI.
         request_host(meta.get("HTTP_HOST", ""), meta.get("RAW_URI")),
@@ -90,4 +99,6 @@ def _request_args(request: HttpRequest) -> tuple[str, str, str, str, Callable[[s
         request.method or "GET",
         meta.get("QUERY_STRING", ""),
         meta.get,
+        # A private site's password form is the only body read.
+        request.read if request.method == "POST" and request.path_info.startswith(PREFIX) else None,
     )

@@ -5,6 +5,9 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable
 
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.db import models, router, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -12,9 +15,6 @@ from django.utils.translation import gettext_lazy as _
 
 from . import conf, invalidation
 from .validators import (
-    PREVIEW_SEPARATOR,
-    new_deployment_key,
-    validate_alias,
     validate_document_name,
     validate_header_value,
     validate_hostname,
@@ -25,6 +25,15 @@ from .validators import (
 #: ``_assetcache-challenge.<host> TXT "assetcache-verification=<token>"``.
 CHALLENGE_PREFIX = "_assetcache-challenge"
 CHALLENGE_VALUE_PREFIX = "assetcache-verification="
+#: The max-age the HSTS preload list asks for (a year).
+HSTS_PRELOAD_MAX_AGE = 31_536_000
+
+
+class Visibility(models.TextChoices):
+    PUBLIC = "public", _("public: anyone")
+    LOGIN = "login", _("login: any active user of the project")
+    RESTRICTED = "restricted", _("restricted: allowed users and groups, and superusers")
+    PASSWORD = "password", _("password: one shared password")
 
 
 class Site(models.Model):
@@ -59,6 +68,41 @@ class Site(models.Model):
         validators=[validate_header_value],
         help_text=_("Blank uses ASSETCACHE_CACHE_CONTROL."),
     )
+    https_only = models.BooleanField(
+        _("HTTPS only"),
+        default=False,
+        help_text=_("A plain-HTTP request gets a 308 redirect to https://."),
+    )
+    hsts_max_age = models.PositiveIntegerField(
+        _("HSTS max-age"),
+        default=0,
+        help_text=_("Seconds of Strict-Transport-Security sent on HTTPS responses; 0 sends none. Needs HTTPS only."),
+    )
+    hsts_include_subdomains = models.BooleanField(_("HSTS includeSubDomains"), default=False)
+    hsts_preload = models.BooleanField(
+        _("HSTS preload"), default=False, help_text=_("Needs includeSubDomains and a max-age of a year or more.")
+    )
+    canonical_host = models.CharField(
+        _("canonical host"),
+        max_length=253,
+        blank=True,
+        help_text=_("Every other host of the site redirects here (301), path and query kept. Blank: none."),
+    )
+    rules = models.TextField(
+        _("compiled rules"),
+        blank=True,
+        editable=False,
+        help_text=_("The _redirects and _headers of the last publish, compiled (JSON)."),
+    )
+    visibility = models.CharField(_("visibility"), max_length=16, choices=Visibility.choices, default=Visibility.PUBLIC)
+    allowed_users = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="assetcache_sites", verbose_name=_("allowed users")
+    )
+    allowed_groups = models.ManyToManyField(
+        Group, blank=True, related_name="assetcache_sites", verbose_name=_("allowed groups")
+    )
+    #: Django's password hash (make_password), for password sites; "" when unset.
+    password = models.CharField(_("password"), max_length=128, blank=True, editable=False)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
     live_deployment = models.ForeignKey(
@@ -104,6 +148,26 @@ class Site(models.Model):
         # The post_save receiver appends the Change: keep both in one transaction.
         with transaction.atomic(using=_database_for(self, kwargs.get("using"))):
             super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def clean(self) -> None:
+        errors: dict[str, object] = {}
+        if self.hsts_max_age and not self.https_only:
+            errors["hsts_max_age"] = _("HSTS needs HTTPS only: plain-HTTP responses must not carry it.")
+        if self.hsts_preload and (not self.hsts_include_subdomains or self.hsts_max_age < HSTS_PRELOAD_MAX_AGE):
+            errors["hsts_preload"] = _("Preload needs includeSubDomains and a max-age of at least 31536000.")
+        if self.canonical_host:
+            self.canonical_host = self.canonical_host.lower().rstrip(".")
+            hosts = {self.host} | set(self.domains.values_list("hostname", flat=True) if self.pk else ())
+            if self.canonical_host not in hosts:
+                errors["canonical_host"] = _("Give one of the site's hosts: %(hosts)s.") % {
+                    "hosts": ", ".join(sorted(hosts))
+                }
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def private(self) -> bool:
+        return self.visibility != Visibility.PUBLIC
 
     @property
     def host(self) -> str:
@@ -210,68 +274,9 @@ class Blob(models.Model):
         return self.sha256[:12]
 
 
-class Deployment(models.Model):
-    """One publish of a site: an immutable manifest (its Asset rows) and
-    where it came from. The site's ``live_deployment`` is the one its host
-    serves; every deployment not expired answers at its preview host."""
-
-    class State(models.TextChoices):
-        DRAFT = "draft", _("draft")
-        LIVE = "live", _("live")
-        SUPERSEDED = "superseded", _("superseded")
-        #: Removed by retention: its rows are gone, only the record stays.
-        EXPIRED = "expired", _("expired")
-
-    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="deployments")
-    key = models.CharField(_("id"), max_length=8, unique=True, default=new_deployment_key, editable=False)
-    created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
-    created_by = models.CharField(_("created by"), max_length=150, blank=True)
-    source = models.CharField(_("source"), max_length=1024, blank=True)
-    message = models.TextField(_("message"), blank=True)
-    git_commit = models.CharField(_("git commit"), max_length=64, blank=True)
-    git_branch = models.CharField(_("git branch"), max_length=255, blank=True)
-    summary = models.JSONField(_("summary"), default=dict, blank=True)
-    state = models.CharField(_("state"), max_length=16, choices=State.choices, default=State.DRAFT)
-    #: When it was last made live (None: never).
-    live_at = models.DateTimeField(_("made live"), null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        verbose_name = _("deployment")
-        verbose_name_plural = _("deployments")
-
-    def __str__(self) -> str:
-        return f"{self.site_id}:{self.key}"
-
-    def preview_host(self, label: str | None = None) -> str:
-        return f"{label or self.key}{PREVIEW_SEPARATOR}{self.site.subdomain}.{conf.get().DOMAIN}"
-
-    def preview_url(self, label: str | None = None) -> str:
-        return conf.get().SITE_URL.format(host=self.preview_host(label))
-
-
-class DeploymentAlias(models.Model):
-    """A name such as ``staging`` pointing at one deployment of a site; it
-    answers at ``<name>--<subdomain>.ASSETCACHE_DOMAIN`` and moves with each
-    publish that names it."""
-
-    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="aliases")
-    name = models.CharField(_("name"), max_length=50, validators=[validate_alias])
-    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="aliases")
-
-    class Meta:
-        ordering = ["name"]
-        verbose_name = _("deployment alias")
-        verbose_name_plural = _("deployment aliases")
-        constraints = [models.UniqueConstraint(fields=["site", "name"], name="assetcache_alias_site_name")]
-
-    def __str__(self) -> str:
-        return self.name
-
-
 class Asset(models.Model):
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="assets")
-    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="assets")
+    deployment = models.ForeignKey("Deployment", on_delete=models.CASCADE, related_name="assets")
     path = models.CharField(_("path"), max_length=1024)
     blob = models.ForeignKey(Blob, on_delete=models.PROTECT, related_name="assets")
     content_type = models.CharField(_("content type"), max_length=255)
@@ -307,6 +312,8 @@ class Change(models.Model):
         PURGE = "purge", _("purge")
         #: Rows up to ``paths[0]`` were pruned: a process behind that drops its cache.
         PRUNE = "prune", _("prune")
+        #: Who may see private sites changed (grants, users, groups, share links).
+        ACCESS = "access", _("access")
 
     id = models.BigAutoField(primary_key=True)
     site_id = models.BigIntegerField(_("site id"), null=True, blank=True)
@@ -356,3 +363,11 @@ def record_change(site_id: int | None, kind: str, paths: Iterable[str] | None = 
         invalidation.before_commit(change.id)
     transaction.on_commit(invalidation.committed)
     return change
+
+
+# The access models live in a module of their own; importing them here
+# registers them with the app, as Django finds models through this module.
+from .accessmodels import ShareLink as ShareLink  # noqa: E402
+from .accessmodels import UsedTicket as UsedTicket  # noqa: E402
+from .deploymentmodels import Deployment as Deployment  # noqa: E402
+from .deploymentmodels import DeploymentAlias as DeploymentAlias  # noqa: E402

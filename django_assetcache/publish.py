@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
@@ -19,33 +19,17 @@ from django.db import transaction
 from django.utils import timezone
 
 from . import conf
-from .deployments import DeploymentError, check_alias, copy_manifest, git_info, move_alias, switch
+from .deployments import DeploymentInfo, copy_manifest, deployment_info, move_alias, switch
 from .mediatypes import content_type_for
 from .models import Asset, Blob, Change, Deployment, Site, record_change
 from .progress import Progress, Stream, human_bytes
+from .publishrules import compile_rules, refuse_problems, take_rule_files
 from .sources import PublishError, SourceFile, SourceRules, read_source
 from .store import BlobChanged, BlobStore, BlobTooLarge, hash_stream
 from .validators import validate_subdomain
 
 #: PublishError is defined with the source readers, which raise it too.
 __all__ = ["DeploymentInfo", "PublishError", "PublishSummary", "SourceRules", "publish"]
-
-
-@dataclass
-class DeploymentInfo:
-    """What a publish records about itself on the deployment it makes."""
-
-    #: Store the deployment without making it live.
-    draft: bool = False
-    #: An alias to point at the new deployment.
-    alias: str = ""
-    created_by: str = ""
-    #: Where the files came from; "" for the path given to publish().
-    source: str = ""
-    message: str = ""
-    #: None: read from the source's git work tree, if any.
-    git_commit: str | None = None
-    git_branch: str | None = None
 
 
 @dataclass
@@ -65,6 +49,10 @@ class PublishSummary:
     skipped: list[str] = field(default_factory=list)
     #: The zip's one top folder, published without it ("" if none).
     top_folder: str = ""
+    #: Lines of _redirects and _headers skipped ("_redirects:4: why").
+    rule_problems: list[str] = field(default_factory=list)
+    #: Whether the site's compiled rules changed.
+    rules_changed: bool = False
     #: The deployment made (or, when nothing changed, the live one it is);
     #: None for a dry run.
     deployment: Deployment | None = None
@@ -93,6 +81,7 @@ class PublishSummary:
             f"{len(self.changed)} changed, {self.unchanged} unchanged, "
             f"{len(self.removed)} removed{skipped}; {human_bytes(self.bytes_stored)} {stored}, "
             f"{human_bytes(self.bytes_deduplicated)} deduplicated{top}{self._deployed()}; {self.seconds:.2f} s"
+            f"{self._rules()}"
         )
 
     def _deployed(self) -> str:
@@ -102,6 +91,12 @@ class PublishSummary:
         if self.draft:
             return f"; draft {deployment.key}, preview at {deployment.preview_url()}"
         return f"; deployment {deployment.key} live"
+
+    def _rules(self) -> str:
+        changed = "; site rules updated" if self.rules_changed else ""
+        if not self.rule_problems:
+            return changed
+        return f"{changed}; {len(self.rule_problems)} rule lines skipped: " + "; ".join(self.rule_problems)
 
 
 def _hash_files(files: list[SourceFile], progress: Progress) -> None:
@@ -173,6 +168,7 @@ def publish(
     keep_top_folder: bool = False,
     progress_stream: Stream | None = None,
     deployment: DeploymentInfo | None = None,
+    strict: bool = False,
 ) -> PublishSummary:
     """Make ``site`` serve the files of ``source`` (a directory or a zip).
 
@@ -182,20 +178,27 @@ def publish(
     diff is computed and nothing is stored or changed. ``exclude`` and
     ``include`` are globs added to the default exclusions (see
     ``sources.SourceRules``); a zip's one top folder is stripped unless
-    ``keep_top_folder``. The files become a new deployment (``summary.deployment``),
-    live unless ``deployment.draft``; see ``DeploymentInfo``. Raises
-    PublishError for bad input, having changed nothing.
+    ``keep_top_folder``. ``_redirects`` and ``_headers`` are compiled into
+    the site's rules (their invalid lines skipped and listed in the summary,
+    or, with ``strict``, refused), never served. The files become a new
+    deployment (``summary.deployment``), live unless ``deployment.draft``;
+    see ``DeploymentInfo``. Raises PublishError for bad input, having changed nothing.
     """
     started = time.monotonic()
     rules = SourceRules.of(exclude, include)
     site_obj, subdomain = _resolve_site(site)
-    info = _deployment_info(deployment or DeploymentInfo(), source, subdomain)
+    info = deployment_info(deployment or DeploymentInfo(), source, subdomain)
     summary = PublishSummary(subdomain=subdomain, dry_run=dry_run, created=site_obj is None, draft=info.draft)
     store = BlobStore()
     with read_source(source, rules, keep_top_folder=keep_top_folder) as listing:
         files = listing.files
         summary.skipped, summary.top_folder = listing.skipped, listing.top_folder
-        if delete and not files and not allow_empty:
+        rule_files = take_rule_files(files)
+        problems = compile_rules(rule_files, site_obj.rules if site_obj else "", delete)[1]
+        summary.rule_problems = [str(problem) for problem in problems]
+        if strict:
+            refuse_problems(problems)
+        if delete and not files and not rule_files and not allow_empty:
             raise PublishError(_empty_source_message(source, subdomain, listing.skipped))
         summary.files = len(files)
         total = sum(source_file.size for source_file in files)
@@ -205,28 +208,9 @@ def publish(
         writes = _diff(files, _current_assets(site_obj), delete, summary)
         _store_blobs(store, files, writes, summary, dry_run, progress_stream)
         if not dry_run:
-            _commit(store, site_obj, subdomain, files, delete, summary, info)
+            _commit(store, site_obj, subdomain, files, delete, summary, info, rule_files)
     summary.seconds = time.monotonic() - started
     return summary
-
-
-def _deployment_info(info: DeploymentInfo, source: str | os.PathLike[str], subdomain: str) -> DeploymentInfo:
-    """``info`` checked, with the git commit and branch of ``source`` filled in."""
-    if info.alias:
-        try:
-            check_alias(subdomain, info.alias)
-        except DeploymentError as exc:
-            raise PublishError(str(exc)) from exc
-    if not info.source:
-        info = replace(info, source=os.fspath(source))
-    if info.git_commit is None or info.git_branch is None:
-        found = git_info(source)
-        info = replace(
-            info,
-            git_commit=found.commit if info.git_commit is None else info.git_commit,
-            git_branch=found.branch if info.git_branch is None else info.git_branch,
-        )
-    return info
 
 
 def _empty_source_message(source: str | os.PathLike[str], subdomain: str, skipped: list[str]) -> str:
@@ -322,6 +306,7 @@ def _commit(
     delete: bool,
     summary: PublishSummary,
     info: DeploymentInfo,
+    rule_files: dict[str, bytes],
 ) -> None:
     now = timezone.now().replace(microsecond=0)
     with transaction.atomic():
@@ -333,6 +318,9 @@ def _commit(
         # ``files`` on top of what is live now.
         writes = _diff(files, _current_assets(site), delete, summary)
         _hold_blobs(store, writes, summary)
+        if not info.draft:
+            # Rules follow the live site (a draft leaves them as they are).
+            _store_rules(site, rule_files, delete, summary)
         live = site.live_deployment
         if live is not None and not info.draft and not (summary.added or summary.changed or summary.removed):
             # Nothing changed: the live deployment is this publish.
@@ -360,6 +348,17 @@ def _commit(
         else:
             switch(site, made, [*summary.added, *summary.changed, *summary.removed])
         summary.deployment = made
+
+
+def _store_rules(site: Site, rule_files: dict[str, bytes], delete: bool, summary: PublishSummary) -> None:
+    """Keep the compiled rules with what is published (the site row is
+    locked): a change of them is a settings change, which drops the site's
+    hosts and entries everywhere (header rules are in its entries)."""
+    text = compile_rules(rule_files, site.rules, delete)[0] if rule_files or delete else site.rules
+    if text != site.rules:
+        Site.objects.filter(pk=site.pk).update(rules=text)
+        record_change(site.pk, Change.Kind.SETTINGS)
+        summary.rules_changed = True
 
 
 def _write_manifest(

@@ -34,6 +34,10 @@ class SiteRecord:
     cache_control: str
     #: Its custom host names.
     domains: tuple[str, ...] = ()
+    #: Who may see it ("public", "login", "restricted", "password") and,
+    #: for password sites, a tag of its password hash (``access.password_tag``).
+    visibility: str = "public"
+    access_tag: str = ""
     #: The change-feed position its assets were read at; None: the one the
     #: snapshot being written is stamped with.
     change_id: int | None = None
@@ -42,6 +46,13 @@ class SiteRecord:
     #: Its deployments kept in the snapshot (live and retained), with their
     #: preview names.
     deployments: tuple[DeploymentRecord, ...] = ()
+    #: Its compiled site rules (rules.py's JSON text; "" for none).
+    rules: str = ""
+    https_only: bool = False
+    hsts_max_age: int = 0
+    hsts_include_subdomains: bool = False
+    hsts_preload: bool = False
+    canonical_host: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,14 +8,18 @@ passes the request on to the project.
 from __future__ import annotations
 
 import logging
+from functools import partial
+from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from asgiref.sync import sync_to_async
 from django.core.exceptions import SynchronousOnlyOperation
 
+from .accel import offload_for
 from .bodies import FileParts, FileRange
-from .cache import BlobUnavailable, Unavailable
+from .cache import AssetCache, BlobUnavailable, Unavailable
 from .entries import EntryKind
+from .gate import BodyReader, answer_private
 from .hosts import HostMiss, SiteInfo, normalize_host
 from .http import HeaderGetter, clean_path, decide, redirect
 from .replies import (
@@ -26,6 +30,7 @@ from .replies import (
     without_body,
 )
 from .runtime import cache_ready, get_cache, release_connections
+from .siterules import fallback_reply, rule_reply, transport_reply
 
 logger = logging.getLogger("django_assetcache")
 
@@ -35,11 +40,14 @@ _REDIRECT = EntryKind.REDIRECT
 _PASS = HostMiss.PASS
 
 
-def answer(host: str, path: str | None, method: str, query_string: str, get: HeaderGetter) -> Reply | None:
+def answer(
+    host: str, path: str | None, method: str, query_string: str, get: HeaderGetter, read_body: BodyReader | None = None
+) -> Reply | None:
     """The reply for a request, or None when the host is not a site host.
 
     ``path`` is None when the request's path is not UTF-8: a site answers
-    that with 400.
+    that with 400. ``read_body`` reads the request body (a private site's
+    password form).
     """
     cache = get_cache()
     cache.maybe_poll()
@@ -54,18 +62,44 @@ def answer(host: str, path: str | None, method: str, query_string: str, get: Hea
     assert isinstance(site, SiteInfo)
     if not site.active:
         return _for(method, site.replies.site_not_found)
+    if site.transport is not None:
+        moved = transport_reply(site, host, path, query_string, get)
+        if moved is not None:
+            return moved
+    if site.private:
+        site_reply = partial(_site_reply, cache, site, host, path, method, query_string, get)
+        return answer_private(site, host, path, method, query_string, get, read_body, site_reply)
+    return _site_reply(cache, site, host, path, method, query_string, get)
+
+
+def _site_reply(
+    cache: AssetCache, site: SiteInfo, host: str, path: str | None, method: str, query_string: str, get: HeaderGetter
+) -> Reply:
+    """The reply a site's files give to a request."""
     if method != "GET" and method != "HEAD":
         return site.replies.method_not_allowed
     clean = None if path is None else clean_path(path, cache.max_path)
     if clean is None:
         return _for(method, site.replies.bad_request)
     try:
+        forced = site.forced
+        if forced is not None:
+            # One memo lookup per request once the path was seen.
+            match = forced.lookup(host, clean, query_string)
+            if match is not None:
+                ruled = rule_reply(cache, site, match, method, query_string, get)
+                if ruled is not None:
+                    return ruled
         entry = cache.entry(site, clean)
         kind = entry.kind
         if kind is _FILE:
             return decide(entry, method, get)
         if kind is _REDIRECT:
             return redirect(entry, query_string)
+        if site.redirects is not None:
+            ruled = fallback_reply(cache, site, host, clean, method, query_string, get)
+            if ruled is not None:
+                return ruled
         reply = site.replies.not_found
         if site.error_path:
             document = cache.error_document(site)
@@ -90,25 +124,27 @@ Body = FileRange | FileParts
 Answer = tuple[Reply, Body | None]
 
 
-def answer_with_body(host: str, path: str | None, method: str, query_string: str, get: HeaderGetter) -> Answer | None:
+def answer_with_body(
+    host: str, path: str | None, method: str, query_string: str, get: HeaderGetter, read_body: BodyReader | None = None
+) -> Answer | None:
     """``answer``, with the reply's file opened: what adapters send."""
-    reply = answer(host, path, method, query_string, get)
+    reply = answer(host, path, method, query_string, get, read_body)
     if reply is None:
         return None
-    return _open(reply) or _second_try(method, answer(host, path, method, query_string, get))
+    return _open(reply, get) or _second_try(method, answer(host, path, method, query_string, get), get)
 
 
 async def answer_with_body_async(
-    host: str, path: str | None, method: str, query_string: str, get: HeaderGetter
+    host: str, path: str | None, method: str, query_string: str, get: HeaderGetter, read_body: BodyReader | None = None
 ) -> Answer | None:
-    reply = await answer_async(host, path, method, query_string, get)
+    reply = await answer_async(host, path, method, query_string, get, read_body)
     if reply is None:
         return None
-    return _open(reply) or _second_try(method, await answer_async(host, path, method, query_string, get))
+    return _open(reply, get) or _second_try(method, await answer_async(host, path, method, query_string, get), get)
 
 
 def answer_outside_django(
-    host: str, path: str | None, method: str, query_string: str, get: HeaderGetter
+    host: str, path: str | None, method: str, query_string: str, get: HeaderGetter, read_body: BodyReader | None = None
 ) -> Answer | None:
     """``answer_with_body`` for an adapter that answers without Django's
     request handler: database connections a miss used are released, as
@@ -116,23 +152,24 @@ def answer_outside_django(
     loader = get_cache().loader
     queries = loader.queries
     try:
-        return answer_with_body(host, path, method, query_string, get)
+        return answer_with_body(host, path, method, query_string, get, read_body)
     finally:
         if loader.queries != queries:
             release_connections()
 
 
-def _second_try(method: str, reply: Reply | None) -> Answer:
+def _second_try(method: str, reply: Reply | None, get: HeaderGetter) -> Answer:
     """The answer after the first reply's file could not be opened (its
     entry is dropped by then, so this reply was built afresh): sent if its
     file opens, else a 502, bodiless for HEAD like every fixed reply."""
-    opened = _open(reply) if reply is not None else None
+    opened = _open(reply, get) if reply is not None else None
     return opened if opened is not None else (_for(method, BAD_GATEWAY), None)
 
 
-def _open(reply: Reply) -> Answer | None:
+def _open(reply: Reply, get: HeaderGetter) -> Answer | None:
     """The reply with its file open, or None when the file is gone or has
-    the wrong size.
+    the wrong size; or, with ``ASSETCACHE_ACCEL``, the reply that hands the
+    file to the web server in front (``accel.py``), when it can.
 
     A cached entry never stats its file on a hit; opening it to send it is
     where a file that went away (another process's local tier evicted it) or
@@ -142,6 +179,12 @@ def _open(reply: Reply) -> Answer | None:
     """
     if reply.file_path is None:
         return reply, None
+    settings = get_cache().settings
+    offload = offload_for(settings.ACCEL, settings.ACCEL_PREFIX)
+    if offload is not None:
+        offloaded = offload.reply_for(reply, get)
+        if offloaded is not None:
+            return offloaded, None
     body: Body
     try:
         if reply.parts is not None:
@@ -153,6 +196,19 @@ def _open(reply: Reply) -> Answer | None:
         get_cache().forget_files([reply.file_path])
         return None
     return reply, body
+
+
+def wsgi_body(environ: dict[str, Any]) -> BodyReader | None:
+    """A reader of a WSGI request's body, never past its Content-Length;
+    None for a request without one."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return None
+    stream = environ.get("wsgi.input")
+    if length <= 0 or stream is None:
+        return None
+    return lambda limit: bytes(stream.read(min(limit, length)))
 
 
 def wsgi_path(path_info: str) -> str | None:
@@ -182,16 +238,26 @@ def asgi_path(path: str, raw_path: bytes | None) -> str | None:
     return path
 
 
-async def answer_async(host: str, path: str | None, method: str, query_string: str, get: HeaderGetter) -> Reply | None:
+async def answer_async(
+    host: str, path: str | None, method: str, query_string: str, get: HeaderGetter, read_body: BodyReader | None = None
+) -> Reply | None:
     """``answer`` on an event loop: hits run right here; whatever needs the
     database (creating the cache, a due poll, a miss) runs in a thread, as
     Django requires."""
     if not cache_ready() or get_cache().poll_due():
         await sync_to_async(_prepare, thread_sensitive=True)()
+    if read_body is not None:
+        # A form post to a private site: it asks the database, and must
+        # not count twice against its rate limit by trying here first.
+        return await sync_to_async(_answer_and_release, thread_sensitive=True)(
+            host, path, method, query_string, get, read_body
+        )
     try:
-        return answer(host, path, method, query_string, get)
+        return answer(host, path, method, query_string, get, read_body)
     except SynchronousOnlyOperation:
-        return await sync_to_async(_answer_and_release, thread_sensitive=True)(host, path, method, query_string, get)
+        return await sync_to_async(_answer_and_release, thread_sensitive=True)(
+            host, path, method, query_string, get, read_body
+        )
 
 
 def _prepare() -> None:
@@ -199,8 +265,10 @@ def _prepare() -> None:
     release_connections()
 
 
-def _answer_and_release(host: str, path: str | None, method: str, query_string: str, get: HeaderGetter) -> Reply | None:
+def _answer_and_release(
+    host: str, path: str | None, method: str, query_string: str, get: HeaderGetter, read_body: BodyReader | None
+) -> Reply | None:
     try:
-        return answer(host, path, method, query_string, get)
+        return answer(host, path, method, query_string, get, read_body)
     finally:
         release_connections()

@@ -4,12 +4,13 @@ Layout: ``MAGIC`` (8 bytes, ending in the format version); the bodies; one
 fixed-size record per distinct asset of a site (``RECORD``: hash, size,
 Last-Modified, where its body is, its media type and variants), shared by
 every deployment of the site that has it; one record per compressed variant
-(``VARIANT``); the index as UTF-8 JSON (sites, their hosts, their live
-deployment, a table of their paths, and per deployment kept (the live one
-and the retained ones, with their key and aliases) the pairs of path number
-and record number of its assets; media types, the lengths of the areas
-before it and the CRC-32 of the record and variant tables); then a footer:
-the index length, the index's CRC-32 and ``MAGIC`` again. Bodies are written once, as they are
+(``VARIANT``); the index as UTF-8 JSON (sites, their hosts, their compiled
+rules and transport settings, their live deployment, a table of their paths,
+and per deployment kept (the live one and the retained ones, with their key
+and aliases) the pairs of path number and record number of its assets; media
+types, the lengths of the areas before it and the CRC-32 of the record and
+variant tables); then a footer: the index length, the index's CRC-32 and
+``MAGIC`` again. Bodies are written once, as they are
 read; a file cut short loses its footer and is refused.
 
 Every byte that decides a response is checked: the tables and the index by
@@ -38,16 +39,18 @@ from collections.abc import Iterator
 from functools import cached_property
 from typing import Any
 
+from django.conf import settings as django_settings
+
 from . import conf
-from .hosts import HostTarget, SiteInfo
+from .hosts import SERVING_FIELDS, HostTarget, SiteInfo
 from .records import AssetRecord, BlobRecord, DeploymentRecord, SiteRecord
 
 logger = logging.getLogger("django_assetcache")
 
 #: The last two characters are the format version: a snapshot of another
 #: version is refused (and warmup writes a new one).
-MAGIC = b"ACSNAP04"
-VERSION = 4
+MAGIC = b"ACSNAP05"
+VERSION = 5
 FOOTER = struct.Struct("<QQ8s")
 #: sha256, size, Last-Modified, body offset (-1: not in the snapshot),
 #: media type index, variant count, first variant.
@@ -261,6 +264,9 @@ def _site_record(entry: dict[str, Any]) -> SiteRecord:
             DeploymentRecord(deployment["id"], deployment["key"], tuple(deployment["aliases"]))
             for deployment in entry["deployments"]
         ),
+        **{name: entry[name] for name in SERVING_FIELDS},
+        visibility=entry["visibility"],
+        access_tag=entry["access_tag"],
     )
 
 
@@ -282,6 +288,10 @@ def site_target(snapshot: Snapshot, host: str) -> HostTarget | None:
         site.index_document,
         site.error_document,
         site.cache_control,
-        deployment_id,
-        preview,
+        *(getattr(site, name) for name in SERVING_FIELDS),
+        visibility=site.visibility,
+        access_tag=site.access_tag,
+        force_https=django_settings.SECURE_SSL_REDIRECT,
+        deployment_id=deployment_id,
+        preview=preview,
     )

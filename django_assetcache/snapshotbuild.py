@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from django.db.models import Max, QuerySet
 
 from . import conf
+from .access import password_tag
+from .hosts import SERVING_FIELDS
 from .models import Asset, Blob, Change, Deployment, DeploymentAlias, Domain, Site
 from .progress import Progress, Stream
 from .records import AssetRecord, BlobRecord, DeploymentRecord, LocatedBlob, SiteRecord
@@ -92,8 +94,10 @@ def _bodies(
 def read_sites(sites: QuerySet[Site]) -> tuple[list[SiteRecord], dict[int, list[AssetRecord]]]:
     """The records of ``sites`` (with their live and retained deployments)
     and, per deployment id, of its assets, from the database."""
-    fields = ("id", "subdomain", "is_active", "index_document", "error_document", "cache_control")
-    rows = {row["id"]: row for row in sites.values(*fields, "live_deployment_id")}
+    fields = ("id", "subdomain", "is_active", "index_document", "error_document", "cache_control", *SERVING_FIELDS)
+    rows = {row["id"]: row for row in sites.values(*fields, "visibility", "password", "live_deployment_id")}
+    for row in rows.values():
+        row["access_tag"] = password_tag(row.pop("password"))
     domains: dict[int, list[str]] = {site_id: [] for site_id in rows}
     verified = Domain.objects.filter(site__in=rows, state=Domain.State.VERIFIED)
     for site_id, hostname in verified.values_list("site_id", "hostname"):
@@ -102,7 +106,7 @@ def read_sites(sites: QuerySet[Site]) -> tuple[list[SiteRecord], dict[int, list[
     deployments = _read_deployments(list(rows))
     site_records = [
         SiteRecord(
-            **{name: row[name] for name in fields},
+            **{name: value for name, value in row.items() if name != "live_deployment_id"},
             domains=tuple(domains[site_id]),
             live_deployment=row["live_deployment_id"],
             deployments=tuple(deployments.get(site_id, ())),

@@ -13,6 +13,7 @@ from typing import Any, BinaryIO
 
 from . import conf
 from .atomic import atomic_write
+from .hosts import SERVING_FIELDS
 from .records import AssetRecord, LocatedBlob, SiteRecord
 from .snapshot import FOOTER, MAGIC, RECORD, VARIANT, VERSION
 
@@ -155,6 +156,9 @@ def _site_entry(
         "error_document": site.error_document,
         "cache_control": site.cache_control,
         "domains": list(site.domains),
+        **{name: getattr(site, name) for name in SERVING_FIELDS},
+        "visibility": site.visibility,
+        "access_tag": site.access_tag,
         "change_id": change_id if site.change_id is None else site.change_id,
         "live": site.live_deployment,
         "paths": list(paths),

@@ -14,6 +14,10 @@ from django.core.management.base import SystemCheckError
 from django_assetcache import conf
 from django_assetcache.checks import VALIDATORS, check_locations, check_settings
 
+# Django 6's model checks ask the database whether it supports JSONField,
+# and run_checks() runs them with the package's own.
+pytestmark = pytest.mark.django_db
+
 
 def messages(check_id: str) -> list[str]:
     return [message.msg for message in run_checks() if message.id == check_id]
@@ -71,6 +75,11 @@ BAD_VALUES = [
     ("DISK_LIMIT", "90%", "a fraction of the filesystem"),
     ("DELETE_DELAY", -5, "a number of seconds >= 0"),
     ("COMPRESSIBLE_TYPES", "text/", "a list or tuple of media type prefixes"),
+    ("ACCEL", "Nginx", "None, 'nginx', 'apache' or 'lighttpd'"),
+    ("ACCEL", True, "None, 'nginx'"),
+    ("ACCEL_PREFIX", "_assetcache_blobs/", "a URL path such as '/_assetcache_blobs/'"),
+    ("ACCEL_PREFIX", "/blobs?x=1", "a URL path"),
+    ("ACCEL_PREFIX", None, "a URL path"),
 ]
 
 

@@ -32,6 +32,9 @@ FILES: dict[str, bytes] = {
     "big.bin": BIG,
     # Only in the draft deployment (alias "next"), which shares every other record.
     "draft.html": b"<!doctype html><title>Draft</title>",
+    # Site rules live in the index: a flipped byte there refuses the snapshot.
+    "_redirects": b"/old /guide/ 302\n/app/* /index.html 200\n",
+    "_headers": b"/css/*\n  X-Rule: yes\n",
 }
 #: (host, path, Accept-Encoding) → what a correct server answers: status,
 #: the file whose bytes the body decodes to (None: a redirect).
@@ -44,6 +47,9 @@ REQUESTS: list[tuple[str, str, str, int, str | None]] = [
     ("docs.sites.test", "/big.bin", "gzip", 200, "big.bin"),
     ("docs.sites.test", "/guide", "", 301, None),
     ("docs.sites.test", "/no/such/page", "", 404, "404.html"),
+    ("docs.sites.test", "/old", "", 302, None),
+    ("docs.sites.test", "/app/route", "", 200, "index.html"),
+    ("docs.sites.test", "/_redirects", "", 404, "404.html"),
     ("docs.example.org", "/guide/", "", 200, "guide/index.html"),
     ("docs.sites.test", "/draft.html", "", 404, "404.html"),
     ("next--docs.sites.test", "/draft.html", "", 200, "draft.html"),
@@ -194,12 +200,12 @@ def _flip_record(path: Path) -> None:
 
 def _old_version(path: Path) -> None:
     data = path.read_bytes()
-    path.write_bytes(b"ACSNAP02" + data[len(MAGIC) : -len(MAGIC)] + b"ACSNAP02")
+    path.write_bytes(b"ACSNAP03" + data[len(MAGIC) : -len(MAGIC)] + b"ACSNAP03")
 
 
 @pytest.mark.parametrize(
     ("damage", "reason"),
-    [(_flip_record, "record table checksum mismatch"), (_old_version, "format version 02, expected 04")],
+    [(_flip_record, "record table checksum mismatch"), (_old_version, "format version 03, expected 05")],
 )
 def test_refused_snapshot_is_logged_once_and_the_database_answers(
     snapshot_file: Path, caplog, damage: Callable[[Path], None], reason: str

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
@@ -31,12 +32,14 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from .. import conf, runtime
-from ..forms import SiteForm, UploadForm
+from ..forms import UploadForm
 from ..maintenance import MaintenanceError, purge
 from ..models import Asset, Change, Domain, Site
 from ..progress import first_few, human_bytes
 from ..publish import PublishSummary
+from ..rules import loads
 from ..warmup import WarmupError, warm_up
+from .access import ACCESS_FIELDSET, AccessSiteForm, ShareLinkInline, share_button, share_view
 
 if TYPE_CHECKING:
     DomainInlineBase = admin.TabularInline[Domain, Site]
@@ -89,7 +92,7 @@ def summary_message(upload: str, summary: PublishSummary) -> str:
 
 @admin.register(Site)
 class SiteAdmin(SiteAdminBase):
-    form = SiteForm
+    form = AccessSiteForm
     list_select_related = ["live_deployment"]
     list_display = [
         "subdomain",
@@ -99,9 +102,11 @@ class SiteAdmin(SiteAdminBase):
         "file_count",
         "total_size",
         "generation",
+        "visibility",
         "is_active",
     ]
-    list_filter = ["is_active"]
+    list_filter = ["is_active", "visibility"]
+    filter_horizontal = ["allowed_users", "allowed_groups"]
     search_fields = ["subdomain", "name", "domains__hostname"]
     readonly_fields = [
         "generation",
@@ -110,12 +115,19 @@ class SiteAdmin(SiteAdminBase):
         "live_url",
         "files_link",
         "total_size",
+        "rules_summary",
+        "share_button",
     ]
-    inlines = [DomainInline]
+    inlines = [DomainInline, ShareLinkInline]
     fieldsets = [
         (None, {"fields": ["subdomain", "name", "is_active", "live_url"]}),
         (_("Documents"), {"fields": ["index_document", "error_document", "cache_control"]}),
-        (_("Content"), {"fields": ["files_link", "total_size", "generation"]}),
+        (
+            _("Transport"),
+            {"fields": ["https_only", "hsts_max_age", "hsts_include_subdomains", "hsts_preload", "canonical_host"]},
+        ),
+        ACCESS_FIELDSET,
+        (_("Content"), {"fields": ["files_link", "total_size", "generation", "rules_summary"]}),
         (_("State"), {"fields": ["created_at", "updated_at"]}),
     ]
     #: A site being added has no content or history yet.
@@ -139,10 +151,25 @@ class SiteAdmin(SiteAdminBase):
             )
         )
 
+    @admin.display(description=_("site rules"))
+    def rules_summary(self, obj: Site) -> str:
+        """What the last publish's _redirects and _headers compiled to."""
+        parsed = loads(obj.rules)
+        forced = sum(1 for rule in parsed.redirects if rule.force)
+        return gettext("%(redirects)d redirect rules (%(forced)d forced), %(headers)d header blocks") % {
+            "redirects": len(parsed.redirects),
+            "forced": forced,
+            "headers": len(parsed.headers),
+        }
+
     def get_fieldsets(self, request: HttpRequest, obj: Site | None = None) -> Any:
         return self.add_fieldsets if obj is None else self.fieldsets
 
     # --- columns and read-only fields ---------------------------------------------------
+
+    @admin.display(description=_("share links"))
+    def share_button(self, site: Site) -> str:
+        return share_button(site)
 
     @admin.display(description=_("live URL"))
     def live_url(self, site: Site) -> str:
@@ -196,6 +223,11 @@ class SiteAdmin(SiteAdminBase):
                 "<path:object_id>/upload/",
                 self.admin_site.admin_view(self.upload_view),
                 name="{}_{}_upload".format(*info),
+            ),
+            path(
+                "<path:object_id>/share/",
+                self.admin_site.admin_view(partial(share_view, self)),
+                name="{}_{}_share".format(*info),
             ),
         ]
         return own + super().get_urls()

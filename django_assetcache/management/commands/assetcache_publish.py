@@ -56,23 +56,11 @@ class Command(BaseCommand):
             help="Publish a zip whose files all sit in one folder with that folder in the paths.",
         )
         parser.add_argument(
-            "--draft",
+            "--strict",
             action="store_true",
-            help="Store the deployment without making it live; it answers at <id>--SUBDOMAIN.",
+            help="Refuse the publish if _redirects or _headers has an invalid line (default: skip it and say so).",
         )
-        parser.add_argument(
-            "--alias",
-            default="",
-            metavar="NAME",
-            help="Point NAME--SUBDOMAIN (for example staging--docs) at this deployment.",
-        )
-        parser.add_argument("--message", default="", help="A note kept with the deployment.")
-        parser.add_argument(
-            "--commit", default=None, help="The git commit deployed (default: read from SOURCE's work tree)."
-        )
-        parser.add_argument(
-            "--branch", default=None, help="The git branch deployed (default: read from SOURCE's work tree)."
-        )
+        _add_deployment_arguments(parser)
 
     def handle(self, *args: Any, subdomain: str, source: str, **options: Any) -> None:
         try:
@@ -85,6 +73,7 @@ class Command(BaseCommand):
                 exclude=options["exclude"],
                 include=options["include"],
                 keep_top_folder=options["keep_top_folder"],
+                strict=options["strict"],
                 progress_stream=Unterminated(self.stderr) if options["verbosity"] > 0 else None,
                 deployment=DeploymentInfo(
                     draft=options["draft"],
@@ -112,3 +101,25 @@ class Command(BaseCommand):
         ):
             for path in paths:
                 self.stdout.write(f"  {label:8} {path}")
+
+
+def _add_deployment_arguments(parser: CommandParser) -> None:
+    """What the deployment a publish makes records, and whether it goes live."""
+    parser.add_argument(
+        "--draft",
+        action="store_true",
+        help="Store the deployment without making it live; it answers at <id>--SUBDOMAIN.",
+    )
+    parser.add_argument(
+        "--alias",
+        default="",
+        metavar="NAME",
+        help="Point NAME--SUBDOMAIN (for example staging--docs) at this deployment.",
+    )
+    parser.add_argument("--message", default="", help="A note kept with the deployment.")
+    parser.add_argument(
+        "--commit", default=None, help="The git commit deployed (default: read from SOURCE's work tree)."
+    )
+    parser.add_argument(
+        "--branch", default=None, help="The git branch deployed (default: read from SOURCE's work tree)."
+    )

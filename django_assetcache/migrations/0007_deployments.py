@@ -57,7 +57,7 @@ def deployments_as_files(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) ->
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('django_assetcache', '0004_domain_verification'),
+        ('django_assetcache', '0006_private_sites'),
     ]
 
     operations = [
@@ -101,7 +101,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='change',
             name='kind',
-            field=models.CharField(choices=[('publish', 'publish'), ('deploy', 'deploy'), ('settings', 'settings'), ('domains', 'domains'), ('delete', 'delete'), ('purge', 'purge'), ('prune', 'prune')], max_length=16, verbose_name='kind'),
+            field=models.CharField(choices=[('publish', 'publish'), ('deploy', 'deploy'), ('settings', 'settings'), ('domains', 'domains'), ('delete', 'delete'), ('purge', 'purge'), ('prune', 'prune'), ('access', 'access')], max_length=16, verbose_name='kind'),
         ),
         migrations.AddField(
             model_name='deployment',
