@@ -63,8 +63,28 @@ def test_the_snapshot_gives_back_the_records_it_was_written_with(tmp_path: Path)
     path = tmp_path / "snapshot.bin"
     docs_deployments = (DeploymentRecord(10, "aaaaaaaa"), DeploymentRecord(11, "bbbbbbbb", ("next",)))
     sites = [
-        SiteRecord(1, "docs", True, "index.html", "404.html", "", ("docs.example.com",), None, 10, docs_deployments),
-        SiteRecord(2, "old", False, "index.htm", "", "no-cache", (), 3, 20, (DeploymentRecord(20, "cccccccc"),)),
+        SiteRecord(
+            1,
+            "docs",
+            True,
+            "index.html",
+            "404.html",
+            "",
+            ("docs.example.com",),
+            live_deployment=10,
+            deployments=docs_deployments,
+        ),
+        SiteRecord(
+            2,
+            "old",
+            False,
+            "index.htm",
+            "",
+            "no-cache",
+            change_id=3,
+            live_deployment=20,
+            deployments=(DeploymentRecord(20, "cccccccc"),),
+        ),
     ]
     bodies = [LocatedBlob(blob, body=data) for blob, data in zip(PAGE.blobs(), (BODY, BR, GZIP), strict=True)]
     assets = {10: [PAGE], 11: [PAGE, PICTURE], 20: [PICTURE]}
