@@ -301,12 +301,6 @@ class AssetCache(FeedReader):
             for key in [key for key in self.entries if key[0] in wanted]:
                 self._unlist(self.entries.pop(key))
 
-    def serves_host(self, raw_host: str) -> bool:
-        """Whether ``raw_host`` is the host of an active site or of a preview
-        of one (a deployment or alias): what a TLS certificate may be issued for."""
-        target = self.site_for(raw_host)
-        return isinstance(target, SiteInfo) and target.active
-
     def _drop_hosts(self, site_id: int | None) -> None:
         # Negative host entries may concern the changed site (a new subdomain,
         # a new custom domain), so they go too; the maps refill cheaply.

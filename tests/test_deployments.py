@@ -18,7 +18,7 @@ from django.utils import timezone
 from django_assetcache import runtime
 from django_assetcache.deployments import DeploymentError, move_alias, promote, rollback
 from django_assetcache.maintenance import collect_garbage
-from django_assetcache.models import Asset, Blob, Change, Deployment, Site
+from django_assetcache.models import Asset, Blob, Change, Deployment, DeploymentAlias, Site
 from django_assetcache.publish import DeploymentInfo, PublishError, publish
 from django_assetcache.store import BlobStore
 from django_assetcache.warmup import warm_up
@@ -343,3 +343,18 @@ def test_the_migration_names_subdomains_that_hold_a_double_hyphen(transactional_
     apps.get_model("django_assetcache", "Site").objects.filter(subdomain="old--name").update(subdomain="old-name")
     executor = MigrationExecutor(connection)
     executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+def test_tls_ask_says_yes_to_preview_hosts_of_retained_deployments(v1_v2, tmp_path: Path, settings) -> None:
+    v1, _ = v1_v2
+    move_alias(Site.objects.get(), "stable", v1)
+
+    def ask(host: str) -> int:
+        return Client().get("/assetcache/tls-ask", {"domain": host}).status_code
+
+    assert [ask(preview(v1)), ask(preview(v1, "stable")), ask("zzzzzzzz--docs.sites.test")] == [200, 200, 404]
+    Deployment.objects.update(created_at=timezone.now() - timedelta(days=31))
+    DeploymentAlias.objects.all().delete()
+    settings.ASSETCACHE_DEPLOYMENT_RETENTION = 0
+    collect_garbage()
+    assert ask(preview(v1)) == 404  # expired: no certificate for it any more
