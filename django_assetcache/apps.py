@@ -17,5 +17,7 @@ class AssetCacheConfig(AppConfig):
         # connects itself on import.
         from . import receivers  # noqa: F401
         from .loader import DatabaseLoader
+        from .reporting import Reporter, note_applied
 
         runtime.use_loader(DatabaseLoader)
+        runtime.use_reporter(Reporter, note_applied)

@@ -31,6 +31,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 #: Request headers the decision reads, by their ASGI name, with WSGI names.
 _WANTED = {
     b"host": "HTTP_HOST",
+    b"accept": "HTTP_ACCEPT",
     b"if-match": "HTTP_IF_MATCH",
     b"if-unmodified-since": "HTTP_IF_UNMODIFIED_SINCE",
     b"if-none-match": "HTTP_IF_NONE_MATCH",

@@ -9,6 +9,8 @@ from __future__ import annotations
 import enum
 import sys
 
+from . import traffic
+
 #: A slot of the host maps besides its key string: dict slot and SiteInfo share.
 HOST_OVERHEAD = 100
 #: Share of ASSETCACHE_MEMORY_LIMIT each host map (raw Host values, host
@@ -19,7 +21,7 @@ HOST_SHARE = 32
 class SiteInfo:
     """What a request needs to know about a site, from the host map."""
 
-    __slots__ = ("active", "cache_control", "error_path", "id", "index_document", "subdomain")
+    __slots__ = ("active", "cache_control", "error_path", "id", "index_document", "subdomain", "traffic")
 
     def __init__(
         self,
@@ -36,6 +38,9 @@ class SiteInfo:
         self.index_document = index_document
         self.error_path = "/" + error_document if error_document else ""
         self.cache_control = cache_control
+        #: What this process served the site (``traffic.py``), shared by
+        #: every SiteInfo of the site: the hit path counts here.
+        self.traffic = traffic.counts_for(id)
 
     def __repr__(self) -> str:
         return f"<SiteInfo {self.id} {self.subdomain}>"

@@ -287,3 +287,9 @@ def record_change(site_id: int | None, kind: str, paths: Iterable[str] | None = 
         invalidation.before_commit(change.id)
     transaction.on_commit(invalidation.committed)
     return change
+
+
+# Traffic per site and the processes' heartbeats live in usage.py; importing
+# them here registers them with the app like every other model.
+from .usage import Heartbeat as Heartbeat  # noqa: E402
+from .usage import SiteTraffic as SiteTraffic  # noqa: E402

@@ -13,6 +13,7 @@ from urllib.parse import unquote_to_bytes
 from asgiref.sync import sync_to_async
 from django.core.exceptions import SynchronousOnlyOperation
 
+from . import traffic
 from .bodies import FileParts, FileRange
 from .cache import BlobUnavailable, Unavailable
 from .entries import EntryKind
@@ -24,6 +25,7 @@ from .replies import (
     METHOD_NOT_ALLOWED,
     NOT_FOUND,
     SITE_NOT_FOUND,
+    SITE_NOT_FOUND_HTML,
     Reply,
     plain_reply,
     without_body,
@@ -38,6 +40,10 @@ SERVICE_UNAVAILABLE = plain_reply(503, "The site cannot be served right now.\n",
 _FILE = EntryKind.FILE
 _REDIRECT = EntryKind.REDIRECT
 _PASS = HostMiss.PASS
+_SENT = traffic.SENT
+_NOT_FOUND = traffic.NOT_FOUND
+#: Where requests to a host that names no site are counted.
+_NO_SITE = traffic.counts_for(traffic.NO_SITE)
 
 
 def answer(host: str, path: str | None, method: str, query_string: str, get: HeaderGetter) -> Reply | None:
@@ -53,24 +59,33 @@ def answer(host: str, path: str | None, method: str, query_string: str, get: Hea
     except Unavailable:
         logger.warning("assetcache: database unavailable resolving host %r", host, exc_info=True)
         normalized = normalize_host(host) or ""
-        return _for(method, SERVICE_UNAVAILABLE) if normalized.endswith(cache.domain_suffix) else None
+        if not normalized.endswith(cache.domain_suffix):
+            return None
+        return _counted(_NO_SITE, _for(method, SERVICE_UNAVAILABLE))
     if site.__class__ is not SiteInfo:
-        return None if site is _PASS else _for(method, SITE_NOT_FOUND)
+        return None if site is _PASS else _no_site(_NO_SITE, method, get)
     assert isinstance(site, SiteInfo)
+    counts = site.traffic
     if not site.active:
-        return _for(method, SITE_NOT_FOUND)
+        return _no_site(counts, method, get)
     if method != "GET" and method != "HEAD":
-        return METHOD_NOT_ALLOWED
+        return _counted(counts, METHOD_NOT_ALLOWED)
     clean = None if path is None else clean_path(path, cache.max_path)
     if clean is None:
-        return _for(method, BAD_REQUEST)
+        return _counted(counts, _for(method, BAD_REQUEST))
     try:
         entry = cache.entry(site, clean)
         kind = entry.kind
         if kind is _FILE:
-            return decide(entry, method, get)
+            reply = decide(entry, method, get)
+            counts[reply.status // 100] += 1
+            counts[_SENT] += reply.sent
+            return reply
         if kind is _REDIRECT:
-            return redirect(entry, query_string)
+            reply = redirect(entry, query_string)
+            counts[reply.status // 100] += 1
+            counts[_SENT] += reply.sent
+            return reply
         reply = NOT_FOUND
         if site.error_path:
             document = cache.error_document(site)
@@ -78,11 +93,28 @@ def answer(host: str, path: str | None, method: str, query_string: str, get: Hea
                 reply = document.not_found()
     except BlobUnavailable:
         logger.error("assetcache: blob unavailable for %s%s", host, path, exc_info=True)
-        return _for(method, BAD_GATEWAY)
+        return _counted(counts, _for(method, BAD_GATEWAY))
     except Unavailable:
         logger.warning("assetcache: database unavailable for %s%s", host, path, exc_info=True)
-        return _for(method, SERVICE_UNAVAILABLE)
-    return _for(method, reply)
+        return _counted(counts, _for(method, SERVICE_UNAVAILABLE))
+    counts[_NOT_FOUND] += 1
+    return _counted(counts, _for(method, reply))
+
+
+def _counted(counts: traffic.Counts, reply: Reply) -> Reply:
+    """``reply``, counted in the site's traffic (off the hit path)."""
+    counts[reply.status // 100] += 1
+    counts[_SENT] += reply.sent
+    return reply
+
+
+def _no_site(counts: traffic.Counts, method: str, get: HeaderGetter) -> Reply:
+    """The 404 of a host that names no (active) site: a small page for a
+    browser, plain text for anything else, both prepared once."""
+    accept = get("HTTP_ACCEPT")
+    page = SITE_NOT_FOUND_HTML if accept and "text/html" in accept else SITE_NOT_FOUND
+    counts[_NOT_FOUND] += 1
+    return _counted(counts, _for(method, page))
 
 
 def _for(method: str, reply: Reply) -> Reply:

@@ -95,3 +95,7 @@ ASSETCACHE_REDIS_URL = os.environ.get("ASSETCACHE_TEST_REDIS_URL", "redis://127.
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 ASSETCACHE_MEMORY_LIMIT = int(os.environ.get("ASSETCACHE_TEST_MEMORY_LIMIT", str(64 * 1024 * 1024)))
+# Servers a test starts turn these on; in-process tests flush by hand.
+ASSETCACHE_STATS_INTERVAL = float(os.environ.get("ASSETCACHE_TEST_STATS_INTERVAL", "0"))
+ASSETCACHE_METRICS = os.environ.get("ASSETCACHE_TEST_METRICS", "") == "1"
+ASSETCACHE_METRICS_TOKEN = os.environ.get("ASSETCACHE_TEST_METRICS_TOKEN", "")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
-from django.urls import path
+from django.urls import include, path
 
 
 def project_home(request: HttpRequest) -> HttpResponse:
@@ -12,4 +12,5 @@ def project_home(request: HttpRequest) -> HttpResponse:
 urlpatterns = [
     path("", project_home),
     path("admin/", admin.site.urls),
+    path("", include("django_assetcache.urls")),
 ]
