@@ -36,6 +36,7 @@ from ..models import Asset, Change, Domain, Site
 from ..progress import first_few, human_bytes
 from ..publish import PublishSummary
 from ..warmup import WarmupError, warm_up
+from .traffic import TrafficColumns, cluster, with_traffic_today
 
 if TYPE_CHECKING:
     DomainInlineBase = admin.TabularInline[Domain, Site]
@@ -79,7 +80,7 @@ def summary_message(upload: str, summary: PublishSummary) -> str:
 
 
 @admin.register(Site)
-class SiteAdmin(SiteAdminBase):
+class SiteAdmin(TrafficColumns, SiteAdminBase):
     form = SiteForm
     list_display = [
         "subdomain",
@@ -87,7 +88,8 @@ class SiteAdmin(SiteAdminBase):
         "live_url",
         "file_count",
         "total_size",
-        "generation",
+        "requests_today",
+        "bytes_today",
         "is_active",
     ]
     list_filter = ["is_active"]
@@ -99,12 +101,14 @@ class SiteAdmin(SiteAdminBase):
         "live_url",
         "files_link",
         "total_size",
+        "traffic_chart",
     ]
     inlines = [DomainInline]
     fieldsets = [
         (None, {"fields": ["subdomain", "name", "is_active", "live_url"]}),
         (_("Documents"), {"fields": ["index_document", "error_document", "cache_control"]}),
         (_("Content"), {"fields": ["files_link", "total_size", "generation"]}),
+        (_("Traffic"), {"fields": ["traffic_chart"]}),
         (_("State"), {"fields": ["created_at", "updated_at"]}),
     ]
     #: A site being added has no content or history yet.
@@ -118,7 +122,7 @@ class SiteAdmin(SiteAdminBase):
         # Subqueries, not joins: a search through domains__hostname joins the
         # domains, which would multiply joined counts and sums.
         assets = Asset.objects.filter(site=OuterRef("pk")).order_by().values("site")
-        return (
+        return with_traffic_today(
             super()
             .get_queryset(request)
             .annotate(
@@ -237,7 +241,8 @@ class SiteAdmin(SiteAdminBase):
         limit = stats["memory_limit"] or 0
         context = {
             **self.admin_site.each_context(request),
-            "title": gettext("Cache of this process"),
+            "title": gettext("Cache"),
+            **cluster(),
             "subtitle": None,
             "opts": self.opts,
             "stats": stats,
