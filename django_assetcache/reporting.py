@@ -4,7 +4,7 @@ Every second it hands the counts to the Prometheus publisher (when
 ASSETCACHE_METRICS is on); every ASSETCACHE_STATS_INTERVAL seconds it adds
 what each site was served since the last flush to ``SiteTraffic`` (one
 upsert statement for every site touched, hour and day rows) and rewrites
-this process's ``Heartbeat``, in one transaction. A flush that fails keeps
+this process's ``Heartbeat`` (each one statement). A flush that fails keeps
 its counts for the next one and logs once until one succeeds again; nothing
 here can slow or break a request.
 
@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from django.db import connections, router, transaction
+from django.db import connections, router
 from django.utils import timezone
 
 from . import conf, tiers, traffic
@@ -67,6 +67,7 @@ class Reporter:
         self.started_at = timezone.now()
         self.reader = traffic.Reader()
         self.failing = False
+        self.pruned: datetime.datetime | None = None
         self.publisher: Any = None
         if settings.METRICS:
             # prometheus_client is the optional [metrics] extra.
@@ -109,12 +110,16 @@ class Reporter:
             self.release_connections()
 
     def flush(self) -> bool:
-        """Write what was served since the last flush, and the heartbeat."""
+        """Write what was served since the last flush, and the heartbeat.
+
+        Each write is one statement, committed on its own: no transaction
+        holds SQLite's write lock past a statement, so a publish in another
+        process is not turned away by this thread.
+        """
         deltas = self.reader.take()
         try:
-            with transaction.atomic(using=router.db_for_write(SiteTraffic)):
-                self._add_traffic(deltas)
-                self._beat()
+            self._add_traffic(deltas)
+            self._beat()
         except Exception:
             self.reader.give_back(deltas)
             if not self.failing:
@@ -144,28 +149,42 @@ class Reporter:
             rows.append((site_id, SiteTraffic.Period.HOUR.value, hour, *values))
             rows.append((site_id, SiteTraffic.Period.DAY.value, day, *values))
         upsert(rows)
-        SiteTraffic.objects.filter(
-            period=SiteTraffic.Period.HOUR, start__lt=hour - datetime.timedelta(hours=HOURS_KEPT)
-        ).delete()
+        if hour != self.pruned:
+            self.pruned = hour
+            old = hour - datetime.timedelta(hours=HOURS_KEPT)
+            SiteTraffic.objects.filter(period=SiteTraffic.Period.HOUR, start__lt=old).delete()
 
     def _beat(self) -> None:
+        """Insert or rewrite this process's heartbeat, in one statement."""
         stats = self.cache.stats()
-        Heartbeat.objects.update_or_create(
+        hits = stats["hits"] + stats["negative_hits"]
+        beat = Heartbeat(
             host=self.host,
             pid=self.pid,
-            defaults={
-                "started_at": self.started_at,
-                "updated_at": timezone.now(),
-                "last_change_id": stats["last_change_id"] or 0,
-                "entries": stats["entries"],
-                "bytes_held": stats["bytes_held"],
-                "hits": stats["hits"] + stats["negative_hits"],
-                "lookups": stats["hits"] + stats["negative_hits"] + stats["misses"],
-                "snapshot_change_id": stats["snapshot_change_id"],
-            },
+            started_at=self.started_at,
+            updated_at=timezone.now(),
+            last_change_id=stats["last_change_id"] or 0,
+            entries=stats["entries"],
+            bytes_held=stats["bytes_held"],
+            hits=hits,
+            lookups=hits + stats["misses"],
+            snapshot_change_id=stats["snapshot_change_id"],
+        )
+        Heartbeat.objects.bulk_create(
+            [beat], update_conflicts=True, unique_fields=["host", "pid"], update_fields=BEAT_FIELDS
         )
 
 
+BEAT_FIELDS = [
+    "started_at",
+    "updated_at",
+    "last_change_id",
+    "entries",
+    "bytes_held",
+    "hits",
+    "lookups",
+    "snapshot_change_id",
+]
 COUNTED = ("requests", "bytes_sent", "hits", "misses", "not_found", "server_errors")
 
 

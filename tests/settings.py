@@ -82,6 +82,10 @@ else:
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": _db_file,
             "TEST": {"NAME": _db_file},
+            # Writers in several processes (the admin, every worker's
+            # reporting thread) wait for each other instead of failing on a
+            # read lock upgraded to a write lock (docs/observability.md).
+            "OPTIONS": {"transaction_mode": "IMMEDIATE"},
         }
     }
 

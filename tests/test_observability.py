@@ -3,6 +3,7 @@ and the cluster on the admin's cache page."""
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
 import time
@@ -13,9 +14,10 @@ import pytest
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from django_assetcache import runtime, traffic
-from django_assetcache.models import Heartbeat, Site, SiteTraffic
+from django_assetcache.models import Heartbeat, Site, SiteTraffic, record_change
 from django_assetcache.publish import publish
 from django_assetcache.reporting import Reporter
 
@@ -194,3 +196,63 @@ def test_three_gunicorn_workers_report_every_request(transactional_db, tmp_path:
     client.force_login(admin_user)
     page = client.get(CACHE_PAGE).content.decode()
     assert len(re.findall(r'<tr class="process[^"]*" data-pid="\d+">', page)) == WORKERS
+
+
+# --- the admin ----------------------------------------------------------------------
+
+
+def test_the_site_page_charts_its_traffic(counted: Client, admin_client: Client, site: Site) -> None:
+    for _ in range(3):
+        counted.get("/missing", headers={"host": HOST})
+    assert reporter().flush()
+    page = admin_client.get(f"/admin/django_assetcache/site/{site.pk}/change/").content.decode()
+    assert '<figure class="assetcache-chart" id="traffic-days">' in page
+    assert '<figure class="assetcache-chart" id="traffic-hours">' in page
+    today = timezone.localtime().strftime("%b %d")
+    # One miss, then two negative hits; every one a 404 with the site's 404.html.
+    assert re.search(rf"<title>{today}: 3 requests, 67% hits, \d+ B, 3 404s</title>", page)
+    assert page.count('class="bar"/>') == 30 + 48
+
+
+@pytest.mark.parametrize(
+    ("order", "expected"), [("-requests_today", ["blog", "docs"]), ("requests_today", ["docs", "blog"])]
+)
+def test_the_site_list_sorts_by_requests_today(
+    counted: Client, admin_client: Client, sample_dir: Path, order: str, expected: list[str]
+) -> None:
+    publish("blog", sample_dir)
+    for _ in range(3):
+        counted.get("/", headers={"host": "blog.sites.test"})
+    assert reporter().flush()
+    columns = [
+        "subdomain",
+        "name",
+        "live_url",
+        "file_count",
+        "total_size",
+        "requests_today",
+        "bytes_today",
+        "is_active",
+    ]
+    index = columns.index(order.lstrip("-")) + 1
+    page = admin_client.get(
+        f"/admin/django_assetcache/site/?o={'-' if order.startswith('-') else ''}{index}"
+    ).content.decode()
+    names = re.findall(r'<th class="field-subdomain"><a href="[^"]+">(\w+)</a>', page)
+    assert names == expected
+    assert '<td class="field-requests_today">3</td>' in page
+
+
+def test_the_cache_page_marks_stale_processes_and_their_lag(counted: Client, admin_client: Client, site: Site) -> None:
+    assert reporter().flush()
+    Heartbeat.objects.create(
+        host="gone.example",
+        pid=4242,
+        started_at=timezone.now(),
+        updated_at=timezone.now() - datetime.timedelta(hours=1),
+    )
+    record_change(site.pk, "purge")
+    page = admin_client.get(CACHE_PAGE).content.decode()
+    assert re.search(r'<tr class="process stale" data-pid="4242">', page)
+    assert re.search(rf'<tr class="process" data-pid="{os.getpid()}">', page)
+    assert page.count("1 change, ") >= 1

@@ -133,21 +133,15 @@ def chart(bars: list[Bar], title: str, element_id: str) -> SafeString:
         }
         parts.append(
             format_html(
-                '<g><title>{}</title><rect x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}" class="bar"/>'
-                '<rect x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}" class="nf"/></g>',
+                '<g><title>{}</title><rect x="{}" y="{}" width="{}" height="{}" class="bar"/>'
+                '<rect x="{}" y="{}" width="{}" height="{}" class="nf"/></g>',
                 tip,
-                x + 1,
-                TOP + plot - height,
-                max(step - 2, 1),
-                height,
-                x + 1,
-                TOP + plot - missing,
-                max(step - 2, 1),
-                missing,
+                *(_n(value) for value in (x + 1, TOP + plot - height, max(step - 2, 1), height)),
+                *(_n(value) for value in (x + 1, TOP + plot - missing, max(step - 2, 1), missing)),
             )
         )
         if index % every == 0:
-            parts.append(format_html('<text x="{:.1f}" y="{}" class="tick">{}</text>', x + 1, HEIGHT - 6, bar.label))
+            parts.append(format_html('<text x="{}" y="{}" class="tick">{}</text>', _n(x + 1), HEIGHT - 6, bar.label))
     return format_html(
         '<figure class="assetcache-chart" id="{}"><figcaption>{}</figcaption>'
         '<svg viewBox="0 0 {} {}" width="{}" height="{}" role="img" aria-label="{}">'
@@ -169,6 +163,11 @@ def chart(bars: list[Bar], title: str, element_id: str) -> SafeString:
         TOP + plot,
         format_html_join("", "{}", ((part,) for part in parts)),
     )
+
+
+def _n(value: float) -> str:
+    """A coordinate as SVG takes it (format_html escapes its arguments to text)."""
+    return f"{value:.1f}"
 
 
 def cluster() -> dict[str, Any]:
