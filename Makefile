@@ -7,7 +7,7 @@ PY := $(BIN)/python
 DEMO_DIR := example_project
 MANAGE := cd $(DEMO_DIR) && ../$(PY) manage.py
 
-.PHONY: demo demo-setup test test-postgres lint coverage soak bench bench-compare bench-publish bench-propagation clean
+.PHONY: demo demo-setup test test-postgres lint package coverage soak bench bench-compare bench-publish bench-propagation clean
 
 $(VENV)/.installed-%: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,13 @@ lint: $(VENV)/.installed-test,dev
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
+
+# The distributions PyPI gets: build the sdist and the wheel, check their
+# metadata and that the README renders as the long description.
+package: $(VENV)/.installed-test,dev
+	rm -rf dist
+	$(PY) -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
 
 # The whole suite under branch coverage (gunicorn workers and subprocesses
 # included), failing under the floor set in pyproject.toml.

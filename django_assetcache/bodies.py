@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from .replies import Part
 
@@ -36,7 +36,48 @@ def open_blob(path: str, size: int) -> int:
     return fd
 
 
-class FileRange:
+class _OpenBlob:
+    """A blob file opened to be sent: what every body from disk shares.
+
+    Iterating reads it in blocks of BLOCK_SIZE, for servers without sendfile.
+    """
+
+    # ``__dict__``: Django's WSGI handler sets ``close`` on the body it hands
+    # to ``wsgi.file_wrapper``.
+    __slots__ = ("__dict__", "_closed", "_fd")
+
+    mode = "rb"
+
+    def __init__(self, path: str, file_size: int) -> None:
+        self._fd = open_blob(path, file_size)
+        self._closed = False
+
+    def read(self, size: int = -1) -> bytes:
+        raise NotImplementedError
+
+    def readable(self) -> bool:
+        return True
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            os.close(self._fd)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        data = self.read(BLOCK_SIZE)
+        if not data:
+            raise StopIteration
+        return data
+
+
+class FileRange(_OpenBlob):
     """The bytes ``offset`` .. ``offset + length`` of a file, opened now.
 
     ``read`` stops at the end of the range, so a server that iterates the
@@ -54,15 +95,10 @@ class FileRange:
     system call: the descriptor is moved only when ``fileno`` hands it out.
     """
 
-    # ``__dict__``: Django's WSGI handler sets ``close`` on the body it hands
-    # to ``wsgi.file_wrapper``.
-    __slots__ = ("__dict__", "_closed", "_fd", "_fd_pos", "_pos", "end", "start")
-
-    mode = "rb"
+    __slots__ = ("_fd_pos", "_pos", "end", "start")
 
     def __init__(self, path: str, offset: int, length: int, file_size: int) -> None:
-        self._fd = open_blob(path, file_size)
-        self._closed = False
+        super().__init__(path, file_size)
         self.start = offset
         self.end = offset + length
         self._pos = offset
@@ -84,9 +120,6 @@ class FileRange:
             # Cut short after it was opened: end here rather than loop.
             self._pos = self.end
         return data
-
-    def readable(self) -> bool:
-        return True
 
     def seekable(self) -> bool:
         return True
@@ -113,26 +146,8 @@ class FileRange:
             self._fd_pos = self._pos
         return self._fd
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            os.close(self._fd)
-
-    def __iter__(self) -> FileRange:
-        return self
-
-    def __next__(self) -> bytes:
-        data = self.read(BLOCK_SIZE)
-        if not data:
-            raise StopIteration
-        return data
-
-
-class FileParts:
+class FileParts(_OpenBlob):
     """A multipart/byteranges body from a file: each part's head (the
     boundary and part headers, prepared by ``http``), then its bytes.
 
@@ -142,13 +157,10 @@ class FileParts:
     size never sits whole in memory.
     """
 
-    __slots__ = ("__dict__", "_at", "_closed", "_fd", "_index", "_parts", "remaining")
-
-    mode = "rb"
+    __slots__ = ("_at", "_index", "_parts", "remaining")
 
     def __init__(self, path: str, file_size: int, parts: Sequence[Part], length: int) -> None:
-        self._fd = open_blob(path, file_size)
-        self._closed = False
+        super().__init__(path, file_size)
         self._parts = parts
         self._index = 0
         #: Bytes of the current part (head, then range) already returned.
@@ -180,24 +192,3 @@ class FileParts:
                 self._index += 1
                 self._at = 0
         return b"".join(chunks)
-
-    def readable(self) -> bool:
-        return True
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            os.close(self._fd)
-
-    def __iter__(self) -> FileParts:
-        return self
-
-    def __next__(self) -> bytes:
-        data = self.read(BLOCK_SIZE)
-        if not data:
-            raise StopIteration
-        return data

@@ -115,6 +115,12 @@ def _content_types(value: object) -> bool:
     )
 
 
+def _dotted_path(value: object) -> bool:
+    return isinstance(value, str) and (
+        value == "" or re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+", value) is not None
+    )
+
+
 def _path(value: object) -> bool:
     return isinstance(value, str | os.PathLike) and isinstance(os.fspath(value), str)
 
@@ -145,6 +151,9 @@ VALIDATORS: dict[str, tuple[Callable[[object], bool], str]] = {
         "a URL starting with redis://, rediss:// or unix://",
     ),
     "CHANGE_RETENTION": _seconds(minimum_exclusive=False),
+    "GC_GRACE": _seconds(minimum_exclusive=False),
+    "TRUST_ADMIN_DOMAINS": (lambda v: isinstance(v, bool), "True or False"),
+    "TXT_RESOLVER": (_dotted_path, "'' or the dotted path of a callable such as 'mysite.dns.resolve_txt'"),
     "SNAPSHOT_PATH": (_path, "an absolute file path (a string), or '' for MEDIA_ROOT/assetcache/snapshot.bin"),
     "LOCAL_DIR": (_path, "an absolute directory path (a string), or '' for MEDIA_ROOT/assetcache/local"),
     "DISK_LIMIT": (

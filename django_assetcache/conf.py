@@ -66,6 +66,16 @@ class Settings:
     REDIS_URL: str = "redis://127.0.0.1:6379/0"
     #: Change rows younger than this many seconds are never pruned.
     CHANGE_RETENTION: float = 7 * 24 * 3600
+    #: assetcache_gc deletes a blob only once it has been unused this many
+    #: seconds (and a stored file without a row only once it is this old), so
+    #: restoring a database backup younger than this finds all its blobs.
+    GC_GRACE: float = 7 * 24 * 3600
+    #: Custom domains added in the admin (or by code) are verified at once,
+    #: without the DNS TXT proof.
+    TRUST_ADMIN_DOMAINS: bool = False
+    #: Dotted path of ``resolve(name) -> list[str]``, the TXT values of a
+    #: name; "" uses dnspython with the machine's resolver configuration.
+    TXT_RESOLVER: str = ""
     #: Where ``assetcache_warmup`` writes the snapshot and processes read it.
     SNAPSHOT_PATH: str = ""
     #: The local disk tier: where blobs of a storage without local paths

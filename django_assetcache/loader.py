@@ -15,7 +15,7 @@ from .costs import entry_overhead
 from .entries import Entry, build_file_entry, build_missing_entry, build_redirect_entry
 from .hosts import HostMiss, HostTarget, SiteInfo
 from .mediatypes import header_value
-from .models import Asset, Change, Site
+from .models import Asset, Change, Domain, Site
 from .records import AssetRecord, BlobRecord, LocatedBlob
 from .snapshot import Snapshot, site_target
 from .store import BlobStore
@@ -59,7 +59,8 @@ class DatabaseLoader:
         if host.endswith(suffix):
             query = Site.objects.filter(subdomain=host[: -len(suffix)])
         else:
-            query = Site.objects.filter(domains__hostname=host)
+            # Only a domain whose owner proved control of it is served.
+            query = Site.objects.filter(domains__hostname=host, domains__state=Domain.State.VERIFIED)
         try:
             rows = list(query.values_list(*SITE_FIELDS)[:1])
         except DatabaseError as exc:

@@ -50,6 +50,8 @@ class GarbageSummary:
     orphan_files_deleted: int = 0
     tier_files_deleted: int = 0
     changes_pruned: int = 0
+    #: Unused blobs kept because they became unused within the grace period.
+    blobs_kept: int = 0
     dry_run: bool = False
     seconds: float = 0.0
     details: list[str] = field(default_factory=list)
@@ -62,6 +64,7 @@ class GarbageSummary:
             f"{plural(self.tier_files_deleted, 'local tier file')}, "
             f"{plural(self.changes_pruned, 'old change row')}; "
             f"{self.seconds:.2f} s"
+            + (f"; kept {plural(self.blobs_kept, 'unused blob')} within the grace period" if self.blobs_kept else "")
         )
 
 
@@ -72,8 +75,20 @@ def _unused() -> Q:
     )
 
 
-def _delete_unused_rows(candidates: list[str]) -> set[str]:
-    """Delete the rows of ``candidates`` that are still unused; return them.
+def _unused_since(cutoff: datetime) -> Q:
+    """Blobs no asset has used since ``cutoff`` (as far as gc has seen)."""
+    return _unused() & Q(unused_since__lte=cutoff)
+
+
+def _mark_unused(now: datetime) -> None:
+    """Stamp blobs that became unused since the last run; clear the stamp of
+    blobs in use again (a publish clears it too, when it locks the row)."""
+    Blob.objects.filter(~_unused(), unused_since__isnull=False).update(unused_since=None)
+    Blob.objects.filter(_unused(), unused_since__isnull=True).update(unused_since=now)
+
+
+def _delete_unused_rows(candidates: list[str], cutoff: datetime) -> set[str]:
+    """Delete the rows of ``candidates`` still unused since ``cutoff``; return them.
 
     The rows are locked before they are checked again: a publish that
     locked one first (to refer to it) has committed its assets by then and
@@ -87,7 +102,7 @@ def _delete_unused_rows(candidates: list[str]) -> set[str]:
             locked = list(
                 Blob.objects.select_for_update().filter(pk__in=batch).order_by("pk").values_list("pk", flat=True)
             )
-            doomed = list(Blob.objects.filter(_unused(), pk__in=locked).values_list("pk", flat=True))
+            doomed = list(Blob.objects.filter(_unused_since(cutoff), pk__in=locked).values_list("pk", flat=True))
             Blob.objects.filter(pk__in=doomed).delete()
             deleted.update(doomed)
     return deleted
@@ -111,63 +126,79 @@ def _delete_file(store: BlobStore, sha256: str) -> bool:
     return True
 
 
-def collect_garbage(*, dry_run: bool = False, store: BlobStore | None = None) -> GarbageSummary:
+def collect_garbage(
+    *, dry_run: bool = False, store: BlobStore | None = None, keep_younger_than: float | None = None
+) -> GarbageSummary:
     """Delete unused blobs, orphan files and old feed rows.
 
     Safe against publishes running meanwhile: a file is only deleted while
     no row of its hash exists and none can be committed (see
-    ``_delete_file``), and every committed row's file is present.
+    ``_delete_file``), and every committed row's file is present. Safe
+    against restoring a database backup younger than ``keep_younger_than``
+    seconds (default ``ASSETCACHE_GC_GRACE``): a blob goes only once it has
+    been unused that long, and a file without a row only once it is that old.
     """
     started = time.monotonic()
     store = store or BlobStore()
     summary = GarbageSummary(dry_run=dry_run)
-    deleted = _collect_unused_blobs(store, summary)
-    cutoff = timezone.now() - UNCOMMITTED_GRACE
-    _collect_orphan_files(store, summary, deleted, cutoff)
-    _collect_tier_files(store, summary, deleted, cutoff)
+    grace = timedelta(seconds=conf.get().GC_GRACE if keep_younger_than is None else keep_younger_than)
+    now = timezone.now()
+    deleted = _collect_unused_blobs(store, summary, now, grace)
+    _collect_orphan_files(store, summary, deleted, now, grace)
+    _collect_tier_files(store, summary, deleted, now)
     _prune_changes(summary)
     summary.seconds = time.monotonic() - started
     return summary
 
 
-def _collect_unused_blobs(store: BlobStore, summary: GarbageSummary) -> set[str]:
-    """Blob rows no asset uses (variants go with their source), then their
-    files; the hashes deleted."""
-    unused = dict(Blob.objects.filter(_unused()).values_list("sha256", "size"))
+def _collect_unused_blobs(store: BlobStore, summary: GarbageSummary, now: datetime, grace: timedelta) -> set[str]:
+    """Blob rows no asset has used for the grace period (variants go with
+    their source), then their files; return the hashes deleted."""
+    if not summary.dry_run:
+        _mark_unused(now)
+    due = _unused_since(now - grace)
+    if summary.dry_run and not grace:
+        due |= _unused() & Q(unused_since__isnull=True)
+    unused = dict(Blob.objects.filter(due).values_list("sha256", "size"))
+    summary.blobs_kept = Blob.objects.filter(_unused()).count() - len(unused)
     if not summary.dry_run and unused:
-        gone = _delete_unused_rows(sorted(unused))
+        gone = _delete_unused_rows(sorted(unused), now - grace)
         unused = {sha: size for sha, size in unused.items() if sha in gone and _delete_file(store, sha)}
     summary.blobs_deleted = len(unused)
     summary.bytes_freed = sum(unused.values())
     return set(unused)
 
 
-def _collect_orphan_files(store: BlobStore, summary: GarbageSummary, deleted: set[str], cutoff: datetime) -> None:
-    """Files without a row, added to ``deleted``. Those younger than
-    ``cutoff`` probably belong to a publish that has not committed yet:
-    deleting them would only make it store them again."""
+def _collect_orphan_files(
+    store: BlobStore, summary: GarbageSummary, deleted: set[str], now: datetime, grace: timedelta
+) -> None:
+    """Files without a row. Those younger than an hour probably belong to a
+    publish that has not committed yet: deleting them would only make it
+    store them again. Those younger than the grace period may be what a
+    restored database refers to."""
     known = set(Blob.objects.values_list("sha256", flat=True))
+    orphan_cutoff = now - max(UNCOMMITTED_GRACE, grace)
     for sha in store.walk():
-        if sha in known or sha in deleted or store.modified(sha) > cutoff:
+        if sha in known or sha in deleted or store.modified(sha) > orphan_cutoff:
             continue
         if summary.dry_run or _delete_file(store, sha):
             summary.orphan_files_deleted += 1
             deleted.add(sha)
     for name in store.walk_partial():
-        if not summary.dry_run and store.storage.get_modified_time(name) < cutoff:
+        if not summary.dry_run and store.storage.get_modified_time(name) < now - UNCOMMITTED_GRACE:
             store.storage.delete(name)
 
 
-def _collect_tier_files(store: BlobStore, summary: GarbageSummary, deleted: set[str], cutoff: datetime) -> None:
+def _collect_tier_files(store: BlobStore, summary: GarbageSummary, deleted: set[str], now: datetime) -> None:
     """The local disk tier follows the storage: the copies of what went,
-    and copies without a row past the same grace (a server may have fetched
-    a blob a publish uploaded and has not committed yet). Rows are read
-    again: a publish may have committed since."""
+    and copies without a row past an hour (a server may have fetched a blob
+    a publish uploaded and has not committed yet). Rows are read again: a
+    publish may have committed since."""
     tier = store.tier
     if tier is None:
         return
     known = set(Blob.objects.values_list("sha256", flat=True))
-    tier_cutoff = cutoff.timestamp()
+    tier_cutoff = (now - UNCOMMITTED_GRACE).timestamp()
     for sha, st in list(tier.walk()):
         if sha in deleted or (sha not in known and st.st_mtime < tier_cutoff):
             summary.tier_files_deleted += 1

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
 from django.db import models, router, transaction
 from django.db.models import F
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from . import conf, invalidation
@@ -17,6 +19,10 @@ HOSTNAME_RE = re.compile(
     r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$"
 )
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+#: The TXT record that proves control of a custom domain:
+#: ``_assetcache-challenge.<host> TXT "assetcache-verification=<token>"``.
+CHALLENGE_PREFIX = "_assetcache-challenge"
+CHALLENGE_VALUE_PREFIX = "assetcache-verification="
 
 
 def validate_subdomain(value: str) -> None:
@@ -147,9 +153,29 @@ class Site(models.Model):
         return conf.get().SITE_URL.format(host=self.host)
 
 
+def new_verification_token() -> str:
+    return secrets.token_hex(16)
+
+
 class Domain(models.Model):
+    """A custom host name of a site, served once its owner proved control
+    of it (a DNS TXT record holding the token), or added by a trusted admin."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("pending")
+        VERIFIED = "verified", _("verified")
+
     hostname = models.CharField(_("host name"), max_length=253, unique=True, validators=[validate_hostname])
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="domains")
+    state = models.CharField(_("state"), max_length=16, choices=State.choices, default=State.PENDING)
+    verification_token = models.CharField(
+        _("verification token"),
+        max_length=64,
+        default=new_verification_token,
+        editable=False,
+        help_text=_("Publish it as _assetcache-challenge.<host name> TXT “assetcache-verification=<token>”."),
+    )
+    verified_at = models.DateTimeField(_("verified"), null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["hostname"]
@@ -161,9 +187,20 @@ class Domain(models.Model):
 
     def save(self, *args: object, **kwargs: object) -> None:
         self.hostname = (self.hostname or "").lower().rstrip(".")
+        if self._state.adding and self.state == self.State.PENDING and conf.get().TRUST_ADMIN_DOMAINS:
+            self.state = self.State.VERIFIED
+            self.verified_at = timezone.now()
         # The post_save receiver appends the Change: keep both in one transaction.
         with transaction.atomic(using=_database_for(self, kwargs.get("using"))):
             super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def challenge_name(self) -> str:
+        return f"{CHALLENGE_PREFIX}.{self.hostname}"
+
+    @property
+    def challenge_value(self) -> str:
+        return f"{CHALLENGE_VALUE_PREFIX}{self.verification_token}"
 
 
 class Blob(models.Model):
@@ -188,6 +225,13 @@ class Blob(models.Model):
         max_length=16,
         blank=True,
         help_text=_("For a compressed variant: gzip or br."),
+    )
+    unused_since = models.DateTimeField(
+        _("unused since"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_("When assetcache_gc first found no asset using it; cleared when one does again."),
     )
 
     class Meta:

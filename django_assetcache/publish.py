@@ -233,7 +233,10 @@ def _hold_blobs(store: BlobStore, writes: list[SourceFile], summary: PublishSumm
     present): it is checked under the lock and stored again if missing.
     """
     needed = {source_file.sha256: source_file for source_file in writes}
-    fresh = sorted(set(needed) - _lock_blobs(sorted(needed)))
+    held = _lock_blobs(sorted(needed))
+    # In use again: gc's grace period starts over when it is next unused.
+    Blob.objects.filter(pk__in=held, unused_since__isnull=False).update(unused_since=None)
+    fresh = sorted(set(needed) - held)
     Blob.objects.bulk_create(
         [Blob(sha256=sha, size=needed[sha].size) for sha in fresh], ignore_conflicts=True, batch_size=500
     )

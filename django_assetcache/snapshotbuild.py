@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from django.db.models import Max, QuerySet
 
 from . import conf
-from .models import Asset, Blob, Change, Site
+from .models import Asset, Blob, Change, Domain, Site
 from .progress import Progress, Stream
 from .records import AssetRecord, BlobRecord, LocatedBlob, SiteRecord
 from .snapshot import Snapshot, SnapshotError
@@ -94,7 +94,8 @@ def read_sites(sites: QuerySet[Site]) -> tuple[list[SiteRecord], dict[int, list[
     fields = ("id", "subdomain", "is_active", "index_document", "error_document", "cache_control")
     rows = {row["id"]: row for row in sites.values(*fields)}
     domains: dict[int, list[str]] = {site_id: [] for site_id in rows}
-    for site_id, hostname in Site.objects.filter(pk__in=rows).values_list("id", "domains__hostname"):
+    verified = Domain.objects.filter(site__in=rows, state=Domain.State.VERIFIED)
+    for site_id, hostname in verified.values_list("site_id", "hostname"):
         if hostname:
             domains[site_id].append(hostname)
     site_records = [SiteRecord(**row, domains=tuple(domains[site_id])) for site_id, row in rows.items()]

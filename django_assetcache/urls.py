@@ -1,6 +1,8 @@
 """URLs for the project's URLconf: ``path("", include("django_assetcache.urls"))``.
 
-``assetcache/metrics``: Prometheus metrics (docs/observability.md).
+They answer on the project's own hosts only: a request for a site host is
+answered by AssetCacheMiddleware (or the WSGI/ASGI wrapper) before Django
+resolves a URL, so under a site host these paths are files of the site.
 """
 
 from __future__ import annotations
@@ -12,5 +14,6 @@ from . import views
 app_name = "django_assetcache"
 
 urlpatterns = [
+    path("assetcache/tls-ask", views.tls_ask, name="tls-ask"),
     path("assetcache/metrics", views.metrics, name="metrics"),
 ]

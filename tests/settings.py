@@ -97,6 +97,10 @@ ASSETCACHE_INVALIDATION = os.environ.get("ASSETCACHE_TEST_INVALIDATION", "local"
 ASSETCACHE_POLL_INTERVAL = float(os.environ.get("ASSETCACHE_TEST_POLL_INTERVAL", "1.0"))
 ASSETCACHE_REDIS_URL = os.environ.get("ASSETCACHE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
+# gc deletes unused blobs at once unless a test sets a grace period (the
+# default, 7 days, is tested in tests/test_backups.py).
+ASSETCACHE_GC_GRACE = 0
+
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 ASSETCACHE_MEMORY_LIMIT = int(os.environ.get("ASSETCACHE_TEST_MEMORY_LIMIT", str(64 * 1024 * 1024)))
 # Servers a test starts turn these on; in-process tests flush by hand.

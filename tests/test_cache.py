@@ -159,7 +159,7 @@ def test_host_map(get, site, django_assert_num_queries):
 def test_spellings_of_a_host_cost_one_query(get, site, spellings, django_assert_num_queries):
     """Issue 11 item 5: Host values that differ only by port or case cost one
     database query between them, not one each."""
-    Domain.objects.create(site=site, hostname="docs.example.org")
+    Domain.objects.create(site=site, hostname="docs.example.org", state="verified")
     get("/")
     with django_assert_num_queries(1):
         first = get("/", host=spellings[0])[0]
@@ -615,7 +615,7 @@ def test_domains_and_new_sites_are_applied_at_once(get, site, tmp_path, django_c
     assert get("/", host="docs.example.org")[0] == 400  # a project host, not allowed there
     assert get("/", host="blog.sites.test")[0] == 404
     with django_capture_on_commit_callbacks(execute=True):
-        Domain.objects.create(hostname="docs.example.org", site=site)
+        Domain.objects.create(hostname="docs.example.org", site=site, state="verified")
         publish("blog", write_tree(tmp_path / "blog", {"index.html": "blog home"}))
     assert get("/", host="docs.example.org")[0] == 200
     assert get("/", host="blog.sites.test")[:2] == (200, b"blog home")

@@ -1467,7 +1467,7 @@ def test_host_is_case_insensitive_and_port_is_ignored(fetch, docs):
 
 
 def test_custom_domain_serves_the_site(fetch, docs, settings):
-    Domain.objects.create(hostname="docs.example.org", site=docs.site)
+    Domain.objects.create(hostname="docs.example.org", site=docs.site, state="verified")
     runtime.reset()
     assert not validate_host("docs.example.org", settings.ALLOWED_HOSTS)
     for host in ("docs.example.org", "DOCS.EXAMPLE.ORG:8443"):
@@ -1480,7 +1480,7 @@ def test_custom_domain_serves_the_site(fetch, docs, settings):
 
 
 def test_custom_domain_of_an_inactive_site_gets_404(fetch, docs):
-    Domain.objects.create(hostname="docs.example.org", site=docs.site)
+    Domain.objects.create(hostname="docs.example.org", site=docs.site, state="verified")
     edit_site(docs.site, is_active=False)
     result = fetch("GET", "/", host="docs.example.org")
     assert result.status == 404

@@ -6,8 +6,11 @@ appends exactly one Change, in the same transaction as the edit.
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from django.core.exceptions import ValidationError
+from django.core.management import call_command
 from django.db import IntegrityError, transaction
 
 from django_assetcache.models import (
@@ -353,3 +356,12 @@ def test_change_ids_increase() -> None:
     ids = [record_change(site.pk, Change.Kind.PUBLISH, ["/x"]).pk for _ in range(3)]
     assert ids == sorted(ids)
     assert len(set(ids)) == 3
+
+
+def test_the_migrations_describe_the_models() -> None:
+    """A model change without its migration fails here, not on a user's migrate."""
+    out = io.StringIO()
+    try:
+        call_command("makemigrations", "django_assetcache", "--check", "--dry-run", stdout=out, stderr=out)
+    except SystemExit:
+        pytest.fail("models changed without a migration:\n" + out.getvalue())

@@ -1,5 +1,5 @@
-"""The Django admin: sites with their domains, upload and cache pages; assets and blobs."""
+"""The Django admin: sites with their upload and cache pages, custom domains, assets and blobs."""
 
-from . import files, sites
+from . import domains, files, sites
 
-__all__ = ["files", "sites"]
+__all__ = ["domains", "files", "sites"]

@@ -49,6 +49,14 @@ else:  # Django's classes take no type arguments at run time.
 class DomainInline(DomainInlineBase):
     model = Domain
     extra = 0
+    fields = ["hostname", "state", "challenge"]
+    readonly_fields = ["state", "challenge"]
+
+    @admin.display(description=_("DNS record that proves control"))
+    def challenge(self, domain: Domain) -> str:
+        if not domain.pk or domain.state == Domain.State.VERIFIED:
+            return "—"
+        return format_html('{} TXT "{}"', domain.challenge_name, domain.challenge_value)
 
 
 def summary_message(upload: str, summary: PublishSummary) -> str:

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('django_assetcache', '0002_cache_control_validator'),
+        ('django_assetcache', '0004_domain_verification'),
     ]
 
     operations = [
