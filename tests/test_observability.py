@@ -4,6 +4,7 @@ and the cluster on the admin's cache page."""
 from __future__ import annotations
 
 import datetime
+import importlib.util
 import os
 import re
 import time
@@ -16,7 +17,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from django_assetcache import runtime, traffic
+from django_assetcache import checks, runtime, traffic
 from django_assetcache.models import Heartbeat, Site, SiteTraffic, record_change
 from django_assetcache.publish import publish
 from django_assetcache.reporting import Reporter
@@ -256,3 +257,17 @@ def test_the_cache_page_marks_stale_processes_and_their_lag(counted: Client, adm
     assert re.search(r'<tr class="process stale" data-pid="4242">', page)
     assert re.search(rf'<tr class="process" data-pid="{os.getpid()}">', page)
     assert page.count("1 change, ") >= 1
+
+
+@pytest.mark.parametrize(("installed", "ids"), [(True, []), (False, ["assetcache.E004"])])
+def test_metrics_on_without_prometheus_client_is_a_check_error(
+    settings, monkeypatch: pytest.MonkeyPatch, installed: bool, ids: list[str]
+) -> None:
+    settings.ASSETCACHE_METRICS = True
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: real(name, *a) if installed or name != "prometheus_client" else None,
+    )
+    assert [message.id for message in checks.check_metrics()] == ids
