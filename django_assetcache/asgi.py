@@ -18,6 +18,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from django.conf import settings as django_settings
+
 from .bodies import BLOCK_SIZE
 from .replies import Reply
 from .serve import Body, answer_with_body_async, asgi_path
@@ -42,6 +44,22 @@ _WANTED = {
 }
 
 
+_wanted_by_proxy: dict[object, dict[bytes, str]] = {}
+
+
+def _wanted() -> dict[bytes, str]:
+    """``_WANTED`` and the header ``SECURE_PROXY_SSL_HEADER`` names, if any
+    (HTTPS-only sites read it), made once per value of that setting."""
+    proxy = django_settings.SECURE_PROXY_SSL_HEADER
+    wanted = _wanted_by_proxy.get(proxy)
+    if wanted is None:
+        wanted = dict(_WANTED)
+        if proxy and proxy[0].startswith("HTTP_"):
+            wanted[proxy[0][5:].lower().replace("_", "-").encode("latin-1")] = proxy[0]
+        _wanted_by_proxy[proxy] = wanted
+    return wanted
+
+
 class AssetCacheASGI:
     def __init__(self, application: ASGIApp) -> None:
         self.application = application
@@ -49,9 +67,10 @@ class AssetCacheASGI:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.application(scope, receive, send)
-        headers: dict[str, str] = {}
+        headers: dict[str, str] = {"wsgi.url_scheme": scope.get("scheme") or "http"}
+        wanted = _wanted()
         for name, value in scope["headers"]:
-            key = _WANTED.get(name)
+            key = wanted.get(name)
             if key is not None:
                 text = value.decode("latin-1")
                 # Repeated fields combine into one list, as in WSGI.

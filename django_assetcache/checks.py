@@ -53,7 +53,7 @@ def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
         return [
             Warning(
                 "AssetCacheMiddleware is not in MIDDLEWARE, so no site is served.",
-                hint=f"Add {MIDDLEWARE_PATH!r} right after SecurityMiddleware.",
+                hint=f"Add {MIDDLEWARE_PATH!r} first.",
                 id="assetcache.W002",
             )
         ]
@@ -66,6 +66,15 @@ def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
                 "AssetCacheMiddleware runs after other middleware, which costs every site request their work.",
                 hint="Place it first, or right after SecurityMiddleware.",
                 id="assetcache.W003",
+            )
+        ]
+    if before and getattr(settings, "SECURE_SSL_REDIRECT", False):
+        return [
+            Warning(
+                "SecurityMiddleware runs before AssetCacheMiddleware with SECURE_SSL_REDIRECT: a plain-HTTP "
+                "request to a custom domain of a site gets 400 (its redirect validates the host).",
+                hint="Place AssetCacheMiddleware first: it redirects plain HTTP to HTTPS for site hosts itself.",
+                id="assetcache.W004",
             )
         ]
     return []
@@ -136,6 +145,8 @@ VALIDATORS: dict[str, tuple[Callable[[object], bool], str]] = {
     "MAX_FILE_SIZE": _integer(1, "bytes"),
     "MAX_SITE_SIZE": _integer(1, "bytes"),
     "MAX_PATH_LENGTH": _integer(1, "characters"),
+    "MAX_RULES": _integer(0, "rules"),
+    "MAX_RULES_FILE_SIZE": _integer(0, "bytes"),
     "CACHE_CONTROL": (lambda v: isinstance(v, str), "a Cache-Control header value (a string)"),
     "IMMUTABLE_CACHE_CONTROL": (lambda v: isinstance(v, str), "a Cache-Control header value (a string)"),
     "IMMUTABLE_PATTERN": (_pattern, "a regular expression (a string)"),

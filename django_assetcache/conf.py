@@ -76,6 +76,11 @@ class Settings:
     #: Dotted path of ``resolve(name) -> list[str]``, the TXT values of a
     #: name; "" uses dnspython with the machine's resolver configuration.
     TXT_RESOLVER: str = ""
+    #: Most rules one ``_redirects`` file (rules) or ``_headers`` file
+    #: (header lines) may hold; a publish over it is refused.
+    MAX_RULES: int = 10_000
+    #: Largest ``_redirects`` or ``_headers`` file a publish accepts.
+    MAX_RULES_FILE_SIZE: int = 1 * MIB
     #: Where ``assetcache_warmup`` writes the snapshot and processes read it.
     SNAPSHOT_PATH: str = ""
     #: The local disk tier: where blobs of a storage without local paths

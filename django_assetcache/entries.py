@@ -28,22 +28,39 @@ class _Shared:
 
     __slots__ = ("entity", "tail")
 
-    def __init__(self, content_type: str, last_modified: str, cache_control: str, vary: bool, encoding: str) -> None:
+    def __init__(
+        self,
+        content_type: str,
+        last_modified: str,
+        cache_control: str,
+        vary: bool,
+        encoding: str,
+        extra: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         entity = [("Content-Type", content_type), ACCEPT_RANGES, NOSNIFF]
         if encoding:
             entity.append(("Content-Encoding", encoding))
-        tail = [("Last-Modified", last_modified), ("Cache-Control", cache_control)]
+        # Extra headers (site rules, HSTS) sit with the validators, so a 304
+        # sends them too.
+        tail = [("Last-Modified", last_modified), ("Cache-Control", cache_control), *extra]
         if vary:
             tail.append(VARY)
         self.entity = tuple(entity)
         self.tail = tuple(tail)
 
 
-_shared: dict[tuple[str, str, str, bool, str], _Shared] = {}
+_shared: dict[tuple[str, str, str, bool, str, tuple[tuple[str, str], ...]], _Shared] = {}
 
 
-def _shared_headers(content_type: str, last_modified: str, cache_control: str, vary: bool, encoding: str) -> _Shared:
-    key = (content_type, last_modified, cache_control, vary, encoding)
+def _shared_headers(
+    content_type: str,
+    last_modified: str,
+    cache_control: str,
+    vary: bool,
+    encoding: str,
+    extra: tuple[tuple[str, str], ...] = (),
+) -> _Shared:
+    key = (content_type, last_modified, cache_control, vary, encoding, extra)
     shared = _shared.get(key)
     if shared is None:
         if len(_shared) >= 4096:
@@ -84,13 +101,14 @@ class Representation:
         last_modified: str,
         cache_control: str,
         vary: bool,
+        extra: tuple[tuple[str, str], ...] = (),
     ) -> None:
         self.encoding = encoding
         self.etag = etag
         self.length = length
         self.body = body
         self.file_path = file_path
-        self.shared = _shared_headers(content_type, last_modified, cache_control, vary, encoding)
+        self.shared = _shared_headers(content_type, last_modified, cache_control, vary, encoding, extra)
         self._ok: Reply | None = None
         self._head: Reply | None = None
         self._not_modified: Reply | None = None
@@ -307,9 +325,11 @@ def build_file_entry(
     identity: LocatedBlob,
     variants: Sequence[LocatedBlob] = (),
     per_entry_overhead: int = 0,
+    extra_headers: tuple[tuple[str, str], ...] = (),
 ) -> Entry:
     """An entry for a file: ``identity`` is where its bytes are, ``variants``
-    where those of its compressed variants are."""
+    where those of its compressed variants are; ``extra_headers`` (site
+    rules, HSTS) go out with every reply of it."""
     last_modified_text = http_date(last_modified)
     vary = bool(variants)
 
@@ -324,6 +344,7 @@ def build_file_entry(
             last_modified=last_modified_text,
             cache_control=cache_control,
             vary=vary,
+            extra=extra_headers,
         )
 
     reps = {

@@ -44,7 +44,19 @@ class SiteForm(SiteModelForm):
 
     class Meta:
         model = Site
-        fields = ["subdomain", "name", "is_active", "index_document", "error_document", "cache_control"]
+        fields = [
+            "subdomain",
+            "name",
+            "is_active",
+            "index_document",
+            "error_document",
+            "cache_control",
+            "https_only",
+            "hsts_max_age",
+            "hsts_include_subdomains",
+            "hsts_preload",
+            "canonical_host",
+        ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

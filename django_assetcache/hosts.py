@@ -10,6 +10,8 @@ import enum
 import sys
 
 from . import traffic
+from .ruletables import HeaderTable, RedirectTable, compiled
+from .transport import Transport, for_site
 
 #: A slot of the host maps besides its key string: dict slot and SiteInfo share.
 HOST_OVERHEAD = 100
@@ -21,7 +23,20 @@ HOST_SHARE = 32
 class SiteInfo:
     """What a request needs to know about a site, from the host map."""
 
-    __slots__ = ("active", "cache_control", "error_path", "id", "index_document", "subdomain", "traffic")
+    __slots__ = (
+        "active",
+        "cache_control",
+        "error_path",
+        "forced",
+        "header_rules",
+        "id",
+        "index_document",
+        "redirects",
+        "rules_text",
+        "subdomain",
+        "traffic",
+        "transport",
+    )
 
     def __init__(
         self,
@@ -31,6 +46,14 @@ class SiteInfo:
         index_document: str,
         error_document: str,
         cache_control: str,
+        rules: str = "",
+        https_only: bool = False,
+        hsts_max_age: int = 0,
+        hsts_include_subdomains: bool = False,
+        hsts_preload: bool = False,
+        canonical_host: str = "",
+        *,
+        force_https: bool = False,
     ) -> None:
         self.id = id
         self.subdomain = subdomain
@@ -38,12 +61,38 @@ class SiteInfo:
         self.index_document = index_document
         self.error_path = "/" + error_document if error_document else ""
         self.cache_control = cache_control
+        # Site rules (rules.py), compiled once per stored text.
+        self.rules_text = rules
+        site_rules = compiled(rules)
+        self.forced: RedirectTable | None = site_rules.forced if site_rules else None
+        self.redirects: RedirectTable | None = site_rules.redirects if site_rules else None
+        self.header_rules: HeaderTable | None = site_rules.headers if site_rules else None
+        self.transport: Transport | None = for_site(
+            https_only or force_https, hsts_max_age, hsts_include_subdomains, hsts_preload, canonical_host
+        )
         #: What this process served the site (``traffic.py``), shared by
         #: every SiteInfo of the site: the hit path counts here.
         self.traffic = traffic.counts_for(id)
 
+    def headers_for(self, path: str) -> tuple[tuple[tuple[str, str], ...], str | None]:
+        """What the entry served at ``path`` sends besides its own headers:
+        its header rules and HSTS, and the Cache-Control rules set (None:
+        the site's policy). Called when an entry is built, never per hit."""
+        extra: tuple[tuple[str, str], ...] = ()
+        cache_control = None
+        if self.header_rules is not None:
+            extra, cache_control = self.header_rules.for_path(path)
+        if self.transport is not None:
+            extra += self.transport.hsts
+        return extra, cache_control
+
     def __repr__(self) -> str:
         return f"<SiteInfo {self.id} {self.subdomain}>"
+
+
+#: Site fields serving reads besides the six SiteInfo starts with, in the
+#: order SiteInfo takes them.
+SERVING_FIELDS = ("rules", "https_only", "hsts_max_age", "hsts_include_subdomains", "hsts_preload", "canonical_host")
 
 
 class HostMiss(enum.Enum):
@@ -63,7 +112,10 @@ def host_cost(host: str, target: HostTarget | None) -> int:
     """Bytes a host map slot costs: its key, and the SiteInfo a lookup made."""
     cost = HOST_OVERHEAD + sys.getsizeof(host)
     if isinstance(target, SiteInfo):
-        cost += sum(sys.getsizeof(text) for text in (target.subdomain, target.index_document, target.cache_control))
+        cost += sum(
+            sys.getsizeof(text)
+            for text in (target.subdomain, target.index_document, target.cache_control, target.rules_text)
+        )
     return cost
 
 

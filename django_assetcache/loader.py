@@ -6,6 +6,7 @@ import posixpath
 from dataclasses import replace
 from typing import Any
 
+from django.conf import settings as django_settings
 from django.db import DatabaseError
 from django.db.models import Q
 
@@ -13,14 +14,15 @@ from . import conf
 from .cache import BlobUnavailable, Unavailable
 from .costs import entry_overhead
 from .entries import Entry, build_file_entry, build_missing_entry, build_redirect_entry
-from .hosts import HostMiss, HostTarget, SiteInfo
+from .hosts import SERVING_FIELDS, HostMiss, HostTarget, SiteInfo
 from .mediatypes import header_value
 from .models import Asset, Change, Domain, Site
 from .records import AssetRecord, BlobRecord, LocatedBlob
+from .rules import RULE_FILES
 from .snapshot import Snapshot, site_target
 from .store import BlobStore
 
-SITE_FIELDS = ("id", "subdomain", "is_active", "index_document", "error_document", "cache_control")
+SITE_FIELDS = ("id", "subdomain", "is_active", "index_document", "error_document", "cache_control", *SERVING_FIELDS)
 
 
 def cache_control_for(site: SiteInfo, path: str, settings: conf.Settings) -> str:
@@ -65,7 +67,7 @@ class DatabaseLoader:
             rows = list(query.values_list(*SITE_FIELDS)[:1])
         except DatabaseError as exc:
             raise Unavailable(str(exc)) from exc
-        return SiteInfo(*rows[0]) if rows else HostMiss.PASS
+        return SiteInfo(*rows[0], force_https=django_settings.SECURE_SSL_REDIRECT) if rows else HostMiss.PASS
 
     # --- entries -------------------------------------------------------------
 
@@ -79,15 +81,19 @@ class DatabaseLoader:
         wanted = [p for p in (own, index_path, site.error_path) if p]
         rows = self.rows(site.id, wanted)
         result: dict[str, Entry] = {}
-        if own in rows:
-            result[path] = self.file_entry(site, rows[own])
+        if path in RULE_FILES:
+            result[path] = build_missing_entry()  # rules are compiled at publish, never served
+        elif own in rows:
+            result[path] = self.file_entry(site, rows[own], path)
         elif index_path in rows:
             result[path] = build_redirect_entry(path)
         else:
             result[path] = build_missing_entry()
         if site.error_path and site.error_path not in result:
             error_row = rows.get(site.error_path)
-            result[site.error_path] = self.file_entry(site, error_row) if error_row else build_missing_entry()
+            result[site.error_path] = (
+                self.file_entry(site, error_row, site.error_path) if error_row else build_missing_entry()
+            )
         for key_path, entry in result.items():
             entry.cost += entry_overhead(key_path, entry)  # the key is held too
         return result
@@ -125,13 +131,17 @@ class DatabaseLoader:
             raise Unavailable(str(exc)) from exc
         return {path: replace(asset, variants=tuple(variants[path])) for path, asset in found.items()}
 
-    def file_entry(self, site: SiteInfo, asset: AssetRecord) -> Entry:
+    def file_entry(self, site: SiteInfo, asset: AssetRecord, request_path: str) -> Entry:
+        """The entry of ``asset`` served at ``request_path``, whose header
+        rules it carries (merged here, once)."""
+        extra, cache_control = site.headers_for(request_path)
         return build_file_entry(
             content_type=header_value(asset.content_type),
             last_modified=asset.last_modified,
-            cache_control=cache_control_for(site, asset.path, self.settings),
+            cache_control=cache_control or cache_control_for(site, asset.path, self.settings),
             identity=self.locate(asset.blob),
             variants=[self.locate(variant) for variant in asset.variants],
+            extra_headers=extra,
         )
 
     def locate(self, blob: BlobRecord) -> LocatedBlob:

@@ -1,6 +1,9 @@
 """The Django adapter: site hosts are answered here, all else passes through.
 
-Place it first in MIDDLEWARE, or right after SecurityMiddleware.
+Place it first in MIDDLEWARE: site hosts are answered before anything
+validates the Host header against ALLOWED_HOSTS (SecurityMiddleware's HTTPS
+redirect does), so they never need to be listed there; HTTPS-only sites
+redirect plain HTTP themselves.
 """
 
 from __future__ import annotations
@@ -83,6 +86,9 @@ class AssetCacheMiddleware:
 
 def _request_args(request: HttpRequest) -> tuple[str, str, str, str, Callable[[str], Any]]:
     meta = request.META
+    if "wsgi.url_scheme" not in meta:
+        # Under ASGI: what HTTPS-only sites read when no proxy header says.
+        meta["wsgi.url_scheme"] = request.scheme
     return (
         # gunicorn passes the raw request target on as RAW_URI.
         request_host(meta.get("HTTP_HOST", ""), meta.get("RAW_URI")),

@@ -23,6 +23,8 @@ SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 #: ``_assetcache-challenge.<host> TXT "assetcache-verification=<token>"``.
 CHALLENGE_PREFIX = "_assetcache-challenge"
 CHALLENGE_VALUE_PREFIX = "assetcache-verification="
+#: The max-age the HSTS preload list asks for (a year).
+HSTS_PRELOAD_MAX_AGE = 31_536_000
 
 
 def validate_subdomain(value: str) -> None:
@@ -107,6 +109,32 @@ class Site(models.Model):
         validators=[validate_header_value],
         help_text=_("Blank uses ASSETCACHE_CACHE_CONTROL."),
     )
+    https_only = models.BooleanField(
+        _("HTTPS only"),
+        default=False,
+        help_text=_("A plain-HTTP request gets a 308 redirect to https://."),
+    )
+    hsts_max_age = models.PositiveIntegerField(
+        _("HSTS max-age"),
+        default=0,
+        help_text=_("Seconds of Strict-Transport-Security sent on HTTPS responses; 0 sends none. Needs HTTPS only."),
+    )
+    hsts_include_subdomains = models.BooleanField(_("HSTS includeSubDomains"), default=False)
+    hsts_preload = models.BooleanField(
+        _("HSTS preload"), default=False, help_text=_("Needs includeSubDomains and a max-age of a year or more.")
+    )
+    canonical_host = models.CharField(
+        _("canonical host"),
+        max_length=253,
+        blank=True,
+        help_text=_("Every other host of the site redirects here (301), path and query kept. Blank: none."),
+    )
+    rules = models.TextField(
+        _("compiled rules"),
+        blank=True,
+        editable=False,
+        help_text=_("The _redirects and _headers of the last publish, compiled (JSON)."),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
     generation = models.PositiveBigIntegerField(
@@ -143,6 +171,22 @@ class Site(models.Model):
         # The post_save receiver appends the Change: keep both in one transaction.
         with transaction.atomic(using=_database_for(self, kwargs.get("using"))):
             super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def clean(self) -> None:
+        errors: dict[str, object] = {}
+        if self.hsts_max_age and not self.https_only:
+            errors["hsts_max_age"] = _("HSTS needs HTTPS only: plain-HTTP responses must not carry it.")
+        if self.hsts_preload and (not self.hsts_include_subdomains or self.hsts_max_age < HSTS_PRELOAD_MAX_AGE):
+            errors["hsts_preload"] = _("Preload needs includeSubDomains and a max-age of at least 31536000.")
+        if self.canonical_host:
+            self.canonical_host = self.canonical_host.lower().rstrip(".")
+            hosts = {self.host} | set(self.domains.values_list("hostname", flat=True) if self.pk else ())
+            if self.canonical_host not in hosts:
+                errors["canonical_host"] = _("Give one of the site's hosts: %(hosts)s.") % {
+                    "hosts": ", ".join(sorted(hosts))
+                }
+        if errors:
+            raise ValidationError(errors)
 
     @property
     def host(self) -> str:

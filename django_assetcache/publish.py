@@ -21,6 +21,7 @@ from . import conf
 from .mediatypes import content_type_for
 from .models import Asset, Blob, Change, Site, record_change, validate_subdomain
 from .progress import Progress, Stream, human_bytes
+from .publishrules import compile_rules, refuse_problems, take_rule_files
 from .sources import PublishError, SourceFile, SourceRules, read_source
 from .store import BlobChanged, BlobStore, BlobTooLarge, hash_stream
 
@@ -45,6 +46,10 @@ class PublishSummary:
     skipped: list[str] = field(default_factory=list)
     #: The zip's one top folder, published without it ("" if none).
     top_folder: str = ""
+    #: Lines of _redirects and _headers skipped ("_redirects:4: why").
+    rule_problems: list[str] = field(default_factory=list)
+    #: Whether the site's compiled rules changed.
+    rules_changed: bool = False
 
     def __str__(self) -> str:
         prefix = "dry run, nothing changed: " if self.dry_run else ""
@@ -56,8 +61,14 @@ class PublishSummary:
             f"{prefix}{self.subdomain}{created}: {len(self.added)} added, "
             f"{len(self.changed)} changed, {self.unchanged} unchanged, "
             f"{len(self.removed)} removed{skipped}; {human_bytes(self.bytes_stored)} {stored}, "
-            f"{human_bytes(self.bytes_deduplicated)} deduplicated{top}; {self.seconds:.2f} s"
+            f"{human_bytes(self.bytes_deduplicated)} deduplicated{top}; {self.seconds:.2f} s{self._rules()}"
         )
+
+    def _rules(self) -> str:
+        changed = "; site rules updated" if self.rules_changed else ""
+        if not self.rule_problems:
+            return changed
+        return f"{changed}; {len(self.rule_problems)} rule lines skipped: " + "; ".join(self.rule_problems)
 
 
 def _hash_files(files: list[SourceFile], progress: Progress) -> None:
@@ -127,6 +138,7 @@ def publish(
     include: Iterable[str] = (),
     keep_top_folder: bool = False,
     progress_stream: Stream | None = None,
+    strict: bool = False,
 ) -> PublishSummary:
     """Make ``site`` serve the files of ``source`` (a directory or a zip).
 
@@ -136,7 +148,9 @@ def publish(
     diff is computed and nothing is stored or changed. ``exclude`` and
     ``include`` are globs added to the default exclusions (see
     ``sources.SourceRules``); a zip's one top folder is stripped unless
-    ``keep_top_folder``. Raises PublishError for bad input, having changed nothing.
+    ``keep_top_folder``. ``_redirects`` and ``_headers`` are compiled into
+    the site's rules (their invalid lines skipped and listed in the summary,
+    or, with ``strict``, refused), never served. Raises PublishError for bad input, having changed nothing.
     """
     started = time.monotonic()
     rules = SourceRules.of(exclude, include)
@@ -146,7 +160,12 @@ def publish(
     with read_source(source, rules, keep_top_folder=keep_top_folder) as listing:
         files = listing.files
         summary.skipped, summary.top_folder = listing.skipped, listing.top_folder
-        if delete and not files and not allow_empty:
+        rule_files = take_rule_files(files)
+        problems = compile_rules(rule_files, site_obj.rules if site_obj else "", delete)[1]
+        summary.rule_problems = [str(problem) for problem in problems]
+        if strict:
+            refuse_problems(problems)
+        if delete and not files and not rule_files and not allow_empty:
             raise PublishError(_empty_source_message(source, subdomain, listing.skipped))
         summary.files = len(files)
         total = sum(source_file.size for source_file in files)
@@ -156,7 +175,7 @@ def publish(
         writes = _diff(files, _current_assets(site_obj), delete, summary)
         _store_blobs(store, files, writes, summary, dry_run, progress_stream)
         if not dry_run:
-            _commit(store, site_obj, subdomain, files, delete, summary)
+            _commit(store, site_obj, subdomain, files, delete, summary, rule_files)
     summary.seconds = time.monotonic() - started
     return summary
 
@@ -253,6 +272,7 @@ def _commit(
     files: list[SourceFile],
     delete: bool,
     summary: PublishSummary,
+    rule_files: dict[str, bytes],
 ) -> None:
     now = timezone.now().replace(microsecond=0)
     with transaction.atomic():
@@ -292,3 +312,15 @@ def _commit(
         touched = [*summary.added, *summary.changed, *summary.removed]
         if touched:
             record_change(site.pk, Change.Kind.PUBLISH, touched)
+        _store_rules(site, rule_files, delete, summary)
+
+
+def _store_rules(site: Site, rule_files: dict[str, bytes], delete: bool, summary: PublishSummary) -> None:
+    """Keep the compiled rules with what is published (the site row is
+    locked): a change of them is a settings change, which drops the site's
+    hosts and entries everywhere (header rules are in its entries)."""
+    text = compile_rules(rule_files, site.rules, delete)[0] if rule_files or delete else site.rules
+    if text != site.rules:
+        Site.objects.filter(pk=site.pk).update(rules=text)
+        record_change(site.pk, Change.Kind.SETTINGS)
+        summary.rules_changed = True

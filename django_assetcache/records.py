@@ -27,6 +27,13 @@ class SiteRecord:
     #: The change-feed position its assets were read at; None: the one the
     #: snapshot being written is stamped with.
     change_id: int | None = None
+    #: Its compiled site rules (rules.py's JSON text; "" for none).
+    rules: str = ""
+    https_only: bool = False
+    hsts_max_age: int = 0
+    hsts_include_subdomains: bool = False
+    hsts_preload: bool = False
+    canonical_host: str = ""
 
 
 @dataclass(frozen=True, slots=True)

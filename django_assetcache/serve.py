@@ -15,7 +15,7 @@ from django.core.exceptions import SynchronousOnlyOperation
 
 from . import traffic
 from .bodies import FileParts, FileRange
-from .cache import BlobUnavailable, Unavailable
+from .cache import AssetCache, BlobUnavailable, Unavailable
 from .entries import EntryKind
 from .hosts import HostMiss, SiteInfo, normalize_host
 from .http import HeaderGetter, clean_path, decide, redirect
@@ -31,6 +31,7 @@ from .replies import (
     without_body,
 )
 from .runtime import cache_ready, get_cache, release_connections
+from .siterules import fallback_reply, rule_reply, transport_reply
 
 logger = logging.getLogger("django_assetcache")
 
@@ -50,55 +51,87 @@ def answer(host: str, path: str | None, method: str, query_string: str, get: Hea
     """The reply for a request, or None when the host is not a site host.
 
     ``path`` is None when the request's path is not UTF-8: a site answers
-    that with 400.
+    that with 400. Each reply is counted in its site's traffic (``traffic.py``).
     """
     cache = get_cache()
     cache.maybe_poll()
     try:
         site = cache.site_for(host)
     except Unavailable:
-        logger.warning("assetcache: database unavailable resolving host %r", host, exc_info=True)
-        normalized = normalize_host(host) or ""
-        if not normalized.endswith(cache.domain_suffix):
-            return None
-        return _counted(_NO_SITE, _for(method, SERVICE_UNAVAILABLE))
+        return _host_unavailable(cache.domain_suffix, host, method)
     if site.__class__ is not SiteInfo:
         return None if site is _PASS else _no_site(_NO_SITE, method, get)
     assert isinstance(site, SiteInfo)
     counts = site.traffic
     if not site.active:
         return _no_site(counts, method, get)
+    if site.transport is not None:
+        moved = transport_reply(site, host, path, query_string, get)
+        if moved is not None:
+            return _counted(counts, moved)
     if method != "GET" and method != "HEAD":
         return _counted(counts, METHOD_NOT_ALLOWED)
     clean = None if path is None else clean_path(path, cache.max_path)
     if clean is None:
         return _counted(counts, _for(method, BAD_REQUEST))
     try:
+        forced = site.forced
+        if forced is not None:
+            # One memo lookup per request once the path was seen.
+            match = forced.lookup(host, clean, query_string)
+            if match is not None:
+                ruled = rule_reply(cache, site, match, method, query_string, get)
+                if ruled is not None:
+                    return _counted(counts, ruled)
         entry = cache.entry(site, clean)
         kind = entry.kind
         if kind is _FILE:
             reply = decide(entry, method, get)
-            counts[reply.status // 100] += 1
-            counts[_SENT] += reply.sent
-            return reply
-        if kind is _REDIRECT:
+        elif kind is _REDIRECT:
             reply = redirect(entry, query_string)
-            counts[reply.status // 100] += 1
-            counts[_SENT] += reply.sent
-            return reply
-        reply = NOT_FOUND
-        if site.error_path:
-            document = cache.error_document(site)
-            if document.kind is _FILE:
-                reply = document.not_found()
-    except BlobUnavailable:
+        else:
+            return _counted(counts, _missing(cache, site, host, clean, method, query_string, get))
+    except Unavailable as exc:
+        return _counted(counts, _unavailable(exc, host, path, method))
+    counts[reply.status // 100] += 1
+    counts[_SENT] += reply.sent
+    return reply
+
+
+def _missing(
+    cache: AssetCache, site: SiteInfo, host: str, clean: str, method: str, query_string: str, get: HeaderGetter
+) -> Reply:
+    """A path the site does not have: a rule's answer, else its error
+    document or a plain 404 (counted as a 404 of the site)."""
+    if site.redirects is not None:
+        ruled = fallback_reply(cache, site, host, clean, method, query_string, get)
+        if ruled is not None:
+            return ruled
+    site.traffic[_NOT_FOUND] += 1
+    reply = NOT_FOUND
+    if site.error_path:
+        document = cache.error_document(site)
+        if document.kind is _FILE:
+            reply = document.not_found()
+    return _for(method, reply)
+
+
+def _unavailable(exc: Unavailable, host: str, path: str | None, method: str) -> Reply:
+    if isinstance(exc, BlobUnavailable):
         logger.error("assetcache: blob unavailable for %s%s", host, path, exc_info=True)
-        return _counted(counts, _for(method, BAD_GATEWAY))
-    except Unavailable:
-        logger.warning("assetcache: database unavailable for %s%s", host, path, exc_info=True)
-        return _counted(counts, _for(method, SERVICE_UNAVAILABLE))
-    counts[_NOT_FOUND] += 1
-    return _counted(counts, _for(method, reply))
+        return _for(method, BAD_GATEWAY)
+    logger.warning("assetcache: database unavailable for %s%s", host, path, exc_info=True)
+    return _for(method, SERVICE_UNAVAILABLE)
+
+
+def _host_unavailable(domain_suffix: str, host: str, method: str) -> Reply | None:
+    """The database cannot say what ``host`` is: 503 under the domain,
+    else the project's to answer."""
+    logger.warning("assetcache: database unavailable resolving host %r", host, exc_info=True)
+    normalized = normalize_host(host) or ""
+    if not normalized.endswith(domain_suffix):
+        return None
+    return _counted(_NO_SITE, _for(method, SERVICE_UNAVAILABLE))
 
 
 def _counted(counts: traffic.Counts, reply: Reply) -> Reply:

@@ -3,8 +3,8 @@
 Layout: ``MAGIC`` (8 bytes, ending in the format version); the bodies; one
 fixed-size record per asset (``RECORD``: hash, size, Last-Modified, where
 its body is, its media type and variants); one record per compressed variant
-(``VARIANT``); the index as UTF-8 JSON (sites, their hosts, their paths in
-record order, media types, the lengths of the areas before it and the
+(``VARIANT``); the index as UTF-8 JSON (sites, their hosts, their compiled rules and
+transport settings, their paths in record order, media types, the lengths of the areas before it and the
 CRC-32 of the record and variant tables); then a footer: the index length,
 the index's CRC-32 and ``MAGIC`` again. Bodies are written once, as they are
 read; a file cut short loses its footer and is refused.
@@ -35,16 +35,18 @@ from collections.abc import Iterator
 from functools import cached_property
 from typing import Any
 
+from django.conf import settings as django_settings
+
 from . import conf
-from .hosts import HostTarget, SiteInfo
+from .hosts import SERVING_FIELDS, HostTarget, SiteInfo
 from .records import AssetRecord, BlobRecord, SiteRecord
 
 logger = logging.getLogger("django_assetcache")
 
 #: The last two characters are the format version: a snapshot of another
 #: version is refused (and warmup writes a new one).
-MAGIC = b"ACSNAP03"
-VERSION = 3
+MAGIC = b"ACSNAP04"
+VERSION = 4
 FOOTER = struct.Struct("<QQ8s")
 #: sha256, size, Last-Modified, body offset (-1: not in the snapshot),
 #: media type index, variant count, first variant.
@@ -222,6 +224,7 @@ def _site_record(entry: dict[str, Any]) -> SiteRecord:
         cache_control=entry["cache_control"],
         domains=tuple(entry["domains"]),
         change_id=entry["change_id"],
+        **{name: entry[name] for name in SERVING_FIELDS},
     )
 
 
@@ -242,4 +245,6 @@ def site_target(snapshot: Snapshot, host: str) -> HostTarget | None:
         site.index_document,
         site.error_document,
         site.cache_control,
+        *(getattr(site, name) for name in SERVING_FIELDS),
+        force_https=django_settings.SECURE_SSL_REDIRECT,
     )

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from django.db.models import Max, QuerySet
 
 from . import conf
+from .hosts import SERVING_FIELDS
 from .models import Asset, Blob, Change, Domain, Site
 from .progress import Progress, Stream
 from .records import AssetRecord, BlobRecord, LocatedBlob, SiteRecord
@@ -91,7 +92,7 @@ def _bodies(
 
 def read_sites(sites: QuerySet[Site]) -> tuple[list[SiteRecord], dict[int, list[AssetRecord]]]:
     """The records of ``sites`` and, per site id, of their assets, from the database."""
-    fields = ("id", "subdomain", "is_active", "index_document", "error_document", "cache_control")
+    fields = ("id", "subdomain", "is_active", "index_document", "error_document", "cache_control", *SERVING_FIELDS)
     rows = {row["id"]: row for row in sites.values(*fields)}
     domains: dict[int, list[str]] = {site_id: [] for site_id in rows}
     verified = Domain.objects.filter(site__in=rows, state=Domain.State.VERIFIED)

@@ -13,6 +13,7 @@ from typing import Any, BinaryIO
 
 from . import conf
 from .atomic import atomic_write
+from .hosts import SERVING_FIELDS
 from .records import AssetRecord, LocatedBlob, SiteRecord
 from .snapshot import FOOTER, MAGIC, RECORD, VARIANT, VERSION
 
@@ -134,6 +135,7 @@ def _site_entry(site: SiteRecord, change_id: int, assets: list[AssetRecord]) -> 
         "error_document": site.error_document,
         "cache_control": site.cache_control,
         "domains": list(site.domains),
+        **{name: getattr(site, name) for name in SERVING_FIELDS},
         "change_id": change_id if site.change_id is None else site.change_id,
         "paths": [asset.path for asset in assets],
     }

@@ -47,6 +47,7 @@ def site_form(site: Site | None = None, domains: list[Domain] | None = None, **f
         "index_document": site.index_document if site else "index.html",
         "error_document": site.error_document if site else "404.html",
         "cache_control": site.cache_control if site else "",
+        "hsts_max_age": str(site.hsts_max_age) if site else "0",
         "domains-TOTAL_FORMS": "0",
         "domains-INITIAL_FORMS": "0",
         "domains-MIN_NUM_FORMS": "0",

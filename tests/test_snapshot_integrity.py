@@ -30,6 +30,9 @@ FILES: dict[str, bytes] = {
     **{name: content.encode() if isinstance(content, str) else content for name, content in SAMPLE.items()},
     "css/site.css": CSS,
     "big.bin": BIG,
+    # Site rules live in the index: a flipped byte there refuses the snapshot.
+    "_redirects": b"/old /guide/ 302\n/app/* /index.html 200\n",
+    "_headers": b"/css/*\n  X-Rule: yes\n",
 }
 #: (host, path, Accept-Encoding) → what a correct server answers: status,
 #: the file whose bytes the body decodes to (None: a redirect).
@@ -42,6 +45,9 @@ REQUESTS: list[tuple[str, str, str, int, str | None]] = [
     ("docs.sites.test", "/big.bin", "gzip", 200, "big.bin"),
     ("docs.sites.test", "/guide", "", 301, None),
     ("docs.sites.test", "/no/such/page", "", 404, "404.html"),
+    ("docs.sites.test", "/old", "", 302, None),
+    ("docs.sites.test", "/app/route", "", 200, "index.html"),
+    ("docs.sites.test", "/_redirects", "", 404, "404.html"),
     ("docs.example.org", "/guide/", "", 200, "guide/index.html"),
 ]
 #: Flips of each byte outside the bodies (with different values), and of
@@ -187,7 +193,7 @@ def _old_version(path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("damage", "reason"),
-    [(_flip_record, "record table checksum mismatch"), (_old_version, "format version 02, expected 03")],
+    [(_flip_record, "record table checksum mismatch"), (_old_version, "format version 02, expected 04")],
 )
 def test_refused_snapshot_is_logged_once_and_the_database_answers(
     snapshot_file: Path, caplog, damage: Callable[[Path], None], reason: str

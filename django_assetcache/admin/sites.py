@@ -35,6 +35,7 @@ from ..maintenance import MaintenanceError, purge
 from ..models import Asset, Change, Domain, Site
 from ..progress import first_few, human_bytes
 from ..publish import PublishSummary
+from ..rules import loads
 from ..warmup import WarmupError, warm_up
 from .traffic import TrafficColumns, cluster, with_traffic_today
 
@@ -109,13 +110,18 @@ class SiteAdmin(TrafficColumns, SiteAdminBase):
         "live_url",
         "files_link",
         "total_size",
+        "rules_summary",
         "traffic_chart",
     ]
     inlines = [DomainInline]
     fieldsets = [
         (None, {"fields": ["subdomain", "name", "is_active", "live_url"]}),
         (_("Documents"), {"fields": ["index_document", "error_document", "cache_control"]}),
-        (_("Content"), {"fields": ["files_link", "total_size", "generation"]}),
+        (
+            _("Transport"),
+            {"fields": ["https_only", "hsts_max_age", "hsts_include_subdomains", "hsts_preload", "canonical_host"]},
+        ),
+        (_("Content"), {"fields": ["files_link", "total_size", "generation", "rules_summary"]}),
         (_("Traffic"), {"fields": ["traffic_chart"]}),
         (_("State"), {"fields": ["created_at", "updated_at"]}),
     ]
@@ -138,6 +144,17 @@ class SiteAdmin(TrafficColumns, SiteAdminBase):
                 asset_bytes=Coalesce(Subquery(assets.annotate(total=Sum("blob__size")).values("total")), 0),
             )
         )
+
+    @admin.display(description=_("site rules"))
+    def rules_summary(self, obj: Site) -> str:
+        """What the last publish's _redirects and _headers compiled to."""
+        parsed = loads(obj.rules)
+        forced = sum(1 for rule in parsed.redirects if rule.force)
+        return gettext("%(redirects)d redirect rules (%(forced)d forced), %(headers)d header blocks") % {
+            "redirects": len(parsed.redirects),
+            "forced": forced,
+            "headers": len(parsed.headers),
+        }
 
     def get_fieldsets(self, request: HttpRequest, obj: Site | None = None) -> Any:
         return self.add_fieldsets if obj is None else self.fieldsets

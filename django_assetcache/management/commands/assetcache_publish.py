@@ -53,6 +53,12 @@ class Command(BaseCommand):
             help="Publish a zip whose files all sit in one folder with that folder in the paths.",
         )
 
+        parser.add_argument(
+            "--strict",
+            action="store_true",
+            help="Refuse the publish if _redirects or _headers has an invalid line (default: skip it and say so).",
+        )
+
     def handle(self, *args: Any, subdomain: str, source: str, **options: Any) -> None:
         try:
             summary = publish(
@@ -64,6 +70,7 @@ class Command(BaseCommand):
                 exclude=options["exclude"],
                 include=options["include"],
                 keep_top_folder=options["keep_top_folder"],
+                strict=options["strict"],
                 progress_stream=Unterminated(self.stderr) if options["verbosity"] > 0 else None,
             )
         except PublishError as exc:

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('django_assetcache', '0004_domain_verification'),
+        ('django_assetcache', '0005_site_rules_and_transport'),
     ]
 
     operations = [
