@@ -25,7 +25,8 @@ USE_TZ = True
 ROOT_URLCONF = __name__
 urlpatterns: list[object] = []
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-INSTALLED_APPS = ["django_assetcache"]
+# Private sites keep their allowed users and groups in django.contrib.auth.
+INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", "django_assetcache"]
 MIDDLEWARE = [CONTENDERS[os.environ.get("BENCH_MIDDLEWARE", "assetcache")]]
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(BENCH_DIR / "db.sqlite3")}}
 MEDIA_ROOT = str(BENCH_DIR / "media")

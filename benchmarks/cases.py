@@ -13,6 +13,12 @@ MANY_SITE = "many"
 MANY_HOST = f"{MANY_SITE}.sites.bench"
 MANY_BODY = 100  # bytes per file of the many-files site
 RANGE = "bytes=1048576-6291455"
+#: A login site with the benchmark site's files, published after the snapshot
+#: too; its case sends an access cookie (verified once per worker).
+PRIVATE_SITE = "private"
+PRIVATE_HOST = f"{PRIVATE_SITE}.sites.bench"
+#: The access cookie, once ``run.prepare`` has made it.
+ACCESS_COOKIE: list[str] = []
 #: Requests per case to every server before measuring, each answer checked.
 WARM_REQUESTS = 10
 
@@ -30,6 +36,13 @@ class Case:
     random_paths: bool = False  # a random path of the many-files site per request
     assetcache_only: bool = False
     connections: int | None = None  # wrk's, when not the run's default
+    cookie: bool = False  # send ACCESS_COOKIE
+
+    def request_headers(self) -> dict[str, str]:
+        headers = dict(self.headers)
+        if self.cookie:
+            headers["Cookie"] = ACCESS_COOKIE[0]
+        return headers
 
     @property
     def by_bytes(self) -> bool:
@@ -57,6 +70,16 @@ CASES = [
         assetcache_only=True,
     ),
     Case("404, negative entry", "404", "/missing.txt", 404, None),
+    Case(
+        "1 KiB hit, private site (cookie verified)",
+        "1 KiB private",
+        "/style.css",
+        200,
+        KIB,
+        host=PRIVATE_HOST,
+        assetcache_only=True,
+        cookie=True,
+    ),
 ]
 CASES_BY_NAME = {case.name: case for case in CASES}
 #: The cases during which the workers' memory is read. The first comes first

@@ -47,7 +47,7 @@ def wrk_command(
         "wrk", f"-t{min(args.threads, connections)}", f"-c{connections}", f"-d{args.duration}s", "--latency",
         "-s", str(script), "-H", f"Host: {case.host}",
     ]  # fmt: skip
-    for name, value in case.headers:
+    for name, value in case.request_headers().items():
         command += ["-H", f"{name}: {value}"]
     if etag_value is not None:
         command += ["-H", f"If-None-Match: {etag_value}"]

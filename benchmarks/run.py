@@ -31,10 +31,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import serve_bench
 from benchmarks.cases import (
+    ACCESS_COOKIE,
     CASES,
     MANY_HOST,
     MANY_SITE,
     MEMORY_CASES,
+    PRIVATE_HOST,
+    PRIVATE_SITE,
     WARM_REQUESTS,
     Case,
     many_path,
@@ -85,6 +88,26 @@ def prepare(workdir: Path, files: int) -> None:
     write_many_files(many_dir, files)
     print(publish(MANY_SITE, many_dir))
     check_misses_query_database()
+    prepare_private_site(workdir / "site")
+
+
+def prepare_private_site(site_dir: Path) -> None:
+    """A login site with the benchmark site's files, a user, and that user's
+    access cookie for it (``cases.ACCESS_COOKIE``)."""
+    import time
+
+    from django.contrib.auth.models import User
+
+    from django_assetcache.access import make_cookie
+    from django_assetcache.models import Site
+    from django_assetcache.publish import publish
+
+    print(publish(PRIVATE_SITE, site_dir))
+    site = Site.objects.get(subdomain=PRIVATE_SITE)
+    site.visibility = "login"
+    site.save()
+    user = User.objects.create_user("bench")
+    ACCESS_COOKIE[:] = [f"assetcache_access={make_cookie(('u', user.pk), site.pk, PRIVATE_HOST, time.time() + 86400)}"]
 
 
 def check_misses_query_database() -> None:
@@ -118,7 +141,7 @@ def warm_and_check(server: Server, cases: Iterable[Case]) -> None:
 
 def check(server: Server, case: Case) -> None:
     path = many_path(random.randrange(100)) if case.random_paths else case.path
-    headers = dict(case.headers)
+    headers = case.request_headers()
     if case.conditional:
         headers["If-None-Match"] = etag(server, case)
     status, _, body = http_request(server.port, path, case.host, headers=headers)

@@ -15,9 +15,11 @@ class AssetCacheConfig(AppConfig):
         # Django requires these imports here, not at the top: they import the
         # models, which exist only once the app registry is ready. receivers
         # connects itself on import.
-        from . import receivers  # noqa: F401
+        from . import accessreceivers, receivers  # noqa: F401
+        from .accessdb import DatabaseAccess
         from .loader import DatabaseLoader
         from .reporting import Reporter, note_applied
 
         runtime.use_loader(DatabaseLoader)
+        runtime.use_access(DatabaseAccess)
         runtime.use_reporter(Reporter, note_applied)

@@ -20,6 +20,7 @@ from typing import Any
 
 from django.conf import settings as django_settings
 
+from .access import FORM_LIMIT, PREFIX
 from .bodies import BLOCK_SIZE
 from .replies import Reply
 from .serve import Body, answer_with_body_async, asgi_path
@@ -33,7 +34,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 #: Request headers the decision reads, by their ASGI name, with WSGI names.
 _WANTED = {
     b"host": "HTTP_HOST",
-    b"accept": "HTTP_ACCEPT",
     b"if-match": "HTTP_IF_MATCH",
     b"if-unmodified-since": "HTTP_IF_UNMODIFIED_SINCE",
     b"if-none-match": "HTTP_IF_NONE_MATCH",
@@ -41,6 +41,9 @@ _WANTED = {
     b"range": "HTTP_RANGE",
     b"if-range": "HTTP_IF_RANGE",
     b"accept-encoding": "HTTP_ACCEPT_ENCODING",
+    b"accept": "HTTP_ACCEPT",
+    b"cookie": "HTTP_COOKIE",
+    b"content-length": "CONTENT_LENGTH",
 }
 
 
@@ -79,16 +82,54 @@ class AssetCacheASGI:
         path: str | None = scope_path
         if not scope_path.isascii() and "\ufffd" in scope_path:
             path = asgi_path(scope_path, scope.get("raw_path"))
+        client = scope.get("client")
+        if client:
+            headers["REMOTE_ADDR"] = str(client[0])
+        body: list[Message] | None = None
+        if scope["method"] == "POST" and scope_path.startswith(PREFIX):
+            # A private site's password form: read (up to a limit) before
+            # answering, and handed on as it came if the host is no site's.
+            body = await _read_body(receive, FORM_LIMIT + 1)
         answered = await answer_with_body_async(
             headers.get("HTTP_HOST", ""),
             path,
             scope["method"],
             scope.get("query_string", b"").decode("latin-1"),
             headers.get,
+            None if body is None else _reader(body),
         )
         if answered is None:
-            return await self.application(scope, receive, send)
+            return await self.application(scope, _replay(body, receive) if body else receive, send)
         await respond(*answered, scope, send)
+
+
+async def _read_body(receive: Receive, limit: int) -> list[Message]:
+    """The request's first messages, until the body ends or passes ``limit`` bytes."""
+    messages: list[Message] = []
+    size = 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            return messages
+        size += len(message.get("body", b""))
+        if not message.get("more_body") or size > limit:
+            return messages
+
+
+def _reader(messages: list[Message]) -> Callable[[int], bytes]:
+    data = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+    return lambda limit: data[:limit]
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    """``receive`` giving ``messages`` first."""
+    queue = list(messages)
+
+    async def replayed() -> Message:
+        return queue.pop(0) if queue else await receive()
+
+    return replayed
 
 
 async def respond(reply: Reply, body: Body | None, scope: Scope, send: Send) -> None:

@@ -165,6 +165,12 @@ VALIDATORS: dict[str, tuple[Callable[[object], bool], str]] = {
     "GC_GRACE": _seconds(minimum_exclusive=False),
     "TRUST_ADMIN_DOMAINS": (lambda v: isinstance(v, bool), "True or False"),
     "TXT_RESOLVER": (_dotted_path, "'' or the dotted path of a callable such as 'mysite.dns.resolve_txt'"),
+    "PROJECT_URL": (
+        lambda v: isinstance(v, str) and (v == "" or re.fullmatch(r"https?://[^/?#\s]+", v) is not None),
+        "'' or an origin such as 'https://www.example.com' (no path)",
+    ),
+    "ACCESS_MAX_AGE": _integer(60, "seconds"),
+    "PASSWORD_ATTEMPTS": _integer(1, "attempts per minute"),
     "SNAPSHOT_PATH": (_path, "an absolute file path (a string), or '' for MEDIA_ROOT/assetcache/snapshot.bin"),
     "LOCAL_DIR": (_path, "an absolute directory path (a string), or '' for MEDIA_ROOT/assetcache/local"),
     "DISK_LIMIT": (

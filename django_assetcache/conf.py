@@ -81,6 +81,13 @@ class Settings:
     MAX_RULES: int = 10_000
     #: Largest ``_redirects`` or ``_headers`` file a publish accepts.
     MAX_RULES_FILE_SIZE: int = 1 * MIB
+    #: The project's own origin (``https://www.example.com``), where visitors
+    #: of login and restricted sites sign in; "" leaves them a 403.
+    PROJECT_URL: str = ""
+    #: Seconds a private site's access cookie lasts.
+    ACCESS_MAX_AGE: int = 12 * 3600
+    #: Password attempts a client address may make per minute, per process.
+    PASSWORD_ATTEMPTS: int = 10
     #: Where ``assetcache_warmup`` writes the snapshot and processes read it.
     SNAPSHOT_PATH: str = ""
     #: The local disk tier: where blobs of a storage without local paths

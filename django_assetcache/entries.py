@@ -20,13 +20,15 @@ from .replies import ACCEPT_RANGES, CRLF, NOSNIFF, VARY, Part, Reply, plain_repl
 
 #: Preference order among stored variants; identity comes last.
 ENCODINGS = ("br", "gzip")
+#: Vary of a private site's files, with and without compressed variants.
+VARY_PRIVATE = {True: ("Vary", "Accept-Encoding, Cookie"), False: ("Vary", "Cookie")}
 
 
 class _Shared:
     """Header tuples many representations have in common (same type, date,
     Cache-Control, Vary, coding): kept once, not once per file."""
 
-    __slots__ = ("entity", "tail")
+    __slots__ = ("entity", "tail", "uncached")
 
     def __init__(
         self,
@@ -43,10 +45,15 @@ class _Shared:
         # Extra headers (site rules, HSTS) sit with the validators, so a 304
         # sends them too.
         tail = [("Last-Modified", last_modified), ("Cache-Control", cache_control), *extra]
-        if vary:
-            tail.append(VARY)
+        # A private site's file (its Cache-Control made private when the
+        # entry is built) depends on the visitor's cookie too.
+        private = cache_control.startswith("private")
+        if vary or private:
+            tail.append(VARY_PRIVATE[vary] if private else VARY)
         self.entity = tuple(entity)
         self.tail = tuple(tail)
+        #: Cache-Control of replies that answer one request only (412, 404).
+        self.uncached = "private, no-cache" if private else "no-cache"
 
 
 _shared: dict[tuple[str, str, str, bool, str, tuple[tuple[str, str], ...]], _Shared] = {}
@@ -162,7 +169,7 @@ class Representation:
             # conditional request and must not be reused for another.
             validators = [("ETag", self.etag)]
             for name, value in self.shared.tail:
-                validators.append((name, "no-cache" if name == "Cache-Control" else value))
+                validators.append((name, self.shared.uncached if name == "Cache-Control" else value))
             get = plain_reply(412, "Precondition failed.\n", validators=validators)
             failed = self._failed = (get, without_body(get))
         return failed[1] if method == "HEAD" else failed[0]
@@ -305,7 +312,7 @@ class Entry:
             headers = [
                 ("Content-Type", rep.content_type),
                 ("Content-Length", str(rep.length)),
-                ("Cache-Control", "no-cache"),
+                ("Cache-Control", rep.shared.uncached),
                 NOSNIFF,
             ]
             body = rep.body

@@ -24,6 +24,7 @@ class SiteInfo:
     """What a request needs to know about a site, from the host map."""
 
     __slots__ = (
+        "access_tag",
         "active",
         "cache_control",
         "error_path",
@@ -31,11 +32,13 @@ class SiteInfo:
         "header_rules",
         "id",
         "index_document",
+        "private",
         "redirects",
         "rules_text",
         "subdomain",
         "traffic",
         "transport",
+        "visibility",
     )
 
     def __init__(
@@ -53,6 +56,8 @@ class SiteInfo:
         hsts_preload: bool = False,
         canonical_host: str = "",
         *,
+        visibility: str = "public",
+        access_tag: str = "",
         force_https: bool = False,
     ) -> None:
         self.id = id
@@ -61,6 +66,13 @@ class SiteInfo:
         self.index_document = index_document
         self.error_path = "/" + error_document if error_document else ""
         self.cache_control = cache_control
+        #: "public", "login", "restricted" or "password"; the hit path reads
+        #: ``private`` only.
+        self.visibility = visibility
+        self.private = visibility != "public"
+        #: For password sites: a tag of the password hash, held by the
+        #: cookies the password gave (a new password refuses them).
+        self.access_tag = access_tag
         # Site rules (rules.py), compiled once per stored text.
         self.rules_text = rules
         site_rules = compiled(rules)

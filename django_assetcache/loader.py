@@ -11,6 +11,7 @@ from django.db import DatabaseError
 from django.db.models import Q
 
 from . import conf
+from .access import password_tag, private_cache_control
 from .cache import BlobUnavailable, Unavailable
 from .costs import entry_overhead
 from .entries import Entry, build_file_entry, build_missing_entry, build_redirect_entry
@@ -22,15 +23,31 @@ from .rules import RULE_FILES
 from .snapshot import Snapshot, site_target
 from .store import BlobStore
 
-SITE_FIELDS = ("id", "subdomain", "is_active", "index_document", "error_document", "cache_control", *SERVING_FIELDS)
+SITE_FIELDS = (
+    "id",
+    "subdomain",
+    "is_active",
+    "index_document",
+    "error_document",
+    "cache_control",
+    *SERVING_FIELDS,
+    "visibility",
+)
 
 
-def cache_control_for(site: SiteInfo, path: str, settings: conf.Settings) -> str:
-    if site.cache_control:
-        return site.cache_control
-    if settings.immutable_re.search(posixpath.basename(path)):
-        return settings.IMMUTABLE_CACHE_CONTROL
-    return settings.CACHE_CONTROL
+def cache_control_for(site: SiteInfo, path: str, settings: conf.Settings, ruled: str | None = None) -> str:
+    """The Cache-Control a file sends: a header rule's, else the site's
+    policy, else the defaults; made private on a private site, whatever
+    they say."""
+    if ruled:
+        value = ruled
+    elif site.cache_control:
+        value = site.cache_control
+    elif settings.immutable_re.search(posixpath.basename(path)):
+        value = settings.IMMUTABLE_CACHE_CONTROL
+    else:
+        value = settings.CACHE_CONTROL
+    return private_cache_control(value) if site.private else value
 
 
 class DatabaseLoader:
@@ -64,10 +81,18 @@ class DatabaseLoader:
             # Only a domain whose owner proved control of it is served.
             query = Site.objects.filter(domains__hostname=host, domains__state=Domain.State.VERIFIED)
         try:
-            rows = list(query.values_list(*SITE_FIELDS)[:1])
+            rows = list(query.values_list(*SITE_FIELDS, "password")[:1])
         except DatabaseError as exc:
             raise Unavailable(str(exc)) from exc
-        return SiteInfo(*rows[0], force_https=django_settings.SECURE_SSL_REDIRECT) if rows else HostMiss.PASS
+        if not rows:
+            return HostMiss.PASS
+        *fields, visibility, password = rows[0]
+        return SiteInfo(
+            *fields,
+            visibility=visibility,
+            access_tag=password_tag(password),
+            force_https=django_settings.SECURE_SSL_REDIRECT,
+        )
 
     # --- entries -------------------------------------------------------------
 
@@ -138,7 +163,7 @@ class DatabaseLoader:
         return build_file_entry(
             content_type=header_value(asset.content_type),
             last_modified=asset.last_modified,
-            cache_control=cache_control or cache_control_for(site, asset.path, self.settings),
+            cache_control=cache_control_for(site, asset.path, self.settings, cache_control),
             identity=self.locate(asset.blob),
             variants=[self.locate(variant) for variant in asset.variants],
             extra_headers=extra,

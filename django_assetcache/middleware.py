@@ -14,6 +14,7 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBase
 
+from .access import PREFIX
 from .bodies import BLOCK_SIZE
 from .http import request_host
 from .replies import Reply
@@ -84,7 +85,9 @@ class AssetCacheMiddleware:
         return to_response(*answered)
 
 
-def _request_args(request: HttpRequest) -> tuple[str, str, str, str, Callable[[str], Any]]:
+def _request_args(
+    request: HttpRequest,
+) -> tuple[str, str, str, str, Callable[[str], Any], Callable[[int], bytes] | None]:
     meta = request.META
     if "wsgi.url_scheme" not in meta:
         # Under ASGI: what HTTPS-only sites read when no proxy header says.
@@ -96,4 +99,6 @@ def _request_args(request: HttpRequest) -> tuple[str, str, str, str, Callable[[s
         request.method or "GET",
         meta.get("QUERY_STRING", ""),
         meta.get,
+        # A private site's password form is the only body read.
+        request.read if request.method == "POST" and request.path_info.startswith(PREFIX) else None,
     )

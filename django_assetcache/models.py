@@ -6,6 +6,8 @@ import re
 import secrets
 from collections.abc import Iterable
 
+from django.conf import settings
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import models, router, transaction
 from django.db.models import F
@@ -77,6 +79,13 @@ def validate_document_name(value: str) -> None:
         )
 
 
+class Visibility(models.TextChoices):
+    PUBLIC = "public", _("public: anyone")
+    LOGIN = "login", _("login: any active user of the project")
+    RESTRICTED = "restricted", _("restricted: allowed users and groups, and superusers")
+    PASSWORD = "password", _("password: one shared password")
+
+
 class Site(models.Model):
     subdomain = models.CharField(
         _("subdomain"),
@@ -135,6 +144,15 @@ class Site(models.Model):
         editable=False,
         help_text=_("The _redirects and _headers of the last publish, compiled (JSON)."),
     )
+    visibility = models.CharField(_("visibility"), max_length=16, choices=Visibility.choices, default=Visibility.PUBLIC)
+    allowed_users = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="assetcache_sites", verbose_name=_("allowed users")
+    )
+    allowed_groups = models.ManyToManyField(
+        Group, blank=True, related_name="assetcache_sites", verbose_name=_("allowed groups")
+    )
+    #: Django's password hash (make_password), for password sites; "" when unset.
+    password = models.CharField(_("password"), max_length=128, blank=True, editable=False)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
     generation = models.PositiveBigIntegerField(
@@ -187,6 +205,10 @@ class Site(models.Model):
                 }
         if errors:
             raise ValidationError(errors)
+
+    @property
+    def private(self) -> bool:
+        return self.visibility != Visibility.PUBLIC
 
     @property
     def host(self) -> str:
@@ -326,6 +348,8 @@ class Change(models.Model):
         PURGE = "purge", _("purge")
         #: Rows up to ``paths[0]`` were pruned: a process behind that drops its cache.
         PRUNE = "prune", _("prune")
+        #: Who may see private sites changed (grants, users, groups, share links).
+        ACCESS = "access", _("access")
 
     id = models.BigAutoField(primary_key=True)
     site_id = models.BigIntegerField(_("site id"), null=True, blank=True)
@@ -376,6 +400,11 @@ def record_change(site_id: int | None, kind: str, paths: Iterable[str] | None = 
     transaction.on_commit(invalidation.committed)
     return change
 
+
+# The access models live in a module of their own; importing them here
+# registers them with the app, as Django finds models through this module.
+from .accessmodels import ShareLink as ShareLink  # noqa: E402
+from .accessmodels import UsedTicket as UsedTicket  # noqa: E402
 
 # Traffic per site and the processes' heartbeats live in usage.py; importing
 # them here registers them with the app like every other model.

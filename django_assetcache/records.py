@@ -24,6 +24,10 @@ class SiteRecord:
     cache_control: str
     #: Its custom host names.
     domains: tuple[str, ...] = ()
+    #: Who may see it ("public", "login", "restricted", "password") and,
+    #: for password sites, a tag of its password hash (``access.password_tag``).
+    visibility: str = "public"
+    access_tag: str = ""
     #: The change-feed position its assets were read at; None: the one the
     #: snapshot being written is stamped with.
     change_id: int | None = None

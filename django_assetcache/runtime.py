@@ -23,7 +23,8 @@ from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
-from . import invalidation, localtier, signals, traffic
+from . import conf, invalidation, localtier, signals, traffic
+from .access import AccessBackend, AccessGate
 from .cache import AssetCache, Loader
 from .feed import ChangeRecord
 from .snapshot import Snapshot, SnapshotError
@@ -33,6 +34,8 @@ logger = logging.getLogger("django_assetcache")
 _cache: AssetCache | None = None
 _cache_lock = threading.Lock()
 _make_loader: Callable[[], Loader] | None = None
+_access: AccessGate | None = None
+_make_access: Callable[[], AccessBackend] | None = None
 _make_reporter: Callable[[AssetCache, Callable[[], None]], Any] | None = None
 _note_applied: Callable[[ChangeRecord], None] | None = None
 _reporter: Any = None
@@ -42,6 +45,23 @@ def use_loader(make_loader: Callable[[], Loader]) -> None:
     """How this process's cache reads the database (set by ``AppConfig.ready``)."""
     global _make_loader
     _make_loader = make_loader
+
+
+def use_access(make_backend: Callable[[], AccessBackend]) -> None:
+    """How this process's access gate asks the database (set by ``AppConfig.ready``)."""
+    global _make_access
+    _make_access = make_backend
+
+
+def get_access() -> AccessGate:
+    """This process's access gate for private sites, made on first use."""
+    global _access
+    gate = _access
+    if gate is None:
+        if _make_access is None:
+            raise ImproperlyConfigured("django_assetcache is not ready: it must be in INSTALLED_APPS")
+        gate = _access = AccessGate(_make_access(), conf.get().PASSWORD_ATTEMPTS)
+    return gate
 
 
 def use_reporter(
@@ -124,9 +144,10 @@ def hydrate(cache: AssetCache) -> bool:
 
 def reset() -> None:
     """Forget the process cache; the next request creates a fresh one."""
-    global _cache, _reporter
+    global _cache, _access, _reporter
     with _cache_lock:
         _cache = None
+        _access = None
         invalidation.reset()
         if _reporter is not None:
             _reporter.stop()
@@ -202,6 +223,9 @@ def _send_evicted(reason: str, count: int) -> None:
 def _send_invalidated(change: ChangeRecord) -> None:
     if _note_applied is not None:
         _note_applied(change)
+    gate = _access
+    if gate is not None:
+        gate.forget(change.kind)
     signals.invalidated.send(sender=AssetCache, change_id=change.id, site_id=change.site_id, paths=change.paths)
 
 

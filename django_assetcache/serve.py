@@ -8,6 +8,8 @@ passes the request on to the project.
 from __future__ import annotations
 
 import logging
+from functools import partial
+from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from asgiref.sync import sync_to_async
@@ -17,6 +19,7 @@ from . import traffic
 from .bodies import FileParts, FileRange
 from .cache import AssetCache, BlobUnavailable, Unavailable
 from .entries import EntryKind
+from .gate import BodyReader, answer_private
 from .hosts import HostMiss, SiteInfo, normalize_host
 from .http import HeaderGetter, clean_path, decide, redirect
 from .replies import (
@@ -47,11 +50,14 @@ _NOT_FOUND = traffic.NOT_FOUND
 _NO_SITE = traffic.counts_for(traffic.NO_SITE)
 
 
-def answer(host: str, path: str | None, method: str, query_string: str, get: HeaderGetter) -> Reply | None:
+def answer(
+    host: str, path: str | None, method: str, query_string: str, get: HeaderGetter, read_body: BodyReader | None = None
+) -> Reply | None:
     """The reply for a request, or None when the host is not a site host.
 
     ``path`` is None when the request's path is not UTF-8: a site answers
-    that with 400. Each reply is counted in its site's traffic (``traffic.py``).
+    that with 400. ``read_body`` reads the request body (a private site's
+    password form). Each reply is counted in its site's traffic (``traffic.py``).
     """
     cache = get_cache()
     cache.maybe_poll()
@@ -65,15 +71,29 @@ def answer(host: str, path: str | None, method: str, query_string: str, get: Hea
     counts = site.traffic
     if not site.active:
         return _no_site(counts, method, get)
+    reply = None
     if site.transport is not None:
-        moved = transport_reply(site, host, path, query_string, get)
-        if moved is not None:
-            return _counted(counts, moved)
+        reply = transport_reply(site, host, path, query_string, get)
+    if reply is None:
+        if site.private:
+            site_reply = partial(_site_reply, cache, site, host, path, method, query_string, get)
+            reply = answer_private(site, host, path, method, query_string, get, read_body, site_reply)
+        else:
+            reply = _site_reply(cache, site, host, path, method, query_string, get)
+    counts[reply.status // 100] += 1
+    counts[_SENT] += reply.sent
+    return reply
+
+
+def _site_reply(
+    cache: AssetCache, site: SiteInfo, host: str, path: str | None, method: str, query_string: str, get: HeaderGetter
+) -> Reply:
+    """The reply a site's files give to a request."""
     if method != "GET" and method != "HEAD":
-        return _counted(counts, METHOD_NOT_ALLOWED)
+        return METHOD_NOT_ALLOWED
     clean = None if path is None else clean_path(path, cache.max_path)
     if clean is None:
-        return _counted(counts, _for(method, BAD_REQUEST))
+        return _for(method, BAD_REQUEST)
     try:
         forced = site.forced
         if forced is not None:
@@ -82,20 +102,16 @@ def answer(host: str, path: str | None, method: str, query_string: str, get: Hea
             if match is not None:
                 ruled = rule_reply(cache, site, match, method, query_string, get)
                 if ruled is not None:
-                    return _counted(counts, ruled)
+                    return ruled
         entry = cache.entry(site, clean)
         kind = entry.kind
         if kind is _FILE:
-            reply = decide(entry, method, get)
-        elif kind is _REDIRECT:
-            reply = redirect(entry, query_string)
-        else:
-            return _counted(counts, _missing(cache, site, host, clean, method, query_string, get))
+            return decide(entry, method, get)
+        if kind is _REDIRECT:
+            return redirect(entry, query_string)
+        return _missing(cache, site, host, clean, method, query_string, get)
     except Unavailable as exc:
-        return _counted(counts, _unavailable(exc, host, path, method))
-    counts[reply.status // 100] += 1
-    counts[_SENT] += reply.sent
-    return reply
+        return _unavailable(exc, host, path, method)
 
 
 def _missing(
@@ -160,25 +176,27 @@ Body = FileRange | FileParts
 Answer = tuple[Reply, Body | None]
 
 
-def answer_with_body(host: str, path: str | None, method: str, query_string: str, get: HeaderGetter) -> Answer | None:
+def answer_with_body(
+    host: str, path: str | None, method: str, query_string: str, get: HeaderGetter, read_body: BodyReader | None = None
+) -> Answer | None:
     """``answer``, with the reply's file opened: what adapters send."""
-    reply = answer(host, path, method, query_string, get)
+    reply = answer(host, path, method, query_string, get, read_body)
     if reply is None:
         return None
     return _open(reply) or _second_try(method, answer(host, path, method, query_string, get))
 
 
 async def answer_with_body_async(
-    host: str, path: str | None, method: str, query_string: str, get: HeaderGetter
+    host: str, path: str | None, method: str, query_string: str, get: HeaderGetter, read_body: BodyReader | None = None
 ) -> Answer | None:
-    reply = await answer_async(host, path, method, query_string, get)
+    reply = await answer_async(host, path, method, query_string, get, read_body)
     if reply is None:
         return None
     return _open(reply) or _second_try(method, await answer_async(host, path, method, query_string, get))
 
 
 def answer_outside_django(
-    host: str, path: str | None, method: str, query_string: str, get: HeaderGetter
+    host: str, path: str | None, method: str, query_string: str, get: HeaderGetter, read_body: BodyReader | None = None
 ) -> Answer | None:
     """``answer_with_body`` for an adapter that answers without Django's
     request handler: database connections a miss used are released, as
@@ -186,7 +204,7 @@ def answer_outside_django(
     loader = get_cache().loader
     queries = loader.queries
     try:
-        return answer_with_body(host, path, method, query_string, get)
+        return answer_with_body(host, path, method, query_string, get, read_body)
     finally:
         if loader.queries != queries:
             release_connections()
@@ -225,6 +243,19 @@ def _open(reply: Reply) -> Answer | None:
     return reply, body
 
 
+def wsgi_body(environ: dict[str, Any]) -> BodyReader | None:
+    """A reader of a WSGI request's body, never past its Content-Length;
+    None for a request without one."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return None
+    stream = environ.get("wsgi.input")
+    if length <= 0 or stream is None:
+        return None
+    return lambda limit: bytes(stream.read(min(limit, length)))
+
+
 def wsgi_path(path_info: str) -> str | None:
     """A WSGI PATH_INFO (the request's bytes as latin-1) as the UTF-8 text
     sites use; None when it is not UTF-8 (``answer`` gives 400)."""
@@ -252,16 +283,26 @@ def asgi_path(path: str, raw_path: bytes | None) -> str | None:
     return path
 
 
-async def answer_async(host: str, path: str | None, method: str, query_string: str, get: HeaderGetter) -> Reply | None:
+async def answer_async(
+    host: str, path: str | None, method: str, query_string: str, get: HeaderGetter, read_body: BodyReader | None = None
+) -> Reply | None:
     """``answer`` on an event loop: hits run right here; whatever needs the
     database (creating the cache, a due poll, a miss) runs in a thread, as
     Django requires."""
     if not cache_ready() or get_cache().poll_due():
         await sync_to_async(_prepare, thread_sensitive=True)()
+    if read_body is not None:
+        # A form post to a private site: it asks the database, and must
+        # not count twice against its rate limit by trying here first.
+        return await sync_to_async(_answer_and_release, thread_sensitive=True)(
+            host, path, method, query_string, get, read_body
+        )
     try:
-        return answer(host, path, method, query_string, get)
+        return answer(host, path, method, query_string, get, read_body)
     except SynchronousOnlyOperation:
-        return await sync_to_async(_answer_and_release, thread_sensitive=True)(host, path, method, query_string, get)
+        return await sync_to_async(_answer_and_release, thread_sensitive=True)(
+            host, path, method, query_string, get, read_body
+        )
 
 
 def _prepare() -> None:
@@ -269,8 +310,10 @@ def _prepare() -> None:
     release_connections()
 
 
-def _answer_and_release(host: str, path: str | None, method: str, query_string: str, get: HeaderGetter) -> Reply | None:
+def _answer_and_release(
+    host: str, path: str | None, method: str, query_string: str, get: HeaderGetter, read_body: BodyReader | None
+) -> Reply | None:
     try:
-        return answer(host, path, method, query_string, get)
+        return answer(host, path, method, query_string, get, read_body)
     finally:
         release_connections()

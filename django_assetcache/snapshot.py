@@ -225,6 +225,8 @@ def _site_record(entry: dict[str, Any]) -> SiteRecord:
         domains=tuple(entry["domains"]),
         change_id=entry["change_id"],
         **{name: entry[name] for name in SERVING_FIELDS},
+        visibility=entry["visibility"],
+        access_tag=entry["access_tag"],
     )
 
 
@@ -246,5 +248,7 @@ def site_target(snapshot: Snapshot, host: str) -> HostTarget | None:
         site.error_document,
         site.cache_control,
         *(getattr(site, name) for name in SERVING_FIELDS),
+        visibility=site.visibility,
+        access_tag=site.access_tag,
         force_https=django_settings.SECURE_SSL_REDIRECT,
     )

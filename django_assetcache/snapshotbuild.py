@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from django.db.models import Max, QuerySet
 
 from . import conf
+from .access import password_tag
 from .hosts import SERVING_FIELDS
 from .models import Asset, Blob, Change, Domain, Site
 from .progress import Progress, Stream
@@ -93,7 +94,9 @@ def _bodies(
 def read_sites(sites: QuerySet[Site]) -> tuple[list[SiteRecord], dict[int, list[AssetRecord]]]:
     """The records of ``sites`` and, per site id, of their assets, from the database."""
     fields = ("id", "subdomain", "is_active", "index_document", "error_document", "cache_control", *SERVING_FIELDS)
-    rows = {row["id"]: row for row in sites.values(*fields)}
+    rows = {row["id"]: row for row in sites.values(*fields, "visibility", "password")}
+    for row in rows.values():
+        row["access_tag"] = password_tag(row.pop("password"))
     domains: dict[int, list[str]] = {site_id: [] for site_id in rows}
     verified = Domain.objects.filter(site__in=rows, state=Domain.State.VERIFIED)
     for site_id, hostname in verified.values_list("site_id", "hostname"):

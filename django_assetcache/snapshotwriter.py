@@ -136,6 +136,8 @@ def _site_entry(site: SiteRecord, change_id: int, assets: list[AssetRecord]) -> 
         "cache_control": site.cache_control,
         "domains": list(site.domains),
         **{name: getattr(site, name) for name in SERVING_FIELDS},
+        "visibility": site.visibility,
+        "access_tag": site.access_tag,
         "change_id": change_id if site.change_id is None else site.change_id,
         "paths": [asset.path for asset in assets],
     }

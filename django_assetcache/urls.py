@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import views
+from . import access_views, views
 
 app_name = "django_assetcache"
 
 urlpatterns = [
     path("assetcache/tls-ask", views.tls_ask, name="tls-ask"),
+    path("assetcache/access", access_views.access_ticket, name="access"),
     path("assetcache/metrics", views.metrics, name="metrics"),
 ]

@@ -17,7 +17,7 @@ from typing import Any
 
 from .bodies import BLOCK_SIZE
 from .http import request_host
-from .serve import answer_outside_django, wsgi_path
+from .serve import answer_outside_django, wsgi_body, wsgi_path
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -34,6 +34,7 @@ class AssetCacheWSGI:
             environ["REQUEST_METHOD"],
             environ.get("QUERY_STRING", ""),
             environ.get,
+            wsgi_body(environ),
         )
         if answered is None:
             return self.application(environ, start_response)

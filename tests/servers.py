@@ -103,8 +103,9 @@ def gunicorn(
     app: str = "tests.wsgi:application",
     env: dict[str, str] | None = None,
     extra_args: Sequence[str] = (),
+    port: int | None = None,
 ) -> Iterator[Server]:
-    port = free_port()
+    port = port or free_port()
     log_path = tmp_path / f"gunicorn-{port}.log"
     environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", **(env or {})}
     environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), environment.get("PYTHONPATH")]))

@@ -43,6 +43,7 @@ MIDDLEWARE = [
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [str(Path(__file__).parent / "templates")],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -93,6 +94,11 @@ MEDIA_ROOT = os.environ.get("ASSETCACHE_TEST_MEDIA_ROOT", str(TEST_DIR / "media"
 STATIC_URL = "/static/"
 
 ASSETCACHE_DOMAIN = "sites.test"
+# Servers a test starts are told where the project and its sites answer
+# (tests/test_private_server.py: one gunicorn for both, on one port).
+ASSETCACHE_SITE_URL = os.environ.get("ASSETCACHE_TEST_SITE_URL", "https://{host}/")
+ASSETCACHE_PROJECT_URL = os.environ.get("ASSETCACHE_TEST_PROJECT_URL", "")
+ASSETCACHE_PASSWORD_ATTEMPTS = int(os.environ.get("ASSETCACHE_TEST_PASSWORD_ATTEMPTS", "10"))
 ASSETCACHE_INVALIDATION = os.environ.get("ASSETCACHE_TEST_INVALIDATION", "local")
 ASSETCACHE_POLL_INTERVAL = float(os.environ.get("ASSETCACHE_TEST_POLL_INTERVAL", "1.0"))
 ASSETCACHE_REDIS_URL = os.environ.get("ASSETCACHE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

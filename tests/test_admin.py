@@ -52,6 +52,11 @@ def site_form(site: Site | None = None, domains: list[Domain] | None = None, **f
         "domains-INITIAL_FORMS": "0",
         "domains-MIN_NUM_FORMS": "0",
         "domains-MAX_NUM_FORMS": "1000",
+        "visibility": site.visibility if site else "public",
+        "share_links-TOTAL_FORMS": "0",
+        "share_links-INITIAL_FORMS": "0",
+        "share_links-MIN_NUM_FORMS": "0",
+        "share_links-MAX_NUM_FORMS": "1000",
     }
     if site is None or site.is_active:
         data["is_active"] = "on"
@@ -132,7 +137,7 @@ def test_site_change_page_has_the_domain_inline(admin_client: Client, site: Site
     assert 'name="domains-TOTAL_FORMS"' in page
     assert 'value="docs.example.com"' in page
     assert "https://docs.sites.test/" in page
-    assert [type(f).__name__ for f in response.context["inline_admin_formsets"]] == ["InlineAdminFormSet"]
+    assert [type(f).__name__ for f in response.context["inline_admin_formsets"]] == ["InlineAdminFormSet"] * 2
 
 
 def test_adding_a_domain_in_the_admin_writes_a_change(admin_client: Client, site: Site) -> None:

@@ -78,12 +78,16 @@ def split_target(target: str) -> tuple[str, str]:
     return before, query
 
 
-def django_client_fetch(client: Client, method: str, path: str, host: str = HOST, **headers: str) -> Result:
+def django_client_fetch(
+    client: Client, method: str, path: str, host: str = HOST, *, body: bytes = b"", **headers: str
+) -> Result:
     extra = {meta_name(name): value for name, value in headers.items()}
     target_path, query = split_target(path)
     # RAW_URI as gunicorn passes it on: the request target, untouched.
     extra["RAW_URI"] = path
-    response = client.generic(method, target_path + ("?" + query if query else ""), HTTP_HOST=host, **extra)
+    form = "application/x-www-form-urlencoded"
+    target = target_path + ("?" + query if query else "")
+    response = client.generic(method, target, body, form, HTTP_HOST=host, **extra)
     # Joining the streamed content also closes the file.
     body = b"".join(response.streaming_content) if response.streaming else response.content
     return Result(response.status_code, CaseInsensitiveMapping(dict(response.items())), body)
@@ -93,7 +97,7 @@ def header_pairs(host: str, headers: dict[str, str]) -> list[tuple[str, str]]:
     return [("Host", host), *((name.replace("_", "-").title(), value) for name, value in headers.items())]
 
 
-def wsgi_fetch(method: str, path: str, host: str = HOST, **headers: str) -> Result:
+def wsgi_fetch(method: str, path: str, host: str = HOST, *, body: bytes = b"", **headers: str) -> Result:
     """Call the WSGI wrapper as a WSGI server does: PATH_INFO is the
     percent-decoded bytes as latin-1, RAW_URI the request target (as gunicorn
     sets them), files go through wsgi.file_wrapper."""
@@ -109,7 +113,9 @@ def wsgi_fetch(method: str, path: str, host: str = HOST, **headers: str) -> Resu
         "SERVER_PROTOCOL": "HTTP/1.1",
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(),
+        "wsgi.input": io.BytesIO(body),
+        "CONTENT_LENGTH": str(len(body)) if body else "",
+        "REMOTE_ADDR": "127.0.0.1",
         "wsgi.errors": io.StringIO(),
         "wsgi.multithread": False,
         "wsgi.multiprocess": True,
@@ -135,8 +141,12 @@ def wsgi_fetch(method: str, path: str, host: str = HOST, **headers: str) -> Resu
     return Result(int(status.split()[0]), CaseInsensitiveMapping(dict(response_headers)), body)
 
 
-def asgi_fetch(method: str, path: str, host: str = HOST, *, pathsend: bool = False, **headers: str) -> Result:
+def asgi_fetch(
+    method: str, path: str, host: str = HOST, *, pathsend: bool = False, body: bytes = b"", **headers: str
+) -> Result:
     """Call the ASGI wrapper as an ASGI server does."""
+    if body:
+        headers = {**headers, "Content-Length": str(len(body))}
     raw_path, _, query = path.partition("?")
     scope = {
         "type": "http",
@@ -155,7 +165,7 @@ def asgi_fetch(method: str, path: str, host: str = HOST, *, pathsend: bool = Fal
     }
     messages: list[dict[str, object]] = []
 
-    requests = [{"type": "http.request", "body": b"", "more_body": False}]
+    requests = [{"type": "http.request", "body": body, "more_body": False}]
 
     async def receive() -> dict[str, object]:
         if requests:
@@ -196,8 +206,8 @@ def fetch(request: pytest.FixtureRequest, db) -> Iterator[Fetch]:
     if request.param == "middleware":
         client = Client()
 
-        def fetch(method: str, path: str, host: str = HOST, **headers: str) -> Result:
-            return django_client_fetch(client, method, path, host, **headers)
+        def fetch(method: str, path: str, host: str = HOST, *, body: bytes = b"", **headers: str) -> Result:
+            return django_client_fetch(client, method, path, host, body=body, **headers)
 
         yield fetch
         return

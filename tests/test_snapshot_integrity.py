@@ -188,12 +188,12 @@ def _flip_record(path: Path) -> None:
 
 def _old_version(path: Path) -> None:
     data = path.read_bytes()
-    path.write_bytes(b"ACSNAP02" + data[len(MAGIC) : -len(MAGIC)] + b"ACSNAP02")
+    path.write_bytes(b"ACSNAP03" + data[len(MAGIC) : -len(MAGIC)] + b"ACSNAP03")
 
 
 @pytest.mark.parametrize(
     ("damage", "reason"),
-    [(_flip_record, "record table checksum mismatch"), (_old_version, "format version 02, expected 04")],
+    [(_flip_record, "record table checksum mismatch"), (_old_version, "format version 03, expected 04")],
 )
 def test_refused_snapshot_is_logged_once_and_the_database_answers(
     snapshot_file: Path, caplog, damage: Callable[[Path], None], reason: str

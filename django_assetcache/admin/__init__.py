@@ -1,5 +1,5 @@
-"""The Django admin: sites with their upload and cache pages, custom domains, assets and blobs."""
+"""The Django admin: sites with their upload and cache pages, custom domains, share links, assets and blobs."""
 
-from . import domains, files, sites
+from . import access, domains, files, sites
 
-__all__ = ["domains", "files", "sites"]
+__all__ = ["access", "domains", "files", "sites"]

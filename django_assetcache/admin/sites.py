@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
@@ -30,13 +31,14 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from .. import conf, runtime
-from ..forms import SiteForm, UploadForm
+from ..forms import UploadForm
 from ..maintenance import MaintenanceError, purge
 from ..models import Asset, Change, Domain, Site
 from ..progress import first_few, human_bytes
 from ..publish import PublishSummary
 from ..rules import loads
 from ..warmup import WarmupError, warm_up
+from .access import ACCESS_FIELDSET, AccessSiteForm, ShareLinkInline, share_button, share_view
 from .traffic import TrafficColumns, cluster, with_traffic_today
 
 if TYPE_CHECKING:
@@ -90,7 +92,7 @@ def summary_message(upload: str, summary: PublishSummary) -> str:
 
 @admin.register(Site)
 class SiteAdmin(TrafficColumns, SiteAdminBase):
-    form = SiteForm
+    form = AccessSiteForm
     list_display = [
         "subdomain",
         "name",
@@ -99,9 +101,11 @@ class SiteAdmin(TrafficColumns, SiteAdminBase):
         "total_size",
         "requests_today",
         "bytes_today",
+        "visibility",
         "is_active",
     ]
-    list_filter = ["is_active"]
+    list_filter = ["is_active", "visibility"]
+    filter_horizontal = ["allowed_users", "allowed_groups"]
     search_fields = ["subdomain", "name", "domains__hostname"]
     readonly_fields = [
         "generation",
@@ -111,9 +115,10 @@ class SiteAdmin(TrafficColumns, SiteAdminBase):
         "files_link",
         "total_size",
         "rules_summary",
+        "share_button",
         "traffic_chart",
     ]
-    inlines = [DomainInline]
+    inlines = [DomainInline, ShareLinkInline]
     fieldsets = [
         (None, {"fields": ["subdomain", "name", "is_active", "live_url"]}),
         (_("Documents"), {"fields": ["index_document", "error_document", "cache_control"]}),
@@ -121,6 +126,7 @@ class SiteAdmin(TrafficColumns, SiteAdminBase):
             _("Transport"),
             {"fields": ["https_only", "hsts_max_age", "hsts_include_subdomains", "hsts_preload", "canonical_host"]},
         ),
+        ACCESS_FIELDSET,
         (_("Content"), {"fields": ["files_link", "total_size", "generation", "rules_summary"]}),
         (_("Traffic"), {"fields": ["traffic_chart"]}),
         (_("State"), {"fields": ["created_at", "updated_at"]}),
@@ -160,6 +166,10 @@ class SiteAdmin(TrafficColumns, SiteAdminBase):
         return self.add_fieldsets if obj is None else self.fieldsets
 
     # --- columns and read-only fields ---------------------------------------------------
+
+    @admin.display(description=_("share links"))
+    def share_button(self, site: Site) -> str:
+        return share_button(site)
 
     @admin.display(description=_("live URL"))
     def live_url(self, site: Site) -> str:
@@ -203,6 +213,11 @@ class SiteAdmin(TrafficColumns, SiteAdminBase):
                 "<path:object_id>/upload/",
                 self.admin_site.admin_view(self.upload_view),
                 name="{}_{}_upload".format(*info),
+            ),
+            path(
+                "<path:object_id>/share/",
+                self.admin_site.admin_view(partial(share_view, self)),
+                name="{}_{}_share".format(*info),
             ),
         ]
         return own + super().get_urls()

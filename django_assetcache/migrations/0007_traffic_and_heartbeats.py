@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('django_assetcache', '0005_site_rules_and_transport'),
+        ('django_assetcache', '0006_private_sites'),
     ]
 
     operations = [
