@@ -178,6 +178,14 @@ VALIDATORS: dict[str, tuple[Callable[[object], bool], str]] = {
         "a fraction of the filesystem below 1 (such as 0.9), or a number of bytes >= 1",
     ),
     "DELETE_DELAY": _seconds(minimum_exclusive=False),
+    "ACCEL": (
+        lambda v: v is None or v in ("nginx", "apache", "lighttpd"),
+        "None, 'nginx', 'apache' or 'lighttpd'",
+    ),
+    "ACCEL_PREFIX": (
+        lambda v: isinstance(v, str) and re.fullmatch(r"/[A-Za-z0-9._~/-]*", v) is not None,
+        "a URL path such as '/_assetcache_blobs/' (starting with '/', no spaces, query or percent signs)",
+    ),
     "COMPRESSIBLE_TYPES": (_strings, "a list or tuple of media type prefixes (strings)"),
     "STATS_INTERVAL": _seconds(minimum_exclusive=False),
     "METRICS": (lambda v: isinstance(v, bool), "True or False"),

@@ -112,6 +112,12 @@ class Settings:
     METRICS_TOKEN: str = ""
     #: Label request and byte counters with the site; off for very many sites.
     METRICS_PER_SITE: bool = True
+    #: Hand bodies on the local disk to the web server in front: "nginx"
+    #: (X-Accel-Redirect), "apache" or "lighttpd" (X-Sendfile); None sends
+    #: them from the worker.
+    ACCEL: str | None = None
+    #: The nginx ``internal`` location the blob directory is mapped to.
+    ACCEL_PREFIX: str = "/_assetcache_blobs/"
     #: Build gzip/brotli variants for these media types (prefixes).
     COMPRESSIBLE_TYPES: tuple[str, ...] = (
         "text/",

@@ -46,6 +46,7 @@ class Reply:
 
     __slots__ = (
         "_raw_headers",
+        "accel",
         "adapter_headers",
         "body",
         "file_path",
@@ -84,6 +85,8 @@ class Reply:
         self._raw_headers: list[tuple[bytes, bytes]] | None = None
         #: Room for an adapter to keep its own form of ``headers``, built once.
         self.adapter_headers: object = None
+        #: The offload that stands for this reply (``accel.Offload``), built once.
+        self.accel: tuple[object, Reply | None] | None = None
 
     @property
     def raw_headers(self) -> list[tuple[bytes, bytes]]:

@@ -16,6 +16,7 @@ from asgiref.sync import sync_to_async
 from django.core.exceptions import SynchronousOnlyOperation
 
 from . import traffic
+from .accel import offload_for
 from .bodies import FileParts, FileRange
 from .cache import AssetCache, BlobUnavailable, Unavailable
 from .entries import EntryKind
@@ -183,7 +184,7 @@ def answer_with_body(
     reply = answer(host, path, method, query_string, get, read_body)
     if reply is None:
         return None
-    return _open(reply) or _second_try(method, answer(host, path, method, query_string, get))
+    return _open(reply, get) or _second_try(method, answer(host, path, method, query_string, get), get)
 
 
 async def answer_with_body_async(
@@ -192,7 +193,7 @@ async def answer_with_body_async(
     reply = await answer_async(host, path, method, query_string, get, read_body)
     if reply is None:
         return None
-    return _open(reply) or _second_try(method, await answer_async(host, path, method, query_string, get))
+    return _open(reply, get) or _second_try(method, await answer_async(host, path, method, query_string, get), get)
 
 
 def answer_outside_django(
@@ -210,17 +211,18 @@ def answer_outside_django(
             release_connections()
 
 
-def _second_try(method: str, reply: Reply | None) -> Answer:
+def _second_try(method: str, reply: Reply | None, get: HeaderGetter) -> Answer:
     """The answer after the first reply's file could not be opened (its
     entry is dropped by then, so this reply was built afresh): sent if its
     file opens, else a 502, bodiless for HEAD like every fixed reply."""
-    opened = _open(reply) if reply is not None else None
+    opened = _open(reply, get) if reply is not None else None
     return opened if opened is not None else (_for(method, BAD_GATEWAY), None)
 
 
-def _open(reply: Reply) -> Answer | None:
+def _open(reply: Reply, get: HeaderGetter) -> Answer | None:
     """The reply with its file open, or None when the file is gone or has
-    the wrong size.
+    the wrong size; or, with ``ASSETCACHE_ACCEL``, the reply that hands the
+    file to the web server in front (``accel.py``), when it can.
 
     A cached entry never stats its file on a hit; opening it to send it is
     where a file that went away (another process's local tier evicted it) or
@@ -230,6 +232,12 @@ def _open(reply: Reply) -> Answer | None:
     """
     if reply.file_path is None:
         return reply, None
+    settings = get_cache().settings
+    offload = offload_for(settings.ACCEL, settings.ACCEL_PREFIX)
+    if offload is not None:
+        offloaded = offload.reply_for(reply, get)
+        if offloaded is not None:
+            return offloaded, None
     body: Body
     try:
         if reply.parts is not None:

@@ -101,6 +101,7 @@ ASSETCACHE_PROJECT_URL = os.environ.get("ASSETCACHE_TEST_PROJECT_URL", "")
 ASSETCACHE_PASSWORD_ATTEMPTS = int(os.environ.get("ASSETCACHE_TEST_PASSWORD_ATTEMPTS", "10"))
 ASSETCACHE_INVALIDATION = os.environ.get("ASSETCACHE_TEST_INVALIDATION", "local")
 ASSETCACHE_POLL_INTERVAL = float(os.environ.get("ASSETCACHE_TEST_POLL_INTERVAL", "1.0"))
+ASSETCACHE_ACCEL = os.environ.get("ASSETCACHE_TEST_ACCEL") or None
 ASSETCACHE_REDIS_URL = os.environ.get("ASSETCACHE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 # gc deletes unused blobs at once unless a test sets a grace period (the

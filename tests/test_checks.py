@@ -75,6 +75,11 @@ BAD_VALUES = [
     ("DISK_LIMIT", "90%", "a fraction of the filesystem"),
     ("DELETE_DELAY", -5, "a number of seconds >= 0"),
     ("COMPRESSIBLE_TYPES", "text/", "a list or tuple of media type prefixes"),
+    ("ACCEL", "Nginx", "None, 'nginx', 'apache' or 'lighttpd'"),
+    ("ACCEL", True, "None, 'nginx'"),
+    ("ACCEL_PREFIX", "_assetcache_blobs/", "a URL path such as '/_assetcache_blobs/'"),
+    ("ACCEL_PREFIX", "/blobs?x=1", "a URL path"),
+    ("ACCEL_PREFIX", None, "a URL path"),
 ]
 
 

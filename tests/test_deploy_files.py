@@ -87,8 +87,20 @@ def nginx_command(main: Path) -> list[str]:
     return [program("nginx"), "-p", str(main.parent), "-c", str(main), "-e", str(main.parent / "error.log")]
 
 
-def test_nginx_loads_the_configuration(tmp_path: Path) -> None:
+ACCEL_INCLUDE = "# include /etc/nginx/assetcache-accel.conf;"
+
+
+@pytest.mark.parametrize("accel", [False, True])
+def test_nginx_loads_the_configuration(tmp_path: Path, accel: bool) -> None:
+    """With the offload location included where the template says, too."""
     main = nginx_configuration(tmp_path / "nginx", "127.0.0.1:8000", free_port(), free_port())
+    if accel:
+        accel_conf = main.parent / "assetcache-accel.conf"
+        template = (DEPLOY / "nginx" / "assetcache-accel.conf.template").read_text()
+        accel_conf.write_text(template.replace("${ASSETCACHE_BLOBS}", str(tmp_path / "blobs")))
+        site = main.parent / "assetcache.conf"
+        assert ACCEL_INCLUDE in site.read_text()
+        site.write_text(site.read_text().replace(ACCEL_INCLUDE, f"include {accel_conf};"))
     result = subprocess.run([*nginx_command(main), "-t"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "test is successful" in result.stderr
