@@ -405,3 +405,8 @@ def record_change(site_id: int | None, kind: str, paths: Iterable[str] | None = 
 # registers them with the app, as Django finds models through this module.
 from .accessmodels import ShareLink as ShareLink  # noqa: E402
 from .accessmodels import UsedTicket as UsedTicket  # noqa: E402
+
+# Traffic per site and the processes' heartbeats live in usage.py; importing
+# them here registers them with the app like every other model.
+from .usage import Heartbeat as Heartbeat  # noqa: E402
+from .usage import SiteTraffic as SiteTraffic  # noqa: E402

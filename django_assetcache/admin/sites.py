@@ -39,6 +39,7 @@ from ..publish import PublishSummary
 from ..rules import loads
 from ..warmup import WarmupError, warm_up
 from .access import ACCESS_FIELDSET, AccessSiteForm, ShareLinkInline, share_button, share_view
+from .traffic import TrafficColumns, cluster, with_traffic_today
 
 if TYPE_CHECKING:
     DomainInlineBase = admin.TabularInline[Domain, Site]
@@ -90,7 +91,7 @@ def summary_message(upload: str, summary: PublishSummary) -> str:
 
 
 @admin.register(Site)
-class SiteAdmin(SiteAdminBase):
+class SiteAdmin(TrafficColumns, SiteAdminBase):
     form = AccessSiteForm
     list_display = [
         "subdomain",
@@ -98,7 +99,8 @@ class SiteAdmin(SiteAdminBase):
         "live_url",
         "file_count",
         "total_size",
-        "generation",
+        "requests_today",
+        "bytes_today",
         "visibility",
         "is_active",
     ]
@@ -114,6 +116,7 @@ class SiteAdmin(SiteAdminBase):
         "total_size",
         "rules_summary",
         "share_button",
+        "traffic_chart",
     ]
     inlines = [DomainInline, ShareLinkInline]
     fieldsets = [
@@ -125,6 +128,7 @@ class SiteAdmin(SiteAdminBase):
         ),
         ACCESS_FIELDSET,
         (_("Content"), {"fields": ["files_link", "total_size", "generation", "rules_summary"]}),
+        (_("Traffic"), {"fields": ["traffic_chart"]}),
         (_("State"), {"fields": ["created_at", "updated_at"]}),
     ]
     #: A site being added has no content or history yet.
@@ -138,7 +142,7 @@ class SiteAdmin(SiteAdminBase):
         # Subqueries, not joins: a search through domains__hostname joins the
         # domains, which would multiply joined counts and sums.
         assets = Asset.objects.filter(site=OuterRef("pk")).order_by().values("site")
-        return (
+        return with_traffic_today(
             super()
             .get_queryset(request)
             .annotate(
@@ -277,7 +281,8 @@ class SiteAdmin(SiteAdminBase):
         limit = stats["memory_limit"] or 0
         context = {
             **self.admin_site.each_context(request),
-            "title": gettext("Cache of this process"),
+            "title": gettext("Cache"),
+            **cluster(),
             "subtitle": None,
             "opts": self.opts,
             "stats": stats,
