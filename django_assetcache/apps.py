@@ -18,6 +18,8 @@ class AssetCacheConfig(AppConfig):
         from . import accessreceivers, receivers  # noqa: F401
         from .accessdb import DatabaseAccess
         from .loader import DatabaseLoader
+        from .reporting import Reporter, note_applied
 
         runtime.use_loader(DatabaseLoader)
         runtime.use_access(DatabaseAccess)
+        runtime.use_reporter(Reporter, note_applied)

@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from . import conf
+from . import conf, traffic
 from .entries import Entry, EntryKind
 from .feed import ChangeRecord, FeedReader, FeedSource
 from .hosts import HOST_SHARE, HostMiss, HostTarget, SiteInfo, host_cost, normalize_host, other_sites, request_keys
@@ -139,6 +139,7 @@ class AssetCache(FeedReader):
         entry = self.entries.get((site.key, path))
         if entry is None:
             self.misses += 1
+            site.traffic[traffic.MISSES] += 1
             return self._fill(site, path)
         entry.hot = True
         if entry.kind is _MISSING:

@@ -3,6 +3,7 @@ settings a site host needs."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import reprlib
@@ -188,6 +189,13 @@ VALIDATORS: dict[str, tuple[Callable[[object], bool], str]] = {
         "a URL path such as '/_assetcache_blobs/' (starting with '/', no spaces, query or percent signs)",
     ),
     "COMPRESSIBLE_TYPES": (_strings, "a list or tuple of media type prefixes (strings)"),
+    "STATS_INTERVAL": _seconds(minimum_exclusive=False),
+    "METRICS": (lambda v: isinstance(v, bool), "True or False"),
+    "METRICS_TOKEN": (
+        lambda v: isinstance(v, str) and v.isascii() and v.isprintable(),
+        "a token of printable ASCII (a string)",
+    ),
+    "METRICS_PER_SITE": (lambda v: isinstance(v, bool), "True or False"),
 }
 
 
@@ -271,3 +279,20 @@ def check_locations(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage
             )
         )
     return errors
+
+
+@register()
+def check_metrics(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """ASSETCACHE_METRICS needs prometheus_client (the ``[metrics]`` extra)."""
+    if (
+        getattr(settings, conf.PREFIX + "METRICS", False) is True
+        and importlib.util.find_spec("prometheus_client") is None
+    ):
+        return [
+            Error(
+                "ASSETCACHE_METRICS is on, but prometheus_client is not installed.",
+                hint="pip install 'django-assetcache[metrics]', or turn ASSETCACHE_METRICS off.",
+                id="assetcache.E004",
+            )
+        ]
+    return []

@@ -107,6 +107,16 @@ class Settings:
     #: Seconds an evicted blob stays on disk before it is deleted, so that
     #: responses already sending it (or about to open it) finish.
     DELETE_DELAY: float = 60.0
+    #: Seconds between two writes of this process's traffic per site and its
+    #: heartbeat to the database (by a background thread); 0 turns both off.
+    STATS_INTERVAL: float = 10.0
+    #: Publish Prometheus metrics (needs the ``[metrics]`` extra), every second.
+    METRICS: bool = False
+    #: Bearer token the ``/assetcache/metrics`` view asks for; "" leaves it
+    #: open to whoever reaches it (then protect it by the network).
+    METRICS_TOKEN: str = ""
+    #: Label request and byte counters with the site; off for very many sites.
+    METRICS_PER_SITE: bool = True
     #: Hand bodies on the local disk to the web server in front: "nginx"
     #: (X-Accel-Redirect), "apache" or "lighttpd" (X-Sendfile); None sends
     #: them from the worker.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import sys
 
+from . import traffic
 from .replies import DEFAULT_REPLIES, NOINDEX, NOINDEX_REPLIES, FixedReplies
 from .ruletables import HeaderTable, RedirectTable, compiled
 from .transport import Transport, for_site
@@ -43,6 +44,7 @@ class SiteInfo:
         "replies",
         "rules_text",
         "subdomain",
+        "traffic",
         "transport",
         "visibility",
     )
@@ -100,6 +102,9 @@ class SiteInfo:
         self.transport: Transport | None = for_site(
             https_only or force_https, hsts_max_age, hsts_include_subdomains, hsts_preload, canonical_host
         )
+        #: What this process served the site (``traffic.py``), shared by
+        #: every SiteInfo of the site: the hit path counts here.
+        self.traffic = traffic.counts_for(id)
 
     def headers_for(self, path: str) -> tuple[tuple[tuple[str, str], ...], str | None]:
         """What the entry served at ``path`` sends besides its own headers:

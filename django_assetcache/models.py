@@ -385,3 +385,8 @@ from .accessmodels import ShareLink as ShareLink  # noqa: E402
 from .accessmodels import UsedTicket as UsedTicket  # noqa: E402
 from .deploymentmodels import Deployment as Deployment  # noqa: E402
 from .deploymentmodels import DeploymentAlias as DeploymentAlias  # noqa: E402
+
+# Traffic per site and the processes' heartbeats live in usage.py; importing
+# them here registers them with the app like every other model.
+from .usage import Heartbeat as Heartbeat  # noqa: E402
+from .usage import SiteTraffic as SiteTraffic  # noqa: E402

@@ -57,6 +57,7 @@ class Reply:
         "length",
         "offset",
         "parts",
+        "sent",
         "status",
         "status_line",
     )
@@ -81,6 +82,8 @@ class Reply:
         self.length = length
         self.file_size = file_size
         self.parts = parts
+        #: Body bytes this reply sends, counted per site (``traffic.py``).
+        self.sent = length if file_path is not None else len(body)
         self._raw_headers: list[tuple[bytes, bytes]] | None = None
         #: Room for an adapter to keep its own form of ``headers``, built once.
         self.adapter_headers: object = None
@@ -119,7 +122,28 @@ def plain_reply(
 
 
 BAD_REQUEST = plain_reply(400, "Bad request path.\n")
-SITE_NOT_FOUND = plain_reply(404, "No site is published at this address.\n")
+#: For a host that names no site: plain text, or a small page for a browser
+#: (``serve`` picks by the Accept header); both vary by it.
+SITE_NOT_FOUND = plain_reply(404, "No site is published at this address.\n", [("Vary", "Accept")])
+SITE_NOT_FOUND_PAGE = b"""<!doctype html>
+<html lang="en"><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>No site here</title>
+<style>body{font:1rem/1.5 system-ui,sans-serif;max-width:34rem;margin:18vh auto;padding:0 1rem;color:#333}
+h1{font-size:1.4rem;font-weight:600}p{color:#666}</style>
+<h1>No site is published at this address.</h1>
+<p>Check the address for a typing mistake; if the site is yours, publish it to this name first.</p>
+"""
+SITE_NOT_FOUND_HTML = Reply(
+    404,
+    [
+        ("Content-Type", "text/html; charset=utf-8"),
+        ("Content-Length", str(len(SITE_NOT_FOUND_PAGE))),
+        NOSNIFF,
+        ("Vary", "Accept"),
+        ("Cache-Control", "no-cache"),
+    ],
+    SITE_NOT_FOUND_PAGE,
+)
 NOT_FOUND = plain_reply(404, "Not found.\n")
 METHOD_NOT_ALLOWED = plain_reply(405, "Method not allowed.\n", [("Allow", ALLOWED_METHODS)])
 BAD_GATEWAY = plain_reply(502, "The file could not be fetched from storage.\n")

@@ -23,7 +23,7 @@ from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
-from . import conf, invalidation, localtier, signals
+from . import conf, invalidation, localtier, signals, traffic
 from .access import AccessBackend, AccessGate
 from .cache import AssetCache, Loader
 from .feed import ChangeRecord
@@ -36,6 +36,9 @@ _cache_lock = threading.Lock()
 _make_loader: Callable[[], Loader] | None = None
 _access: AccessGate | None = None
 _make_access: Callable[[], AccessBackend] | None = None
+_make_reporter: Callable[[AssetCache, Callable[[], None]], Any] | None = None
+_note_applied: Callable[[ChangeRecord], None] | None = None
+_reporter: Any = None
 
 
 def use_loader(make_loader: Callable[[], Loader]) -> None:
@@ -59,6 +62,30 @@ def get_access() -> AccessGate:
             raise ImproperlyConfigured("django_assetcache is not ready: it must be in INSTALLED_APPS")
         gate = _access = AccessGate(_make_access(), conf.get().PASSWORD_ATTEMPTS)
     return gate
+
+
+def use_reporter(
+    make_reporter: Callable[[AssetCache, Callable[[], None]], Any], note_applied: Callable[[ChangeRecord], None]
+) -> None:
+    """What reports this process's counts (``reporting.Reporter``, set by
+    ``AppConfig.ready``), and what notes each change applied."""
+    global _make_reporter, _note_applied
+    _make_reporter = make_reporter
+    _note_applied = note_applied
+
+
+def _start_reporter(cache: AssetCache) -> None:
+    """The reporting thread of this process (one per process, off the request path)."""
+    global _reporter
+    if _reporter is not None:
+        _reporter.stop()
+    _reporter = None
+    if _make_reporter is not None:
+        try:
+            _reporter = _make_reporter(cache, release_connections)
+            _reporter.start()
+        except Exception:
+            logger.warning("assetcache: cannot start reporting", exc_info=True)
 
 
 def get_cache() -> AssetCache:
@@ -92,6 +119,7 @@ def _create() -> AssetCache:
                 except Exception:
                     logger.warning("assetcache: cannot read the change feed", exc_info=True)
             invalidation.get_backend().start(cache, release_connections)
+            _start_reporter(cache)
             _cache = cache
         return _cache
 
@@ -116,22 +144,28 @@ def hydrate(cache: AssetCache) -> bool:
 
 def reset() -> None:
     """Forget the process cache; the next request creates a fresh one."""
-    global _cache, _access
+    global _cache, _access, _reporter
     with _cache_lock:
         _cache = None
         _access = None
         invalidation.reset()
+        if _reporter is not None:
+            _reporter.stop()
+        _reporter = None
 
 
 def _after_fork_in_child() -> None:
     # Threads do not survive fork: a cache made before it (gunicorn
     # --preload) keeps its data but needs fresh locks and its own listener.
-    global _cache_lock
+    global _cache_lock, _reporter
     _cache_lock = threading.Lock()
+    traffic.zero()  # the parent reports what it counted
+    _reporter = None
     cache = _cache
     if cache is not None:
         cache.renew_locks()
         invalidation.get_backend().start(cache, release_connections)
+        _start_reporter(cache)
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -159,6 +193,11 @@ def warm() -> AssetCache:
     return cache
 
 
+def reporter() -> Any:
+    """This process's reporting thread's owner, if it has one."""
+    return _reporter
+
+
 def stats() -> dict[str, Any]:
     """Counters of this process's cache."""
     return get_cache().stats()
@@ -182,6 +221,8 @@ def _send_evicted(reason: str, count: int) -> None:
 
 
 def _send_invalidated(change: ChangeRecord) -> None:
+    if _note_applied is not None:
+        _note_applied(change)
     gate = _access
     if gate is not None:
         gate.forget(change.kind)

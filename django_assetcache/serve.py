@@ -15,6 +15,7 @@ from urllib.parse import unquote_to_bytes
 from asgiref.sync import sync_to_async
 from django.core.exceptions import SynchronousOnlyOperation
 
+from . import traffic
 from .accel import offload_for
 from .bodies import FileParts, FileRange
 from .cache import AssetCache, BlobUnavailable, Unavailable
@@ -26,6 +27,7 @@ from .replies import (
     BAD_GATEWAY,
     SERVICE_UNAVAILABLE,
     SITE_NOT_FOUND,
+    SITE_NOT_FOUND_HTML,
     Reply,
     without_body,
 )
@@ -38,6 +40,10 @@ logger = logging.getLogger("django_assetcache")
 _FILE = EntryKind.FILE
 _REDIRECT = EntryKind.REDIRECT
 _PASS = HostMiss.PASS
+_SENT = traffic.SENT
+_NOT_FOUND = traffic.NOT_FOUND
+#: Where requests to a host that names no site are counted.
+_NO_SITE = traffic.counts_for(traffic.NO_SITE)
 
 
 def answer(
@@ -47,29 +53,32 @@ def answer(
 
     ``path`` is None when the request's path is not UTF-8: a site answers
     that with 400. ``read_body`` reads the request body (a private site's
-    password form).
+    password form). Each reply is counted in its site's traffic (``traffic.py``).
     """
     cache = get_cache()
     cache.maybe_poll()
     try:
         site = cache.site_for(host)
     except Unavailable:
-        logger.warning("assetcache: database unavailable resolving host %r", host, exc_info=True)
-        normalized = normalize_host(host) or ""
-        return _for(method, SERVICE_UNAVAILABLE) if normalized.endswith(cache.domain_suffix) else None
+        return _host_unavailable(cache.domain_suffix, host, method)
     if site.__class__ is not SiteInfo:
-        return None if site is _PASS else _for(method, SITE_NOT_FOUND)
+        return None if site is _PASS else _no_site(_NO_SITE, method, get)
     assert isinstance(site, SiteInfo)
+    counts = site.traffic
     if not site.active:
-        return _for(method, site.replies.site_not_found)
+        return _no_site(counts, method, get)
+    reply = None
     if site.transport is not None:
-        moved = transport_reply(site, host, path, query_string, get)
-        if moved is not None:
-            return moved
-    if site.private:
-        site_reply = partial(_site_reply, cache, site, host, path, method, query_string, get)
-        return answer_private(site, host, path, method, query_string, get, read_body, site_reply)
-    return _site_reply(cache, site, host, path, method, query_string, get)
+        reply = transport_reply(site, host, path, query_string, get)
+    if reply is None:
+        if site.private:
+            site_reply = partial(_site_reply, cache, site, host, path, method, query_string, get)
+            reply = answer_private(site, host, path, method, query_string, get, read_body, site_reply)
+        else:
+            reply = _site_reply(cache, site, host, path, method, query_string, get)
+    counts[reply.status // 100] += 1
+    counts[_SENT] += reply.sent
+    return reply
 
 
 def _site_reply(
@@ -96,22 +105,61 @@ def _site_reply(
             return decide(entry, method, get)
         if kind is _REDIRECT:
             return redirect(entry, query_string)
-        if site.redirects is not None:
-            ruled = fallback_reply(cache, site, host, clean, method, query_string, get)
-            if ruled is not None:
-                return ruled
-        reply = site.replies.not_found
-        if site.error_path:
-            document = cache.error_document(site)
-            if document.kind is _FILE:
-                reply = document.not_found()
-    except BlobUnavailable:
+        return _missing(cache, site, host, clean, method, query_string, get)
+    except Unavailable as exc:
+        return _unavailable(exc, site, host, path, method)
+
+
+def _missing(
+    cache: AssetCache, site: SiteInfo, host: str, clean: str, method: str, query_string: str, get: HeaderGetter
+) -> Reply:
+    """A path the site does not have: a rule's answer, else its error
+    document or a plain 404 (counted as a 404 of the site)."""
+    if site.redirects is not None:
+        ruled = fallback_reply(cache, site, host, clean, method, query_string, get)
+        if ruled is not None:
+            return ruled
+    site.traffic[_NOT_FOUND] += 1
+    reply = site.replies.not_found
+    if site.error_path:
+        document = cache.error_document(site)
+        if document.kind is _FILE:
+            reply = document.not_found()
+    return _for(method, reply)
+
+
+def _unavailable(exc: Unavailable, site: SiteInfo, host: str, path: str | None, method: str) -> Reply:
+    if isinstance(exc, BlobUnavailable):
         logger.error("assetcache: blob unavailable for %s%s", host, path, exc_info=True)
         return _for(method, site.replies.bad_gateway)
-    except Unavailable:
-        logger.warning("assetcache: database unavailable for %s%s", host, path, exc_info=True)
-        return _for(method, site.replies.service_unavailable)
-    return _for(method, reply)
+    logger.warning("assetcache: database unavailable for %s%s", host, path, exc_info=True)
+    return _for(method, site.replies.service_unavailable)
+
+
+def _host_unavailable(domain_suffix: str, host: str, method: str) -> Reply | None:
+    """The database cannot say what ``host`` is: 503 under the domain,
+    else the project's to answer."""
+    logger.warning("assetcache: database unavailable resolving host %r", host, exc_info=True)
+    normalized = normalize_host(host) or ""
+    if not normalized.endswith(domain_suffix):
+        return None
+    return _counted(_NO_SITE, _for(method, SERVICE_UNAVAILABLE))
+
+
+def _counted(counts: traffic.Counts, reply: Reply) -> Reply:
+    """``reply``, counted in the site's traffic (off the hit path)."""
+    counts[reply.status // 100] += 1
+    counts[_SENT] += reply.sent
+    return reply
+
+
+def _no_site(counts: traffic.Counts, method: str, get: HeaderGetter) -> Reply:
+    """The 404 of a host that names no (active) site: a small page for a
+    browser, plain text for anything else, both prepared once."""
+    accept = get("HTTP_ACCEPT")
+    page = SITE_NOT_FOUND_HTML if accept and "text/html" in accept else SITE_NOT_FOUND
+    counts[_NOT_FOUND] += 1
+    return _counted(counts, _for(method, page))
 
 
 def _for(method: str, reply: Reply) -> Reply:

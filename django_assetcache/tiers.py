@@ -59,3 +59,8 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def current() -> LocalTier | None:
+    """This process's local tier if one was made, without making one."""
+    return _tier

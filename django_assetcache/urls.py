@@ -16,4 +16,5 @@ app_name = "django_assetcache"
 urlpatterns = [
     path("assetcache/tls-ask", views.tls_ask, name="tls-ask"),
     path("assetcache/access", access_views.access_ticket, name="access"),
+    path("assetcache/metrics", views.metrics, name="metrics"),
 ]

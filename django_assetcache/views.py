@@ -1,16 +1,26 @@
-"""The TLS-ask endpoint: may a certificate be requested for this host name?
+"""Views for the project's URLconf (``django_assetcache.urls``).
+
+``tls_ask``, the TLS-ask endpoint: may a certificate be requested for this
+host name?
 
 Caddy's on-demand TLS asks it before it requests a certificate for a name
 it has none for (docs/tls-and-domains.md). The answer comes from the
 process's host map, the one that routes requests, so a repeated question
 costs no database query.
+
+``metrics``: the Prometheus exposition of every process on this machine,
+asking for ASSETCACHE_METRICS_TOKEN as a bearer token when one is set.
 """
 
 from __future__ import annotations
 
+import hmac
+
 from django.http import HttpRequest, HttpResponse
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
+from . import conf
 from .hosts import SiteInfo, normalize_host
 from .runtime import get_cache
 
@@ -46,3 +56,27 @@ def tls_ask(request: HttpRequest) -> HttpResponse:
     if host is None or host != domain.lower().rstrip(".") or not is_site_host(host):
         return _plain(404, "No site answers at this host name.\n")
     return _plain(200, "A site answers at this host name.\n")
+
+
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@never_cache
+@require_safe
+def metrics(request: HttpRequest) -> HttpResponse:
+    settings = conf.get()
+    if not settings.METRICS:
+        return _plain(404, "Metrics are off (ASSETCACHE_METRICS).\n")
+    token = settings.METRICS_TOKEN
+    if token:
+        given = request.headers.get("Authorization", "")
+        expected = f"Bearer {token}"
+        if not hmac.compare_digest(given.encode("latin-1", "replace"), expected.encode()):
+            refused = _plain(401, "A valid bearer token is required.\n")
+            refused["WWW-Authenticate"] = 'Bearer realm="metrics"'
+            return refused
+    # prometheus_client is the optional [metrics] extra; ASSETCACHE_METRICS
+    # on without it is a system check error.
+    from .metrics import exposition
+
+    return HttpResponse(exposition(), content_type=PROMETHEUS_TEXT)

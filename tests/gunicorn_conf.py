@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
 
 def post_worker_init(worker: object) -> None:
@@ -42,3 +43,20 @@ def post_worker_init(worker: object) -> None:
 
     os.sendfile = os_sendfile
     wsgi.Response.sendfile = sendfile
+
+
+def post_fork(server: object, worker: object) -> None:
+    if os.environ.get("ASSETCACHE_TEST_WARM"):
+        # What docs/deployment.md recommends: each worker loads its cache
+        # (and starts its reporting thread) before its first request.
+        from django_assetcache import warm
+
+        warm()
+
+
+def child_exit(server: object, worker: Any) -> None:
+    """A worker's live gauges leave the metrics when it exits (docs/observability.md)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -83,6 +83,10 @@ else:
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": _db_file,
             "TEST": {"NAME": _db_file},
+            # Writers in several processes (the admin, every worker's
+            # reporting thread) wait for each other instead of failing on a
+            # read lock upgraded to a write lock (docs/observability.md).
+            "OPTIONS": {"transaction_mode": "IMMEDIATE"},
         }
     }
 
@@ -106,3 +110,7 @@ ASSETCACHE_GC_GRACE = 0
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 ASSETCACHE_MEMORY_LIMIT = int(os.environ.get("ASSETCACHE_TEST_MEMORY_LIMIT", str(64 * 1024 * 1024)))
+# Servers a test starts turn these on; in-process tests flush by hand.
+ASSETCACHE_STATS_INTERVAL = float(os.environ.get("ASSETCACHE_TEST_STATS_INTERVAL", "0"))
+ASSETCACHE_METRICS = os.environ.get("ASSETCACHE_TEST_METRICS", "") == "1"
+ASSETCACHE_METRICS_TOKEN = os.environ.get("ASSETCACHE_TEST_METRICS_TOKEN", "")

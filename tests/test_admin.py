@@ -87,7 +87,8 @@ def test_site_changelist_shows_each_site(admin_client: Client, site: Site, blog:
     assert '<a href="https://docs.sites.test/" target="_blank" rel="noopener">' in page
     assert '<td class="field-file_count">5</td>' in page
     assert f'<td class="field-total_size">{human_bytes(SAMPLE_BYTES)}</td>' in page
-    assert '<td class="field-generation">2</td>' in page
+    assert '<td class="field-requests_today">0</td>' in page
+    assert '<td class="field-bytes_today">0 B</td>' in page
     assert f'<a href="{SITES}{blog.pk}/change/">blog</a>' in page
     assert '<td class="field-file_count">2</td>' in page
     assert f'<td class="field-total_size">{len("blog home") + len("<rss/>")} B</td>' in page

@@ -142,6 +142,7 @@ def server(
         "ASSETCACHE_TEST_INVALIDATION": "database",
         "ASSETCACHE_TEST_POLL_INTERVAL": "0.2",
         "ASSETCACHE_BROWSER_SITE_URL": "http://{host}/",
+        "ASSETCACHE_TEST_STATS_INTERVAL": "0.3",
     }
     # Threads: a browser opens connections ahead of need, and a sync worker
     # would sit on an idle one while the page waits for another.
@@ -298,6 +299,8 @@ def test_the_admin_in_a_browser(server: Any, browser: Any, tmp_path: Path) -> No
     assert watch.take() == []
     response = site_page.reload()
     assert response is not None and response.status == 404
+    # A browser gets the small page, not plain text.
+    expect(site_page.locator("h1")).to_have_text("No site is published at this address.")
     shots.take(site_page, "live-deactivated")
     assert watch.take() == [f"404: {live}"]
 
@@ -305,7 +308,30 @@ def test_the_admin_in_a_browser(server: Any, browser: Any, tmp_path: Path) -> No
     follow(page, "a.cache-link")
     expect(page.locator("#stat-invalidation")).to_contain_text("database")
     assert int(page.locator("#stat-hits").inner_text()) > 0
-    shots.take(page, "cache", full_page=True)
+    # Every serving process (one here) reported; the page lists it.
+    expect(page.locator("#cluster tr.process")).to_have_count(1)
+    expect(page.locator("#cluster tr.process td.behind")).to_have_text("up to date")
+    shots.take(page, "cache-cluster", full_page=True)
+    assert watch.take() == []
+
+    # The site's traffic, as the processes reported it, in a chart.
+    page.goto(admin + "django_assetcache/site/")
+    assert int(page.locator("#result_list td.field-requests_today").inner_text()) > 0
+    follow(page, "#result_list a:text-is('docs')")
+    expect(page.locator("#traffic-days svg")).to_be_visible()
+    expect(page.locator("#traffic-hours svg rect.bar")).to_have_count(48)
+    page.locator("fieldset:has(#traffic-days)").scroll_into_view_if_needed()
+    shots.take(page, "site-traffic")
+
+    # At 1280 px every column of the site and asset lists fits.
+    page.set_viewport_size({"width": 1280, "height": 800})
+    for url, name in (("django_assetcache/site/", "sites-1280"), ("django_assetcache/asset/", "assets-1280")):
+        page.goto(admin + url)
+        shots.take(page, name, full_page=True)
+        widths = "(e => [e.scrollWidth, e.clientWidth])(document.querySelector('#changelist .results'))"
+        scrolled, shown = page.evaluate(widths)
+        columns = page.evaluate("[...document.querySelectorAll('#result_list thead th')].map(e => e.offsetWidth)")
+        assert scrolled <= shown, (url, scrolled, shown, columns)
     assert watch.take() == []
 
     context.close()

@@ -42,6 +42,7 @@ from django_assetcache.asgi import AssetCacheASGI
 from django_assetcache.models import Asset, Blob, Domain, Site
 from django_assetcache.publish import publish
 from django_assetcache.ranges import MAX_RANGES
+from django_assetcache.replies import SITE_NOT_FOUND_PAGE
 from django_assetcache.store import BlobStore
 from django_assetcache.wsgi import AssetCacheWSGI
 from tests.conftest import SAMPLE, write_tree
@@ -1424,6 +1425,33 @@ def test_unknown_site_host_gets_404(fetch, docs):
             assert result.status == 404, host
             assert result.headers["Content-Type"] == PLAIN
             assert result.body == BODY_NO_SITE
+
+
+NO_SITE_PAGE = SITE_NOT_FOUND_PAGE
+
+
+@pytest.mark.parametrize(
+    ("accept", "content_type", "body"),
+    [
+        ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", "text/html; charset=utf-8", NO_SITE_PAGE),
+        ("*/*", PLAIN, BODY_NO_SITE),
+        (None, PLAIN, BODY_NO_SITE),
+        ("application/json", PLAIN, BODY_NO_SITE),
+    ],
+)
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_no_site_is_a_small_page_for_browsers_and_text_for_the_rest(fetch, docs, accept, content_type, body, method):
+    headers = {} if accept is None else {"Accept": accept}
+    for host in ("nosuch.sites.test", "docs.sites.test"):
+        if host == "docs.sites.test":
+            edit_site(docs.site, is_active=False)
+        result = fetch(method, "/any/path", host=host, **headers)
+        assert result.status == 404
+        assert result.headers["Content-Type"] == content_type
+        assert result.headers["Vary"] == "Accept"
+        assert result.headers["Content-Length"] == str(len(body))
+        assert result.body == (body if method == "GET" else b"")
+    assert len(NO_SITE_PAGE) < 600 and b"No site is published at this address." in NO_SITE_PAGE
 
 
 def test_inactive_site_gets_404(fetch, docs):

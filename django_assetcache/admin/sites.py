@@ -40,6 +40,7 @@ from ..publish import PublishSummary
 from ..rules import loads
 from ..warmup import WarmupError, warm_up
 from .access import ACCESS_FIELDSET, AccessSiteForm, ShareLinkInline, share_button, share_view
+from .traffic import TrafficColumns, cluster, with_traffic_today
 
 if TYPE_CHECKING:
     DomainInlineBase = admin.TabularInline[Domain, Site]
@@ -91,7 +92,7 @@ def summary_message(upload: str, summary: PublishSummary) -> str:
 
 
 @admin.register(Site)
-class SiteAdmin(SiteAdminBase):
+class SiteAdmin(TrafficColumns, SiteAdminBase):
     form = AccessSiteForm
     list_select_related = ["live_deployment"]
     list_display = [
@@ -101,7 +102,8 @@ class SiteAdmin(SiteAdminBase):
         "published",
         "file_count",
         "total_size",
-        "generation",
+        "requests_today",
+        "bytes_today",
         "visibility",
         "is_active",
     ]
@@ -117,6 +119,7 @@ class SiteAdmin(SiteAdminBase):
         "total_size",
         "rules_summary",
         "share_button",
+        "traffic_chart",
     ]
     inlines = [DomainInline, ShareLinkInline]
     fieldsets = [
@@ -128,6 +131,7 @@ class SiteAdmin(SiteAdminBase):
         ),
         ACCESS_FIELDSET,
         (_("Content"), {"fields": ["files_link", "total_size", "generation", "rules_summary"]}),
+        (_("Traffic"), {"fields": ["traffic_chart"]}),
         (_("State"), {"fields": ["created_at", "updated_at"]}),
     ]
     #: A site being added has no content or history yet.
@@ -142,7 +146,7 @@ class SiteAdmin(SiteAdminBase):
         # domains, which would multiply joined counts and sums.
         # The live deployment's files: other deployments keep rows of their own.
         assets = Asset.objects.filter(deployment=OuterRef("live_deployment")).order_by().values("deployment")
-        return (
+        return with_traffic_today(
             super()
             .get_queryset(request)
             .annotate(
@@ -291,7 +295,8 @@ class SiteAdmin(SiteAdminBase):
         limit = stats["memory_limit"] or 0
         context = {
             **self.admin_site.each_context(request),
-            "title": gettext("Cache of this process"),
+            "title": gettext("Cache"),
+            **cluster(),
             "subtitle": None,
             "opts": self.opts,
             "stats": stats,

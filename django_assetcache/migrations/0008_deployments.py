@@ -57,7 +57,7 @@ def deployments_as_files(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) ->
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('django_assetcache', '0006_private_sites'),
+        ('django_assetcache', '0007_traffic_and_heartbeats'),
     ]
 
     operations = [
