@@ -281,11 +281,11 @@ def test_the_admin_site_list_shows_when_and_by_whom_the_live_deployment_was_publ
     v1_v2, admin_client: Client
 ) -> None:
     page = admin_client.get("/admin/django_assetcache/site/").content.decode()
-    assert "Published" in page
+    assert '<br><span class="quiet">' in page  # under the live URL
     assert "· assetcache_publish" not in page  # published by the Python API: no name
     Deployment.objects.filter(state="live").update(created_by="ci")
     page = admin_client.get("/admin/django_assetcache/site/").content.decode()
-    assert "· ci</td>" in page
+    assert "· ci</span>" in page
 
 
 # --- the migration ---------------------------------------------------------------------------------
@@ -381,3 +381,10 @@ def test_a_publish_keeps_the_entries_of_unchanged_paths(
         assert fetch(HOST, "/new.html")[0] == 404
     entries = runtime.get_cache().entries
     assert (v2.pk, "/css/site.css") in entries and (v1.pk, "/css/site.css") not in entries
+
+
+def test_the_admin_files_link_lists_the_live_deployments_files(v1_v2, admin_client: Client) -> None:
+    _, v2 = v1_v2
+    page = admin_client.get(f"/admin/django_assetcache/asset/?deployment__id__exact={v2.pk}")
+    assert page.status_code == 200
+    assert page.content.decode().count('<td class="field-content_type">') == 3

@@ -99,7 +99,6 @@ class SiteAdmin(TrafficColumns, SiteAdminBase):
         "subdomain",
         "name",
         "live_url",
-        "published",
         "file_count",
         "total_size",
         "requests_today",
@@ -179,7 +178,13 @@ class SiteAdmin(TrafficColumns, SiteAdminBase):
     def live_url(self, site: Site) -> str:
         if not site.pk:
             return "-"
-        return format_html('<a href="{0}" target="_blank" rel="noopener">{0}</a>', site.url)
+        link = format_html('<a href="{0}" target="_blank" rel="noopener">{0}</a>', site.url)
+        published = self.published(site)
+        if published == "-":
+            return link
+        # Under the link, so the list keeps its width: when the live
+        # deployment went live, and who published it.
+        return format_html('{}<br><span class="quiet">{}</span>', link, published)
 
     @admin.display(description=_("published"), ordering="live_deployment__live_at")
     def published(self, site: Site) -> str:
