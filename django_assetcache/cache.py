@@ -43,7 +43,10 @@ class BlobUnavailable(Unavailable):
 
 
 #: Change kinds that alter what a host maps to (SiteInfo is kept in the host map).
-HOST_KINDS = frozenset({"settings", "delete", "domains"})
+HOST_KINDS = frozenset({"settings", "delete", "domains", "deploy"})
+#: Change kinds that only move hosts between deployments: entries are keyed
+#: by deployment, which never changes, so they stay.
+SWITCH_KINDS = frozenset({"deploy"})
 
 
 class Loader(FeedSource, Protocol):
@@ -90,7 +93,10 @@ class AssetCache(FeedReader):
         #: What each host map costs; both count against MEMORY_LIMIT with the entries.
         self.raw_host_bytes = 0
         self.site_host_bytes = 0
+        #: Keyed by (SiteInfo.key, path): by deployment, not by site.
         self.entries: dict[tuple[int, str], Entry] = {}
+        #: Per site id, the entry scopes (SiteInfo.key) it has filled.
+        self.site_scopes: dict[int, set[int]] = {}
         self.clock: deque[tuple[tuple[int, str], Entry]] = deque()
         self.bytes_held = 0
         #: What entries dropped or replaced since cost: they stay referenced
@@ -130,7 +136,7 @@ class AssetCache(FeedReader):
         return target
 
     def entry(self, site: SiteInfo, path: str) -> Entry:
-        entry = self.entries.get((site.id, path))
+        entry = self.entries.get((site.key, path))
         if entry is None:
             self.misses += 1
             site.traffic[traffic.MISSES] += 1
@@ -145,7 +151,7 @@ class AssetCache(FeedReader):
     def error_document(self, site: SiteInfo) -> Entry:
         """The site's error document entry; not counted as a hit, since the
         request it serves was a miss."""
-        entry = self.entries.get((site.id, site.error_path))
+        entry = self.entries.get((site.key, site.error_path))
         if entry is None:
             return self._fill(site, site.error_path)
         entry.hot = True
@@ -207,8 +213,9 @@ class AssetCache(FeedReader):
                 # A change was applied while we read: what we read may
                 # predate it. Answer this request with it, keep nothing.
                 return found[path]
+            self.site_scopes.setdefault(site.id, set()).add(site.key)
             for key_path, entry in found.items():
-                self._insert((site.id, key_path), entry)
+                self._insert((site.key, key_path), entry)
         return found[path]
 
     def _insert(self, key: tuple[int, str], entry: Entry) -> None:
@@ -269,25 +276,31 @@ class AssetCache(FeedReader):
             return
         site_id = change.site_id
         hosts = change.kind in HOST_KINDS
+        switch = change.kind in SWITCH_KINDS
         if hosts:
             self._drop_hosts(site_id)
         snapshot = self.loader.snapshot
         if snapshot is not None:
-            snapshot.forget(site_id, change.paths, hosts, change.id)
-        if site_id is None:
+            snapshot.forget(site_id, change.paths, hosts, change.id, switch=switch)
+        if site_id is None or switch:
             return
+        scopes = self.site_scopes.get(site_id, ())
         if change.paths is None:
-            self._drop_site(site_id)
-        else:
+            self._drop_scopes(scopes)
+            return
+        for scope in scopes:
             for path in change.paths:
                 for key in _request_keys(path):
-                    entry = self.entries.pop((site_id, key), None)
+                    entry = self.entries.pop((scope, key), None)
                     if entry is not None:
                         self._unlist(entry)
 
-    def _drop_site(self, site_id: int) -> None:
-        for key in [key for key in self.entries if key[0] == site_id]:
-            self._unlist(self.entries.pop(key))
+    def _drop_scopes(self, scopes: Iterable[int]) -> None:
+        """Drop the entries of these scopes (a site's deployments)."""
+        wanted = set(scopes)
+        if wanted:
+            for key in [key for key in self.entries if key[0] in wanted]:
+                self._unlist(self.entries.pop(key))
 
     def _drop_hosts(self, site_id: int | None) -> None:
         # Negative host entries may concern the changed site (a new subdomain,
@@ -327,6 +340,7 @@ class AssetCache(FeedReader):
         self.raw_host_bytes = 0
         self.site_host_bytes = 0
         self.entries = {}
+        self.site_scopes = {}
         self.clock = deque()
         self.bytes_held = 0
         self.stale_bytes = 0

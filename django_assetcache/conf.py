@@ -66,6 +66,11 @@ class Settings:
     REDIS_URL: str = "redis://127.0.0.1:6379/0"
     #: Change rows younger than this many seconds are never pruned.
     CHANGE_RETENTION: float = 7 * 24 * 3600
+    #: ``assetcache_gc`` keeps at least this many of each site's newest
+    #: deployments (besides the live one and those an alias names).
+    DEPLOYMENT_RETENTION: int = 20
+    #: ... and every deployment younger than this many days.
+    DEPLOYMENT_RETENTION_DAYS: float = 30.0
     #: assetcache_gc deletes a blob only once it has been unused this many
     #: seconds (and a stored file without a row only once it is this old), so
     #: restoring a database backup younger than this finds all its blobs.

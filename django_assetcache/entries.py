@@ -28,7 +28,7 @@ class _Shared:
     """Header tuples many representations have in common (same type, date,
     Cache-Control, Vary, coding): kept once, not once per file."""
 
-    __slots__ = ("entity", "tail", "uncached")
+    __slots__ = ("entity", "extra", "tail", "uncached")
 
     def __init__(
         self,
@@ -50,6 +50,9 @@ class _Shared:
         private = cache_control.startswith("private")
         if vary or private:
             tail.append(VARY_PRIVATE[vary] if private else VARY)
+        #: Headers of the site rather than the file (rules, HSTS, a preview's
+        #: X-Robots-Tag): a 404 with the error document sends them too.
+        self.extra = extra
         self.entity = tuple(entity)
         self.tail = tuple(tail)
         #: Cache-Control of replies that answer one request only (412, 404).
@@ -262,6 +265,7 @@ class Entry:
         "_not_found",
         "br",
         "cost",
+        "extra",
         "gzip",
         "hot",
         "identity",
@@ -281,8 +285,11 @@ class Entry:
         last_modified_ts: int = 0,
         location: str = "",
         cost: int = 0,
+        extra: tuple[tuple[str, str], ...] = (),
     ) -> None:
         self.kind = kind
+        #: Headers of the host the entry was built for (a redirect adds them).
+        self.extra = extra
         self.identity = identity
         variants = variants or {}
         self.br = variants.get("br")
@@ -314,6 +321,7 @@ class Entry:
                 ("Content-Length", str(rep.length)),
                 ("Cache-Control", rep.shared.uncached),
                 NOSNIFF,
+                *rep.shared.extra,
             ]
             body = rep.body
             if body is None:
@@ -367,11 +375,15 @@ def build_file_entry(
         last_modified=last_modified_text,
         last_modified_ts=int(last_modified),
         cost=cost,
+        extra=extra_headers,
     )
 
 
-def build_redirect_entry(path: str, per_entry_overhead: int = 0) -> Entry:
-    return Entry(EntryKind.REDIRECT, location=quote(path + "/", safe="/:@!$&'()*+,;=-._~"), cost=per_entry_overhead)
+def build_redirect_entry(
+    path: str, per_entry_overhead: int = 0, extra_headers: tuple[tuple[str, str], ...] = ()
+) -> Entry:
+    location = quote(path + "/", safe="/:@!$&'()*+,;=-._~")
+    return Entry(EntryKind.REDIRECT, location=location, cost=per_entry_overhead, extra=extra_headers)
 
 
 def build_missing_entry(per_entry_overhead: int = 0) -> Entry:

@@ -29,7 +29,7 @@ from django.utils.translation import gettext_lazy as _
 from . import conf
 from .models import Site
 from .progress import first_few, human_bytes
-from .publish import PublishError, PublishSummary, publish
+from .publish import DeploymentInfo, PublishError, PublishSummary, publish
 from .sources import read_source
 
 if TYPE_CHECKING:
@@ -143,6 +143,18 @@ class UploadForm(forms.Form):
         ),
     )
 
+    draft = forms.BooleanField(
+        label=_("Draft"),
+        required=False,
+        help_text=_("Store the upload as a deployment without making it live: it answers at its preview address."),
+    )
+    alias = forms.CharField(
+        label=_("Alias"),
+        required=False,
+        max_length=50,
+        help_text=_("Optional: a name such as staging; <alias>--<subdomain> then shows this deployment."),
+    )
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         settings = conf.get()
@@ -182,9 +194,9 @@ class UploadForm(forms.Form):
             return f"“{_plain_name(files[0])}”"
         return ngettext("%(count)d file", "%(count)d files", len(files)) % {"count": len(files)}
 
-    def publish(self, site: Site) -> PublishSummary | None:
-        """Publish the upload to ``site``; None, with form errors, for a bad
-        upload, in which case nothing changed."""
+    def publish(self, site: Site, created_by: str = "") -> PublishSummary | None:
+        """Publish the upload to ``site`` as a deployment by ``created_by``;
+        None, with form errors, for a bad upload, in which case nothing changed."""
         try:
             with self.stage() as source:
                 keep_top_folder = self.cleaned_data["keep_top_folder"]
@@ -194,9 +206,18 @@ class UploadForm(forms.Form):
                     # empty the site.
                     if not listing.files:
                         raise PublishError(self._nothing_to_publish(listing.skipped))
-                return publish(site, source, delete=self.cleaned_data["delete"], keep_top_folder=keep_top_folder)
+                info = DeploymentInfo(
+                    draft=self.cleaned_data["draft"],
+                    alias=self.cleaned_data["alias"].strip(),
+                    created_by=created_by,
+                    source=self.describe(),
+                )
+                return publish(
+                    site, source, delete=self.cleaned_data["delete"], keep_top_folder=keep_top_folder, deployment=info
+                )
         except PublishError as exc:
-            self.add_error("files", self._reword(str(exc)))
+            field = "alias" if self.cleaned_data.get("alias") and "alias" in str(exc) else "files"
+            self.add_error(field, self._reword(str(exc)))
             return None
 
     def _nothing_to_publish(self, skipped: list[str]) -> str:

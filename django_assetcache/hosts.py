@@ -10,6 +10,7 @@ import enum
 import sys
 
 from . import traffic
+from .replies import DEFAULT_REPLIES, NOINDEX, NOINDEX_REPLIES, FixedReplies
 from .ruletables import HeaderTable, RedirectTable, compiled
 from .transport import Transport, for_site
 
@@ -21,19 +22,26 @@ HOST_SHARE = 32
 
 
 class SiteInfo:
-    """What a request needs to know about a site, from the host map."""
+    """What a request needs to know about a site host, from the host map:
+    the site, and the deployment this host serves (its live one, or for a
+    preview host ``<key or alias>--<subdomain>``, that one)."""
 
     __slots__ = (
         "access_tag",
         "active",
         "cache_control",
+        "deployment_id",
         "error_path",
+        "extra_headers",
         "forced",
         "header_rules",
         "id",
         "index_document",
+        "key",
+        "preview",
         "private",
         "redirects",
+        "replies",
         "rules_text",
         "subdomain",
         "traffic",
@@ -59,6 +67,8 @@ class SiteInfo:
         visibility: str = "public",
         access_tag: str = "",
         force_https: bool = False,
+        deployment_id: int | None = None,
+        preview: bool = False,
     ) -> None:
         self.id = id
         self.subdomain = subdomain
@@ -66,6 +76,16 @@ class SiteInfo:
         self.index_document = index_document
         self.error_path = "/" + error_document if error_document else ""
         self.cache_control = cache_control
+        self.deployment_id = deployment_id
+        self.preview = preview
+        #: What the cache keys this host's entries by: its deployment, negated
+        #: for a preview host (whose replies carry X-Robots-Tag); 0 for a site
+        #: with no deployment (every path is missing).
+        self.key = entry_scope(deployment_id, preview)
+        #: Headers every file reply of this host adds, prepared once.
+        self.extra_headers: tuple[tuple[str, str], ...] = (NOINDEX,) if preview else ()
+        #: The fixed replies (404, 405, ...) this host sends.
+        self.replies: FixedReplies = NOINDEX_REPLIES if preview else DEFAULT_REPLIES
         #: "public", "login", "restricted" or "password"; the hit path reads
         #: ``private`` only.
         self.visibility = visibility
@@ -96,10 +116,26 @@ class SiteInfo:
             extra, cache_control = self.header_rules.for_path(path)
         if self.transport is not None:
             extra += self.transport.hsts
-        return extra, cache_control
+        return extra + self.extra_headers, cache_control
 
     def __repr__(self) -> str:
-        return f"<SiteInfo {self.id} {self.subdomain}>"
+        kind = " preview" if self.preview else ""
+        return f"<SiteInfo {self.id} {self.subdomain}{kind} deployment={self.deployment_id}>"
+
+
+def entry_scope(deployment_id: int | None, preview: bool) -> int:
+    """The first half of a cache key: which deployment's entries, as which host."""
+    if deployment_id is None:
+        return 0
+    return -deployment_id if preview else deployment_id
+
+
+def preview_label(label: str) -> tuple[str, str] | None:
+    """``(key or alias, subdomain)`` of a preview host's label, else None."""
+    prefix, separator, subdomain = label.partition("--")
+    if not separator or not prefix or not subdomain:
+        return None
+    return prefix, subdomain
 
 
 #: Site fields serving reads besides the six SiteInfo starts with, in the

@@ -31,6 +31,7 @@ def redirect(entry: Entry, query_string: str) -> Reply:
             ("Content-Length", "0"),
             ("Cache-Control", "no-cache"),
             NOSNIFF,
+            *entry.extra,
         ],
     )
 

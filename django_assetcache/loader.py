@@ -15,9 +15,9 @@ from .access import password_tag, private_cache_control
 from .cache import BlobUnavailable, Unavailable
 from .costs import entry_overhead
 from .entries import Entry, build_file_entry, build_missing_entry, build_redirect_entry
-from .hosts import SERVING_FIELDS, HostMiss, HostTarget, SiteInfo
+from .hosts import SERVING_FIELDS, HostMiss, HostTarget, SiteInfo, preview_label
 from .mediatypes import header_value
-from .models import Asset, Change, Domain, Site
+from .models import Asset, Change, Deployment, Domain, Site
 from .records import AssetRecord, BlobRecord, LocatedBlob
 from .rules import RULE_FILES
 from .snapshot import Snapshot, site_target
@@ -33,6 +33,8 @@ SITE_FIELDS = (
     *SERVING_FIELDS,
     "visibility",
 )
+#: The same with the password, read through a deployment (for a preview host).
+PREVIEW_FIELDS = tuple(f"site__{name}" for name in (*SITE_FIELDS, "password"))
 
 
 def cache_control_for(site: SiteInfo, path: str, settings: conf.Settings, ruled: str | None = None) -> str:
@@ -48,6 +50,19 @@ def cache_control_for(site: SiteInfo, path: str, settings: conf.Settings, ruled:
     else:
         value = settings.CACHE_CONTROL
     return private_cache_control(value) if site.private else value
+
+
+def _site_info(fields: list[Any], visibility: str, password: str, deployment_id: int | None, preview: bool) -> SiteInfo:
+    """A SiteInfo from a row of SITE_FIELDS (less the visibility), for a
+    deployment, as a live or a preview host."""
+    return SiteInfo(
+        *fields,
+        visibility=visibility,
+        access_tag=password_tag(password),
+        force_https=django_settings.SECURE_SSL_REDIRECT,
+        deployment_id=deployment_id,
+        preview=preview,
+    )
 
 
 class DatabaseLoader:
@@ -74,25 +89,41 @@ class DatabaseLoader:
             if target is not None:
                 return target
         self.queries += 1
-        suffix = "." + self.settings.DOMAIN
-        if host.endswith(suffix):
-            query = Site.objects.filter(subdomain=host[: -len(suffix)])
-        else:
-            # Only a domain whose owner proved control of it is served.
-            query = Site.objects.filter(domains__hostname=host, domains__state=Domain.State.VERIFIED)
         try:
-            rows = list(query.values_list(*SITE_FIELDS, "password")[:1])
+            return self._site_target(host)
         except DatabaseError as exc:
             raise Unavailable(str(exc)) from exc
+
+    def _site_target(self, host: str) -> HostTarget:
+        suffix = "." + self.settings.DOMAIN
+        if not host.endswith(suffix):
+            # Only a domain whose owner proved control of it is served.
+            query = Site.objects.filter(domains__hostname=host, domains__state=Domain.State.VERIFIED)
+        else:
+            label = host[: -len(suffix)]
+            preview = preview_label(label)
+            if preview is not None:
+                return self._preview_target(*preview)
+            query = Site.objects.filter(subdomain=label)
+        rows = list(query.values_list(*SITE_FIELDS, "password", "live_deployment_id")[:1])
         if not rows:
             return HostMiss.PASS
-        *fields, visibility, password = rows[0]
-        return SiteInfo(
-            *fields,
-            visibility=visibility,
-            access_tag=password_tag(password),
-            force_https=django_settings.SECURE_SSL_REDIRECT,
+        *fields, visibility, password, deployment_id = rows[0]
+        return _site_info(fields, visibility, password, deployment_id, preview=False)
+
+    def _preview_target(self, name: str, subdomain: str) -> HostTarget:
+        """The deployment whose key or alias is ``name``, in one query; a key
+        wins over an alias of the same spelling."""
+        rows = list(
+            Deployment.objects.filter(site__subdomain=subdomain)
+            .exclude(state=Deployment.State.EXPIRED)
+            .filter(Q(key=name) | Q(aliases__name=name))
+            .values_list(*PREVIEW_FIELDS, "id", "key")[:2]
         )
+        if not rows:
+            return HostMiss.PASS
+        *fields, visibility, password, deployment_id, _ = next((row for row in rows if row[-1] == name), rows[0])
+        return _site_info(fields, visibility, password, deployment_id, preview=True)
 
     # --- entries -------------------------------------------------------------
 
@@ -104,14 +135,14 @@ class DatabaseLoader:
         else:
             own, index_path = path, path + "/" + site.index_document
         wanted = [p for p in (own, index_path, site.error_path) if p]
-        rows = self.rows(site.id, wanted)
+        rows = self.rows(site.deployment_id, wanted)
         result: dict[str, Entry] = {}
         if path in RULE_FILES:
             result[path] = build_missing_entry()  # rules are compiled at publish, never served
         elif own in rows:
             result[path] = self.file_entry(site, rows[own], path)
         elif index_path in rows:
-            result[path] = build_redirect_entry(path)
+            result[path] = build_redirect_entry(path, extra_headers=site.extra_headers)
         else:
             result[path] = build_missing_entry()
         if site.error_path and site.error_path not in result:
@@ -123,9 +154,12 @@ class DatabaseLoader:
             entry.cost += entry_overhead(key_path, entry)  # the key is held too
         return result
 
-    def rows(self, site_id: int, paths: list[str]) -> dict[str, AssetRecord]:
+    def rows(self, deployment_id: int | None, paths: list[str]) -> dict[str, AssetRecord]:
+        """The assets of ``paths`` in a deployment (None: a site with none)."""
+        if deployment_id is None:
+            return {}
         if self.snapshot is not None:
-            known = self.snapshot.assets.get(site_id)
+            known = self.snapshot.assets.get(deployment_id)
             if known is not None and all(known.get(path, -1) is not None for path in paths):
                 return {
                     path: self.snapshot.record(number, path)
@@ -133,7 +167,7 @@ class DatabaseLoader:
                     if (number := known.get(path)) is not None
                 }
         self.queries += 1
-        query = Asset.objects.filter(site_id=site_id, path__in=paths).values_list(
+        query = Asset.objects.filter(deployment_id=deployment_id, path__in=paths).values_list(
             "path",
             "content_type",
             "last_modified",

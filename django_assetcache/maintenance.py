@@ -11,6 +11,7 @@ from django.db.models import Exists, Max, OuterRef, Q
 from django.utils import timezone
 
 from . import conf
+from .deployments import expire_deployments, expired_deployment_ids
 from .models import Asset, Blob, Change, Site, record_change
 from .progress import human_bytes, plural
 from .store import BlobStore
@@ -50,6 +51,7 @@ class GarbageSummary:
     orphan_files_deleted: int = 0
     tier_files_deleted: int = 0
     changes_pruned: int = 0
+    deployments_expired: int = 0
     #: Unused blobs kept because they became unused within the grace period.
     blobs_kept: int = 0
     dry_run: bool = False
@@ -62,17 +64,18 @@ class GarbageSummary:
             f"{verb} {plural(self.blobs_deleted, 'unused blob')} ({human_bytes(self.bytes_freed)}), "
             f"{plural(self.orphan_files_deleted, 'orphan file')}, "
             f"{plural(self.tier_files_deleted, 'local tier file')}, "
-            f"{plural(self.changes_pruned, 'old change row')}; "
+            f"{plural(self.changes_pruned, 'old change row')}, "
+            f"{plural(self.deployments_expired, 'expired deployment')}; "
             f"{self.seconds:.2f} s"
             + (f"; kept {plural(self.blobs_kept, 'unused blob')} within the grace period" if self.blobs_kept else "")
         )
 
 
-def _unused() -> Q:
-    """Blobs no asset uses, directly or as a variant of what it uses."""
-    return ~Q(Exists(Asset.objects.filter(blob_id=OuterRef("pk")))) & ~Q(
-        Exists(Asset.objects.filter(blob_id=OuterRef("source_id")))
-    )
+def _unused(ignoring: list[int] | None = None) -> Q:
+    """Blobs no asset uses, directly or as a variant of what it uses; the
+    assets of the deployments ``ignoring`` (a dry run's expired ones) aside."""
+    assets = Asset.objects.exclude(deployment_id__in=ignoring) if ignoring else Asset.objects.all()
+    return ~Q(Exists(assets.filter(blob_id=OuterRef("pk")))) & ~Q(Exists(assets.filter(blob_id=OuterRef("source_id"))))
 
 
 def _unused_since(cutoff: datetime) -> Q:
@@ -129,7 +132,8 @@ def _delete_file(store: BlobStore, sha256: str) -> bool:
 def collect_garbage(
     *, dry_run: bool = False, store: BlobStore | None = None, keep_younger_than: float | None = None
 ) -> GarbageSummary:
-    """Delete unused blobs, orphan files and old feed rows.
+    """Expire the deployments retention lets go, then delete unused blobs,
+    orphan files and old feed rows.
 
     Safe against publishes running meanwhile: a file is only deleted while
     no row of its hash exists and none can be committed (see
@@ -143,7 +147,14 @@ def collect_garbage(
     summary = GarbageSummary(dry_run=dry_run)
     grace = timedelta(seconds=conf.get().GC_GRACE if keep_younger_than is None else keep_younger_than)
     now = timezone.now()
-    deleted = _collect_unused_blobs(store, summary, now, grace)
+    # Deployments first: the blobs only they used are unused next.
+    doomed = expired_deployment_ids()
+    if dry_run:
+        summary.deployments_expired = sum(len(ids) for ids in doomed.values())
+    else:
+        summary.deployments_expired = expire_deployments(doomed)
+    gone = [pk for ids in doomed.values() for pk in ids] if dry_run else []
+    deleted = _collect_unused_blobs(store, summary, now, grace, gone)
     _collect_orphan_files(store, summary, deleted, now, grace)
     _collect_tier_files(store, summary, deleted, now)
     _prune_changes(summary)
@@ -151,14 +162,17 @@ def collect_garbage(
     return summary
 
 
-def _collect_unused_blobs(store: BlobStore, summary: GarbageSummary, now: datetime, grace: timedelta) -> set[str]:
+def _collect_unused_blobs(
+    store: BlobStore, summary: GarbageSummary, now: datetime, grace: timedelta, ignoring: list[int]
+) -> set[str]:
     """Blob rows no asset has used for the grace period (variants go with
-    their source), then their files; return the hashes deleted."""
+    their source), then their files; return the hashes deleted. A dry run
+    counts the rows of the deployments it would expire (``ignoring``) as gone."""
     if not summary.dry_run:
         _mark_unused(now)
     due = _unused_since(now - grace)
     if summary.dry_run and not grace:
-        due |= _unused() & Q(unused_since__isnull=True)
+        due |= _unused(ignoring) & Q(unused_since__isnull=True)
     unused = dict(Blob.objects.filter(due).values_list("sha256", "size"))
     summary.blobs_kept = Blob.objects.filter(_unused()).count() - len(unused)
     if not summary.dry_run and unused:

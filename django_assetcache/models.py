@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Iterable
 
@@ -15,68 +14,19 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from . import conf, invalidation
-
-DNS_LABEL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-HOSTNAME_RE = re.compile(
-    r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$"
+from .validators import (
+    validate_document_name,
+    validate_header_value,
+    validate_hostname,
+    validate_subdomain,
 )
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
 #: The TXT record that proves control of a custom domain:
 #: ``_assetcache-challenge.<host> TXT "assetcache-verification=<token>"``.
 CHALLENGE_PREFIX = "_assetcache-challenge"
 CHALLENGE_VALUE_PREFIX = "assetcache-verification="
 #: The max-age the HSTS preload list asks for (a year).
 HSTS_PRELOAD_MAX_AGE = 31_536_000
-
-
-def validate_subdomain(value: str) -> None:
-    if not DNS_LABEL_RE.fullmatch(value or ""):
-        raise ValidationError(
-            _(
-                "“%(value)s” is not a valid subdomain: use 1 to 63 lower-case letters, "
-                "digits or hyphens, not starting or ending with a hyphen."
-            ),
-            code="invalid_subdomain",
-            params={"value": value},
-        )
-    if value in conf.get().RESERVED_SUBDOMAINS:
-        raise ValidationError(
-            _("“%(value)s” is reserved and cannot be used as a subdomain."),
-            code="reserved_subdomain",
-            params={"value": value},
-        )
-
-
-def validate_hostname(value: str) -> None:
-    if not HOSTNAME_RE.fullmatch(value or ""):
-        raise ValidationError(
-            _("“%(value)s” is not a valid lower-case host name such as docs.example.com."),
-            code="invalid_hostname",
-            params={"value": value},
-        )
-    domain = conf.get().DOMAIN
-    if value == domain or value.endswith("." + domain):
-        raise ValidationError(
-            _("Host names under %(domain)s are already served by subdomain."),
-            code="hostname_in_domain",
-            params={"domain": domain},
-        )
-
-
-def validate_header_value(value: str) -> None:
-    if any(not (" " <= ch <= "~") for ch in value):
-        raise ValidationError(
-            _("Use printable ASCII characters only (it is sent as an HTTP header)."),
-            code="invalid_header_value",
-        )
-
-
-def validate_document_name(value: str) -> None:
-    if value and ("/" in value or "\\" in value or value in {".", ".."} or "\x00" in value):
-        raise ValidationError(
-            _("Give a plain file name such as index.html, without slashes."),
-            code="invalid_document_name",
-        )
 
 
 class Visibility(models.TextChoices):
@@ -155,6 +105,15 @@ class Site(models.Model):
     password = models.CharField(_("password"), max_length=128, blank=True, editable=False)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    live_deployment = models.ForeignKey(
+        "Deployment",
+        null=True,
+        blank=True,
+        editable=False,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("live deployment"),
+    )
     generation = models.PositiveBigIntegerField(
         _("generation"),
         default=0,
@@ -317,6 +276,7 @@ class Blob(models.Model):
 
 class Asset(models.Model):
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="assets")
+    deployment = models.ForeignKey("Deployment", on_delete=models.CASCADE, related_name="assets")
     path = models.CharField(_("path"), max_length=1024)
     blob = models.ForeignKey(Blob, on_delete=models.PROTECT, related_name="assets")
     content_type = models.CharField(_("content type"), max_length=255)
@@ -326,7 +286,7 @@ class Asset(models.Model):
         ordering = ["site", "path"]
         verbose_name = _("asset")
         verbose_name_plural = _("assets")
-        constraints = [models.UniqueConstraint(fields=["site", "path"], name="assetcache_asset_site_path")]
+        constraints = [models.UniqueConstraint(fields=["deployment", "path"], name="assetcache_asset_deployment_path")]
 
     def __str__(self) -> str:
         return f"{self.site_id}:{self.path}"
@@ -341,7 +301,11 @@ class Change(models.Model):
     """
 
     class Kind(models.TextChoices):
+        #: The files of ``paths`` changed (their variants, or a row deleted).
         PUBLISH = "publish", _("publish")
+        #: Which deployment the site's hosts (live, previews, aliases) serve
+        #: changed: a publish, rollback, promote, draft, alias or expiry.
+        DEPLOY = "deploy", _("deploy")
         SETTINGS = "settings", _("settings")
         DOMAINS = "domains", _("domains")
         DELETE = "delete", _("delete")
@@ -405,6 +369,10 @@ def record_change(site_id: int | None, kind: str, paths: Iterable[str] | None = 
 # registers them with the app, as Django finds models through this module.
 from .accessmodels import ShareLink as ShareLink  # noqa: E402
 from .accessmodels import UsedTicket as UsedTicket  # noqa: E402
+
+# A site's deployments (every publish) and their aliases, likewise.
+from .deploymentmodels import Deployment as Deployment  # noqa: E402
+from .deploymentmodels import DeploymentAlias as DeploymentAlias  # noqa: E402
 
 # Traffic per site and the processes' heartbeats live in usage.py; importing
 # them here registers them with the app like every other model.

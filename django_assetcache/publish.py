@@ -12,21 +12,24 @@ import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from . import conf
+from .deployments import DeploymentInfo, copy_manifest, deployment_info, move_alias, switch
 from .mediatypes import content_type_for
-from .models import Asset, Blob, Change, Site, record_change, validate_subdomain
+from .models import Asset, Blob, Change, Deployment, Site, record_change
 from .progress import Progress, Stream, human_bytes
 from .publishrules import compile_rules, refuse_problems, take_rule_files
 from .sources import PublishError, SourceFile, SourceRules, read_source
 from .store import BlobChanged, BlobStore, BlobTooLarge, hash_stream
+from .validators import validate_subdomain
 
 #: PublishError is defined with the source readers, which raise it too.
-__all__ = ["PublishError", "PublishSummary", "SourceRules", "publish"]
+__all__ = ["DeploymentInfo", "PublishError", "PublishSummary", "SourceRules", "publish"]
 
 
 @dataclass
@@ -50,6 +53,22 @@ class PublishSummary:
     rule_problems: list[str] = field(default_factory=list)
     #: Whether the site's compiled rules changed.
     rules_changed: bool = False
+    #: The deployment made (or, when nothing changed, the live one it is);
+    #: None for a dry run.
+    deployment: Deployment | None = None
+    draft: bool = False
+
+    def as_json(self) -> dict[str, int]:
+        """The counts a deployment keeps as its summary."""
+        return {
+            "files": self.files,
+            "added": len(self.added),
+            "changed": len(self.changed),
+            "unchanged": self.unchanged,
+            "removed": len(self.removed),
+            "skipped": len(self.skipped),
+            "bytes_stored": self.bytes_stored,
+        }
 
     def __str__(self) -> str:
         prefix = "dry run, nothing changed: " if self.dry_run else ""
@@ -61,8 +80,17 @@ class PublishSummary:
             f"{prefix}{self.subdomain}{created}: {len(self.added)} added, "
             f"{len(self.changed)} changed, {self.unchanged} unchanged, "
             f"{len(self.removed)} removed{skipped}; {human_bytes(self.bytes_stored)} {stored}, "
-            f"{human_bytes(self.bytes_deduplicated)} deduplicated{top}; {self.seconds:.2f} s{self._rules()}"
+            f"{human_bytes(self.bytes_deduplicated)} deduplicated{top}{self._deployed()}; {self.seconds:.2f} s"
+            f"{self._rules()}"
         )
+
+    def _deployed(self) -> str:
+        deployment = self.deployment
+        if deployment is None:
+            return ""
+        if self.draft:
+            return f"; draft {deployment.key}, preview at {deployment.preview_url()}"
+        return f"; deployment {deployment.key} live"
 
     def _rules(self) -> str:
         changed = "; site rules updated" if self.rules_changed else ""
@@ -121,9 +149,10 @@ def _diff(
 
 
 def _current_assets(site: Site | None) -> dict[str, tuple[str, str]]:
-    if site is None or site.pk is None:
+    """The live manifest of ``site``: path → (blob, content type)."""
+    if site is None or site.live_deployment_id is None:
         return {}
-    rows = Asset.objects.filter(site=site).values_list("path", "blob_id", "content_type")
+    rows = Asset.objects.filter(deployment_id=site.live_deployment_id).values_list("path", "blob_id", "content_type")
     return {path: (blob_id, content_type) for path, blob_id, content_type in rows}
 
 
@@ -138,6 +167,7 @@ def publish(
     include: Iterable[str] = (),
     keep_top_folder: bool = False,
     progress_stream: Stream | None = None,
+    deployment: DeploymentInfo | None = None,
     strict: bool = False,
 ) -> PublishSummary:
     """Make ``site`` serve the files of ``source`` (a directory or a zip).
@@ -150,12 +180,15 @@ def publish(
     ``sources.SourceRules``); a zip's one top folder is stripped unless
     ``keep_top_folder``. ``_redirects`` and ``_headers`` are compiled into
     the site's rules (their invalid lines skipped and listed in the summary,
-    or, with ``strict``, refused), never served. Raises PublishError for bad input, having changed nothing.
+    or, with ``strict``, refused), never served. The files become a new
+    deployment (``summary.deployment``), live unless ``deployment.draft``;
+    see ``DeploymentInfo``. Raises PublishError for bad input, having changed nothing.
     """
     started = time.monotonic()
     rules = SourceRules.of(exclude, include)
     site_obj, subdomain = _resolve_site(site)
-    summary = PublishSummary(subdomain=subdomain, dry_run=dry_run, created=site_obj is None)
+    info = deployment_info(deployment or DeploymentInfo(), source, subdomain)
+    summary = PublishSummary(subdomain=subdomain, dry_run=dry_run, created=site_obj is None, draft=info.draft)
     store = BlobStore()
     with read_source(source, rules, keep_top_folder=keep_top_folder) as listing:
         files = listing.files
@@ -175,7 +208,7 @@ def publish(
         writes = _diff(files, _current_assets(site_obj), delete, summary)
         _store_blobs(store, files, writes, summary, dry_run, progress_stream)
         if not dry_run:
-            _commit(store, site_obj, subdomain, files, delete, summary, rule_files)
+            _commit(store, site_obj, subdomain, files, delete, summary, info, rule_files)
     summary.seconds = time.monotonic() - started
     return summary
 
@@ -272,6 +305,7 @@ def _commit(
     files: list[SourceFile],
     delete: bool,
     summary: PublishSummary,
+    info: DeploymentInfo,
     rule_files: dict[str, bytes],
 ) -> None:
     now = timezone.now().replace(microsecond=0)
@@ -279,40 +313,41 @@ def _commit(
         if site is None:
             site, summary.created = Site.objects.get_or_create(subdomain=subdomain)
         site = Site.objects.select_for_update().get(pk=site.pk)
-        # Re-read under the lock: another publish may have committed since
-        # the preview diff, and the result must be exactly ``files``.
+        # Re-read under the lock: another publish (or a rollback) may have
+        # committed since the preview diff, and the result must be exactly
+        # ``files`` on top of what is live now.
         writes = _diff(files, _current_assets(site), delete, summary)
         _hold_blobs(store, writes, summary)
-        added = set(summary.added)
-        Asset.objects.bulk_create(
-            [
-                Asset(
-                    site=site,
-                    path=f.path,
-                    blob_id=f.sha256,
-                    content_type=f.content_type,
-                    last_modified=now,
-                )
-                for f in writes
-                if f.path in added
-            ],
-            batch_size=500,
+        if not info.draft:
+            # Rules follow the live site (a draft leaves them as they are).
+            _store_rules(site, rule_files, delete, summary)
+        live = site.live_deployment
+        if live is not None and not info.draft and not (summary.added or summary.changed or summary.removed):
+            # Nothing changed: the live deployment is this publish.
+            summary.deployment = live
+            if info.alias:
+                move_alias(site, info.alias, live)
+                record_change(site.pk, Change.Kind.DEPLOY)
+            return
+        made = Deployment.objects.create(
+            site=site,
+            created_at=timezone.now(),
+            created_by=info.created_by,
+            source=info.source[:1024],
+            message=info.message,
+            git_commit=info.git_commit or "",
+            git_branch=info.git_branch or "",
+            summary=summary.as_json(),
         )
-        changed = {f.path: f for f in writes if f.path not in added}
-        if changed:
-            assets = list(Asset.objects.filter(site=site, path__in=list(changed)))
-            for asset in assets:
-                source_file = changed[asset.path]
-                asset.blob_id = source_file.sha256
-                asset.content_type = source_file.content_type
-                asset.last_modified = now
-            Asset.objects.bulk_update(assets, ["blob", "content_type", "last_modified"], batch_size=500)
-        for start in range(0, len(summary.removed), 500):
-            Asset.objects.filter(site=site, path__in=summary.removed[start : start + 500]).delete()
-        touched = [*summary.added, *summary.changed, *summary.removed]
-        if touched:
-            record_change(site.pk, Change.Kind.PUBLISH, touched)
-        _store_rules(site, rule_files, delete, summary)
+        _write_manifest(site, made, live, writes, summary, now)
+        if info.alias:
+            move_alias(site, info.alias, made)
+        if info.draft:
+            if info.alias:
+                record_change(site.pk, Change.Kind.DEPLOY)
+        else:
+            switch(site, made, [*summary.added, *summary.changed, *summary.removed])
+        summary.deployment = made
 
 
 def _store_rules(site: Site, rule_files: dict[str, bytes], delete: bool, summary: PublishSummary) -> None:
@@ -324,3 +359,35 @@ def _store_rules(site: Site, rule_files: dict[str, bytes], delete: bool, summary
         Site.objects.filter(pk=site.pk).update(rules=text)
         record_change(site.pk, Change.Kind.SETTINGS)
         summary.rules_changed = True
+
+
+def _write_manifest(
+    site: Site,
+    made: Deployment,
+    live: Deployment | None,
+    writes: list[SourceFile],
+    summary: PublishSummary,
+    now: datetime,
+) -> None:
+    """The new deployment's rows: the live one's (copied in the database,
+    unchanged rows keeping their Last-Modified) less what changed or went,
+    plus the files written."""
+    if live is not None:
+        copy_manifest(live.pk, made.pk)
+        gone = [*summary.changed, *summary.removed]
+        for start in range(0, len(gone), 500):
+            Asset.objects.filter(deployment=made, path__in=gone[start : start + 500]).delete()
+    Asset.objects.bulk_create(
+        [
+            Asset(
+                site=site,
+                deployment=made,
+                path=f.path,
+                blob_id=f.sha256,
+                content_type=f.content_type,
+                last_modified=now,
+            )
+            for f in writes
+        ],
+        batch_size=500,
+    )

@@ -13,6 +13,16 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True, slots=True)
+class DeploymentRecord:
+    """A deployment as the snapshot keeps it: its id, the key and aliases
+    its preview hosts are named by."""
+
+    id: int
+    key: str
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class SiteRecord:
     """A site as the snapshot keeps it: what answering for its hosts needs."""
 
@@ -31,6 +41,11 @@ class SiteRecord:
     #: The change-feed position its assets were read at; None: the one the
     #: snapshot being written is stamped with.
     change_id: int | None = None
+    #: The deployment its own hosts serve (None: it has none).
+    live_deployment: int | None = None
+    #: Its deployments kept in the snapshot (live and retained), with their
+    #: preview names.
+    deployments: tuple[DeploymentRecord, ...] = ()
     #: Its compiled site rules (rules.py's JSON text; "" for none).
     rules: str = ""
     https_only: bool = False

@@ -17,6 +17,8 @@ STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HT
 ALLOWED_METHODS = "GET, HEAD"
 NOSNIFF = ("X-Content-Type-Options", "nosniff")
 ACCEPT_RANGES = ("Accept-Ranges", "bytes")
+#: Sent by every reply of a preview host: search engines keep out.
+NOINDEX = ("X-Robots-Tag", "noindex")
 VARY = ("Vary", "Accept-Encoding")
 PLAIN_TEXT = "text/plain; charset=utf-8"
 CRLF = "\r\n"
@@ -145,6 +147,38 @@ SITE_NOT_FOUND_HTML = Reply(
 NOT_FOUND = plain_reply(404, "Not found.\n")
 METHOD_NOT_ALLOWED = plain_reply(405, "Method not allowed.\n", [("Allow", ALLOWED_METHODS)])
 BAD_GATEWAY = plain_reply(502, "The file could not be fetched from storage.\n")
+
+
+SERVICE_UNAVAILABLE = plain_reply(503, "The site cannot be served right now.\n", [("Retry-After", "5")])
+
+
+class FixedReplies:
+    """The fixed replies of one kind of host, built once: a live host's
+    (``DEFAULT_REPLIES``) or a preview host's, which add X-Robots-Tag."""
+
+    __slots__ = (
+        "bad_gateway",
+        "bad_request",
+        "method_not_allowed",
+        "not_found",
+        "service_unavailable",
+        "site_not_found",
+    )
+
+    def __init__(self, extra: tuple[tuple[str, str], ...] = ()) -> None:
+        def fixed(reply: Reply) -> Reply:
+            return Reply(reply.status, [*reply.headers, *extra], reply.body) if extra else reply
+
+        self.bad_request = fixed(BAD_REQUEST)
+        self.site_not_found = fixed(SITE_NOT_FOUND)
+        self.not_found = fixed(NOT_FOUND)
+        self.method_not_allowed = fixed(METHOD_NOT_ALLOWED)
+        self.bad_gateway = fixed(BAD_GATEWAY)
+        self.service_unavailable = fixed(SERVICE_UNAVAILABLE)
+
+
+DEFAULT_REPLIES = FixedReplies()
+NOINDEX_REPLIES = FixedReplies((NOINDEX,))
 
 
 def without_body(reply: Reply) -> Reply:

@@ -25,21 +25,16 @@ from .hosts import HostMiss, SiteInfo, normalize_host
 from .http import HeaderGetter, clean_path, decide, redirect
 from .replies import (
     BAD_GATEWAY,
-    BAD_REQUEST,
-    METHOD_NOT_ALLOWED,
-    NOT_FOUND,
+    SERVICE_UNAVAILABLE,
     SITE_NOT_FOUND,
     SITE_NOT_FOUND_HTML,
     Reply,
-    plain_reply,
     without_body,
 )
 from .runtime import cache_ready, get_cache, release_connections
 from .siterules import fallback_reply, rule_reply, transport_reply
 
 logger = logging.getLogger("django_assetcache")
-
-SERVICE_UNAVAILABLE = plain_reply(503, "The site cannot be served right now.\n", [("Retry-After", "5")])
 
 # Bound once: the hit path compares by identity.
 _FILE = EntryKind.FILE
@@ -91,10 +86,10 @@ def _site_reply(
 ) -> Reply:
     """The reply a site's files give to a request."""
     if method != "GET" and method != "HEAD":
-        return METHOD_NOT_ALLOWED
+        return site.replies.method_not_allowed
     clean = None if path is None else clean_path(path, cache.max_path)
     if clean is None:
-        return _for(method, BAD_REQUEST)
+        return _for(method, site.replies.bad_request)
     try:
         forced = site.forced
         if forced is not None:
@@ -112,7 +107,7 @@ def _site_reply(
             return redirect(entry, query_string)
         return _missing(cache, site, host, clean, method, query_string, get)
     except Unavailable as exc:
-        return _unavailable(exc, host, path, method)
+        return _unavailable(exc, site, host, path, method)
 
 
 def _missing(
@@ -125,7 +120,7 @@ def _missing(
         if ruled is not None:
             return ruled
     site.traffic[_NOT_FOUND] += 1
-    reply = NOT_FOUND
+    reply = site.replies.not_found
     if site.error_path:
         document = cache.error_document(site)
         if document.kind is _FILE:
@@ -133,12 +128,12 @@ def _missing(
     return _for(method, reply)
 
 
-def _unavailable(exc: Unavailable, host: str, path: str | None, method: str) -> Reply:
+def _unavailable(exc: Unavailable, site: SiteInfo, host: str, path: str | None, method: str) -> Reply:
     if isinstance(exc, BlobUnavailable):
         logger.error("assetcache: blob unavailable for %s%s", host, path, exc_info=True)
-        return _for(method, BAD_GATEWAY)
+        return _for(method, site.replies.bad_gateway)
     logger.warning("assetcache: database unavailable for %s%s", host, path, exc_info=True)
-    return _for(method, SERVICE_UNAVAILABLE)
+    return _for(method, site.replies.service_unavailable)
 
 
 def _host_unavailable(domain_suffix: str, host: str, method: str) -> Reply | None:

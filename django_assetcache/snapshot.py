@@ -1,12 +1,16 @@
 """The warm snapshot: the whole index plus small bodies, in one file.
 
 Layout: ``MAGIC`` (8 bytes, ending in the format version); the bodies; one
-fixed-size record per asset (``RECORD``: hash, size, Last-Modified, where
-its body is, its media type and variants); one record per compressed variant
-(``VARIANT``); the index as UTF-8 JSON (sites, their hosts, their compiled rules and
-transport settings, their paths in record order, media types, the lengths of the areas before it and the
-CRC-32 of the record and variant tables); then a footer: the index length,
-the index's CRC-32 and ``MAGIC`` again. Bodies are written once, as they are
+fixed-size record per distinct asset of a site (``RECORD``: hash, size,
+Last-Modified, where its body is, its media type and variants), shared by
+every deployment of the site that has it; one record per compressed variant
+(``VARIANT``); the index as UTF-8 JSON (sites, their hosts, their compiled
+rules and transport settings, their live deployment, a table of their paths,
+and per deployment kept (the live one and the retained ones, with their key
+and aliases) the pairs of path number and record number of its assets; media
+types, the lengths of the areas before it and the CRC-32 of the record and
+variant tables); then a footer: the index length, the index's CRC-32 and
+``MAGIC`` again. Bodies are written once, as they are
 read; a file cut short loses its footer and is refused.
 
 Every byte that decides a response is checked: the tables and the index by
@@ -39,14 +43,14 @@ from django.conf import settings as django_settings
 
 from . import conf
 from .hosts import SERVING_FIELDS, HostTarget, SiteInfo
-from .records import AssetRecord, BlobRecord, SiteRecord
+from .records import AssetRecord, BlobRecord, DeploymentRecord, SiteRecord
 
 logger = logging.getLogger("django_assetcache")
 
 #: The last two characters are the format version: a snapshot of another
 #: version is refused (and warmup writes a new one).
-MAGIC = b"ACSNAP04"
-VERSION = 4
+MAGIC = b"ACSNAP05"
+VERSION = 5
 FOOTER = struct.Struct("<QQ8s")
 #: sha256, size, Last-Modified, body offset (-1: not in the snapshot),
 #: media type index, variant count, first variant.
@@ -94,24 +98,40 @@ class Snapshot:
         self.types: list[str] = index["types"]
         self.record_count: int = index["records"]
         self.sites: dict[int, SiteRecord] = {}
-        self.hosts: dict[str, int] = {}
-        # Per site, path → record number. None marks a path that changed
-        # after the snapshot: the database knows better.
+        #: Host name → (site id, deployment id, whether a preview host).
+        self.hosts: dict[str, tuple[int, int | None, bool]] = {}
+        # Per deployment, path → record number. None marks a path that
+        # changed after the snapshot: the database knows better.
         self.assets: dict[int, dict[str, int | None]] = {}
+        #: Per site, the deployments the snapshot holds.
+        self.site_deployments: dict[int, list[int]] = {}
         #: Per site, the feed position its rows were read at: a replayed
         #: change at or before it is already in them.
         self.site_change_ids: dict[int, int] = {}
-        first = 0
         for entry in index["sites"]:
-            site = _site_record(entry)
-            paths = entry["paths"]
-            self.assets[site.id] = dict(zip(paths, range(first, first + len(paths)), strict=False))
-            first += len(paths)
-            self.sites[site.id] = site
-            self.site_change_ids[site.id] = entry["change_id"]
-            self.hosts[f"{site.subdomain}.{self.domain}"] = site.id
-            for hostname in site.domains:
-                self.hosts[hostname] = site.id
+            self._add_site(entry)
+
+    def _add_site(self, entry: dict[str, Any]) -> None:
+        site = _site_record(entry)
+        self.sites[site.id] = site
+        self.site_change_ids[site.id] = entry["change_id"]
+        live = (site.id, site.live_deployment, False)
+        self.hosts[f"{site.subdomain}.{self.domain}"] = live
+        for hostname in site.domains:
+            self.hosts[hostname] = live
+        paths = entry["paths"]
+        self.site_deployments[site.id] = []
+        for deployment, flat in zip(site.deployments, (d["entries"] for d in entry["deployments"]), strict=True):
+            numbers = flat[1::2]
+            if len(flat) % 2 or (flat and (min(flat) < 0 or max(numbers) >= self.record_count)):
+                raise SnapshotError(f"deployment {deployment.key}: entries out of range")
+            try:
+                self.assets[deployment.id] = dict(zip(map(paths.__getitem__, flat[0::2]), numbers, strict=True))
+            except IndexError as exc:
+                raise SnapshotError(f"deployment {deployment.key}: a path number out of range") from exc
+            self.site_deployments[site.id].append(deployment.id)
+            for name in (deployment.key, *deployment.aliases):
+                self.hosts[f"{name}--{site.subdomain}.{self.domain}"] = (site.id, deployment.id, True)
 
     def record(self, number: int, path: str) -> AssetRecord:
         """The asset of record ``number``, whose path is ``path``."""
@@ -137,9 +157,9 @@ class Snapshot:
             yield blob
             yield from variants
 
-    def site_assets(self, site_id: int) -> Iterator[AssetRecord]:
-        """Every asset of a site the snapshot still answers for."""
-        for path, number in self.assets.get(site_id, {}).items():
+    def deployment_assets(self, deployment_id: int) -> Iterator[AssetRecord]:
+        """Every asset of a deployment the snapshot still answers for."""
+        for path, number in self.assets.get(deployment_id, {}).items():
             if number is not None:
                 yield self.record(number, path)
 
@@ -157,20 +177,35 @@ class Snapshot:
             return None
         return data
 
-    def forget(self, site_id: int | None, paths: list[str] | None, hosts: bool, change_id: int | None = None) -> None:
+    def forget(
+        self,
+        site_id: int | None,
+        paths: list[str] | None,
+        hosts: bool,
+        change_id: int | None = None,
+        switch: bool = False,
+    ) -> None:
         """Stop answering for what change ``change_id`` touched: the database
-        knows better, unless that site's rows were read after the change."""
+        knows better, unless that site's rows were read after the change.
+        A ``switch`` (which deployment hosts serve) drops the site's hosts
+        and keeps its deployments' rows, which never change."""
         if site_id is None:
             return
         if change_id is not None and change_id <= self.site_change_ids.get(site_id, -1):
             return
         if hosts:
-            self.hosts = {host: sid for host, sid in self.hosts.items() if sid != site_id}
-            self.sites.pop(site_id, None)
+            self.hosts = {host: target for host, target in self.hosts.items() if target[0] != site_id}
+            if not switch:
+                self.sites.pop(site_id, None)
+        if switch:
+            return
+        deployments = self.site_deployments.get(site_id, [])
         if paths is None or hosts:
-            self.assets.pop(site_id, None)
-        else:
-            rows = self.assets.get(site_id)
+            for deployment_id in deployments:
+                self.assets.pop(deployment_id, None)
+            return
+        for deployment_id in deployments:
+            rows = self.assets.get(deployment_id)
             if rows is not None:
                 for path in paths:
                     rows[path] = None  # changed since: ask the database
@@ -224,6 +259,11 @@ def _site_record(entry: dict[str, Any]) -> SiteRecord:
         cache_control=entry["cache_control"],
         domains=tuple(entry["domains"]),
         change_id=entry["change_id"],
+        live_deployment=entry["live"],
+        deployments=tuple(
+            DeploymentRecord(deployment["id"], deployment["key"], tuple(deployment["aliases"]))
+            for deployment in entry["deployments"]
+        ),
         **{name: entry[name] for name in SERVING_FIELDS},
         visibility=entry["visibility"],
         access_tag=entry["access_tag"],
@@ -236,9 +276,10 @@ def load(path: str | None = None) -> Snapshot:
 
 def site_target(snapshot: Snapshot, host: str) -> HostTarget | None:
     """The SiteInfo for a host the snapshot knows, else None."""
-    site_id = snapshot.hosts.get(host)
-    if site_id is None:
+    target = snapshot.hosts.get(host)
+    if target is None:
         return None
+    site_id, deployment_id, preview = target
     site = snapshot.sites[site_id]
     return SiteInfo(
         site.id,
@@ -251,4 +292,6 @@ def site_target(snapshot: Snapshot, host: str) -> HostTarget | None:
         visibility=site.visibility,
         access_tag=site.access_tag,
         force_https=django_settings.SECURE_SSL_REDIRECT,
+        deployment_id=deployment_id,
+        preview=preview,
     )

@@ -15,9 +15,9 @@ from django.db.models import Max, QuerySet
 from . import conf
 from .access import password_tag
 from .hosts import SERVING_FIELDS
-from .models import Asset, Blob, Change, Domain, Site
+from .models import Asset, Blob, Change, Deployment, DeploymentAlias, Domain, Site
 from .progress import Progress, Stream
-from .records import AssetRecord, BlobRecord, LocatedBlob, SiteRecord
+from .records import AssetRecord, BlobRecord, DeploymentRecord, LocatedBlob, SiteRecord
 from .snapshot import Snapshot, SnapshotError
 from .snapshotwriter import SnapshotSummary, write_snapshot
 from .store import BlobStore
@@ -47,7 +47,7 @@ def build_snapshot(
     # replayed by every process that loads the snapshot.
     change_id = Change.objects.aggregate(latest=Max("id"))["latest"] or 0
     site_records, assets = read_sites(sites)
-    sites_read, assets_read = len(site_records), sum(len(site_assets) for site_assets in assets.values())
+    sites_read, assets_read = len(site_records), sum(len(records) for records in assets.values())
     previous = _previous_snapshot(settings) if keep_others else None
     kept = _keep_other_sites(previous, site_records, assets) if previous is not None else 0
     small: dict[str, int] = {}
@@ -92,9 +92,10 @@ def _bodies(
 
 
 def read_sites(sites: QuerySet[Site]) -> tuple[list[SiteRecord], dict[int, list[AssetRecord]]]:
-    """The records of ``sites`` and, per site id, of their assets, from the database."""
+    """The records of ``sites`` (with their live and retained deployments)
+    and, per deployment id, of its assets, from the database."""
     fields = ("id", "subdomain", "is_active", "index_document", "error_document", "cache_control", *SERVING_FIELDS)
-    rows = {row["id"]: row for row in sites.values(*fields, "visibility", "password")}
+    rows = {row["id"]: row for row in sites.values(*fields, "visibility", "password", "live_deployment_id")}
     for row in rows.values():
         row["access_tag"] = password_tag(row.pop("password"))
     domains: dict[int, list[str]] = {site_id: [] for site_id in rows}
@@ -102,27 +103,58 @@ def read_sites(sites: QuerySet[Site]) -> tuple[list[SiteRecord], dict[int, list[
     for site_id, hostname in verified.values_list("site_id", "hostname"):
         if hostname:
             domains[site_id].append(hostname)
-    site_records = [SiteRecord(**row, domains=tuple(domains[site_id])) for site_id, row in rows.items()]
+    deployments = _read_deployments(list(rows))
+    site_records = [
+        SiteRecord(
+            **{name: value for name, value in row.items() if name != "live_deployment_id"},
+            domains=tuple(domains[site_id]),
+            live_deployment=row["live_deployment_id"],
+            deployments=tuple(deployments.get(site_id, ())),
+        )
+        for site_id, row in rows.items()
+    ]
+    kept = [deployment.id for records in deployments.values() for deployment in records]
 
     variants: dict[str, list[BlobRecord]] = {}
     for source_id, encoding, sha, size in (
-        Blob.objects.filter(source__assets__site__in=rows)
+        Blob.objects.filter(source__assets__deployment__in=kept)
         .distinct()
         .values_list("source_id", "encoding", "sha256", "size")
     ):
         variants.setdefault(source_id, []).append(BlobRecord(sha, size, encoding))
 
-    assets: dict[int, list[AssetRecord]] = {site_id: [] for site_id in rows}
-    asset_rows = Asset.objects.filter(site__in=rows).values_list(
-        "site_id", "path", "content_type", "last_modified", "blob_id", "blob__size"
+    assets: dict[int, list[AssetRecord]] = {deployment_id: [] for deployment_id in kept}
+    asset_rows = (
+        Asset.objects.filter(deployment__in=kept)
+        .order_by("deployment_id", "path")
+        .values_list("deployment_id", "path", "content_type", "last_modified", "blob_id", "blob__size")
     )
-    for site_id, path, content_type, modified, sha, size in asset_rows.iterator(chunk_size=5000):
-        assets[site_id].append(
+    for deployment_id, path, content_type, modified, sha, size in asset_rows.iterator(chunk_size=5000):
+        assets[deployment_id].append(
             AssetRecord(
                 path, content_type, int(modified.timestamp()), BlobRecord(sha, size), tuple(variants.get(sha, ()))
             )
         )
     return site_records, assets
+
+
+def _read_deployments(site_ids: list[int]) -> dict[int, list[DeploymentRecord]]:
+    """Per site, its deployments that have rows (live, draft, superseded),
+    newest first, with their aliases."""
+    aliases: dict[int, list[str]] = {}
+    for deployment_id, name in DeploymentAlias.objects.filter(site__in=site_ids).values_list("deployment_id", "name"):
+        aliases.setdefault(deployment_id, []).append(name)
+    found: dict[int, list[DeploymentRecord]] = {}
+    for site_id, deployment_id, key in (
+        Deployment.objects.filter(site__in=site_ids)
+        .exclude(state=Deployment.State.EXPIRED)
+        .order_by("site_id", "-created_at", "-pk")
+        .values_list("site_id", "id", "key")
+    ):
+        found.setdefault(site_id, []).append(
+            DeploymentRecord(deployment_id, key, tuple(sorted(aliases.get(deployment_id, []))))
+        )
+    return found
 
 
 def _previous_snapshot(settings: conf.Settings) -> Snapshot | None:
@@ -156,5 +188,6 @@ def _keep_other_sites(previous: Snapshot, sites: list[SiteRecord], assets: dict[
     for site_id in sorted(existing):
         site = previous.sites[site_id]
         sites.append(replace(site, domains=tuple(name for name in site.domains if name not in fresh_hosts)))
-        assets[site_id] = list(previous.site_assets(site_id))
+        for deployment in site.deployments:
+            assets[deployment.id] = list(previous.deployment_assets(deployment.id))
     return len(existing)

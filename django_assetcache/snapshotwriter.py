@@ -40,10 +40,11 @@ def write_snapshot(
     """Write a snapshot atomically (temporary file, then rename).
 
     ``sites``: a site without a ``change_id`` was read at ``change_id``; one
-    kept from an older snapshot keeps its older one. ``assets``: per site id,
-    its assets (the ``snapshot_offset`` of their blobs is not read: the new
-    file's own is written). ``bodies``: the bodies to keep in the snapshot,
-    in memory.
+    kept from an older snapshot keeps its older one. ``assets``: per
+    deployment id (of a site's ``deployments``), its assets (the
+    ``snapshot_offset`` of their blobs is not read: the new file's own is
+    written); a site's deployments share one record per distinct asset.
+    ``bodies``: the bodies to keep in the snapshot, in memory.
     """
     target = Path(path)
     summary = SnapshotSummary(path=str(target), sites=len(sites), change_id=change_id)
@@ -52,9 +53,9 @@ def write_snapshot(
         tables = _Tables(_write_bodies(out, bodies, summary))
         site_entries = []
         for site in sites:
-            records = assets.get(site.id, [])
+            records, entry = _site_entry(site, change_id, assets, tables.record_count)
             out.write(tables.add(records))
-            site_entries.append(_site_entry(site, change_id, records))
+            site_entries.append(entry)
         out.write(tables.variant_table())
         summary.assets = tables.record_count
         summary.change_id = min([change_id, *(entry["change_id"] for entry in site_entries)])
@@ -125,9 +126,29 @@ class _Tables:
         return table
 
 
-def _site_entry(site: SiteRecord, change_id: int, assets: list[AssetRecord]) -> dict[str, Any]:
-    """A site as the index holds it, with its paths in record order."""
-    return {
+def _site_entry(
+    site: SiteRecord, change_id: int, assets: dict[int, list[AssetRecord]], first: int
+) -> tuple[list[AssetRecord], dict[str, Any]]:
+    """A site's distinct records (numbered from ``first``), and the site as
+    the index holds it: one table of its paths, and per deployment the
+    flat list of (path number, record number) of its assets."""
+    paths: dict[str, int] = {}
+    numbers: dict[tuple[Any, ...], int] = {}
+    records: list[AssetRecord] = []
+    deployments = []
+    for deployment in site.deployments:
+        flat: list[int] = []
+        for asset in assets.get(deployment.id, []):
+            same = (asset.content_type, int(asset.last_modified), *_blob_key(asset))
+            number = numbers.get(same)
+            if number is None:
+                number = numbers[same] = first + len(records)
+                records.append(asset)
+            flat += (paths.setdefault(asset.path, len(paths)), number)
+        deployments.append(
+            {"id": deployment.id, "key": deployment.key, "aliases": list(deployment.aliases), "entries": flat}
+        )
+    entry = {
         "id": site.id,
         "subdomain": site.subdomain,
         "is_active": site.is_active,
@@ -139,8 +160,15 @@ def _site_entry(site: SiteRecord, change_id: int, assets: list[AssetRecord]) -> 
         "visibility": site.visibility,
         "access_tag": site.access_tag,
         "change_id": change_id if site.change_id is None else site.change_id,
-        "paths": [asset.path for asset in assets],
+        "live": site.live_deployment,
+        "paths": list(paths),
+        "deployments": deployments,
     }
+    return records, entry
+
+
+def _blob_key(asset: AssetRecord) -> tuple[Any, ...]:
+    return tuple((blob.sha256, blob.size, blob.encoding) for blob in asset.blobs())
 
 
 def _write_bodies(out: BinaryIO, bodies: Iterable[LocatedBlob], summary: SnapshotSummary) -> dict[str, int]:

@@ -33,18 +33,15 @@ def _plain(status: int, text: str) -> HttpResponse:
 
 def is_site_host(host: str) -> bool:
     """An active site answers at ``host``: a subdomain of ASSETCACHE_DOMAIN
-    naming a site, or a verified custom domain of one."""
+    naming a site, a verified custom domain of one, or a preview host
+    (``<deployment-id or alias>--<subdomain>``) of a retained deployment of
+    one: the host map resolves them all."""
     cache = get_cache()
     cache.maybe_poll()
     target = cache.site_for(host)
     if target.__class__ is SiteInfo:
         assert isinstance(target, SiteInfo)
         return target.active
-    # --- preview hosts -------------------------------------------------------
-    # <deployment-id>--<subdomain>.<ASSETCACHE_DOMAIN> and
-    # <alias>--<subdomain>.<ASSETCACHE_DOMAIN> name a retained deployment of
-    # a site. They come with deployments: until then no such host exists and
-    # the answer is no. The wildcard certificate covers them either way.
     return False
 
 

@@ -6,10 +6,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.db.models import F, QuerySet
 from django.test import Client
 
 from django_assetcache import conf, runtime
-from django_assetcache.models import Site
+from django_assetcache.models import Asset, Site
 from django_assetcache.publish import publish
 
 
@@ -122,3 +123,8 @@ def zip_with_damaged_stream(method: int) -> bytes:
     else:
         data[start : start + 10] = b"BZh9\x00\x00\x00\x00\x00\x00"  # a bzip2 block header of zeros
     return bytes(data)
+
+
+def live_assets(subdomain: str = "docs") -> QuerySet[Asset]:
+    """The Asset rows of a site's live deployment."""
+    return Asset.objects.filter(site__subdomain=subdomain, site__live_deployment=F("deployment")).order_by("path")

@@ -30,6 +30,7 @@ from django_assetcache.publish import publish
 from django_assetcache.store import blob_name, get_storage
 from tests.conftest import (
     SAMPLE,
+    live_assets,
     write_tree,
     zip_bytes,
     zip_with_bad_utf8_name,
@@ -92,7 +93,7 @@ def log_messages(site: Site) -> list[str]:
 def content(subdomain: str) -> dict[str, bytes]:
     storage = get_storage()
     result = {}
-    for path, sha in Asset.objects.filter(site__subdomain=subdomain).values_list("path", "blob_id"):
+    for path, sha in live_assets(subdomain).values_list("path", "blob_id"):
         with storage.open(blob_name(sha)) as f:
             result[path] = f.read()
     return result
@@ -180,7 +181,7 @@ def test_upload_a_zip_publishes_it(
         "/css/site.css": b"body{}",
         "/img/a.png": b"\x89PNG" + bytes(300),
     }
-    assert new_changes(after) == [(empty_site.pk, "publish", ["/css/site.css", "/img/a.png", "/index.html"])]
+    assert new_changes(after) == [(empty_site.pk, "deploy", ["/css/site.css", "/img/a.png", "/index.html"])]
     expected = (
         "Published “site.zip” to fresh: 3 added, 0 changed, 0 removed, 0 unchanged; 321 B stored, 0 B deduplicated."
     )
@@ -220,14 +221,14 @@ def test_upload_a_zip_of_one_folder(admin_client: Client, empty_site: Site, keep
 
 def test_upload_without_delete_keeps_other_files(admin_client: Client, site: Site) -> None:
     admin_client.post(upload_url(site), {"files": zip_upload({"index.html": "new"})})
-    paths = set(Asset.objects.filter(site=site).values_list("path", flat=True))
+    paths = set(live_assets().values_list("path", flat=True))
     assert paths == {"/" + name for name in SAMPLE}
     assert content("docs")["/index.html"] == b"new"
 
 
 def test_upload_with_delete_removes_other_files(admin_client: Client, site: Site) -> None:
     response = admin_client.post(upload_url(site), {"files": zip_upload({"index.html": "new"}), "delete": "on"})
-    assert set(Asset.objects.filter(site=site).values_list("path", flat=True)) == {"/index.html"}
+    assert set(live_assets().values_list("path", flat=True)) == {"/index.html"}
     assert "1 changed, 4 removed, 0 unchanged" in messages_of(response)[0]
 
 
@@ -272,7 +273,9 @@ def test_a_large_zip_is_published_from_the_temporary_upload_file(
     # Django streamed the upload to FILE_UPLOAD_TEMP_DIR; that very file is read.
     assert Path(call["source"]).parent == tmp_path / "uploads"
     assert call["source"].endswith(".upload.zip")
+    info = call["kwargs"].pop("deployment")
     assert call["kwargs"] == {"delete": False, "keep_top_folder": False}
+    assert (info.draft, info.alias, info.created_by, info.source) == (False, "", "admin", "“site.zip”")
     assert content("fresh") == {"/big.bin": big}
     # Nothing is left behind in the temporary directory.
     assert list((tmp_path / "uploads").iterdir()) == []
@@ -524,7 +527,8 @@ def test_reserved_names_come_from_the_setting(admin_client: Client, settings: An
 
 def test_site_change_page_shows_content(admin_client: Client, site: Site) -> None:
     page = html(admin_client.get(f"{SITES}{site.pk}/change/"))
-    assert f'5 files — <a href="{ASSETS}?site__id__exact={site.pk}">browse</a>' in page
+    site.refresh_from_db()
+    assert f'5 files — <a href="{ASSETS}?deployment__id__exact={site.live_deployment_id}">browse</a>' in page
     sample_bytes = sum(len(c.encode() if isinstance(c, str) else c) for c in SAMPLE.values())
     assert f'<div class="readonly">{human_bytes(sample_bytes)}</div>' in page  # total size
     assert '<div class="readonly">2</div>' in page  # generation
@@ -659,14 +663,16 @@ def test_purge_paths_drops_only_those_paths(
     client = Client(HTTP_HOST="docs.sites.test")
     client.get("/css/site.css")
     client.get("/img/logo.png")
+    site.refresh_from_db()
+    live = site.live_deployment_id  # entries are keyed by deployment
     keys = set(runtime.get_cache().entries)
-    assert (site.pk, "/css/site.css") in keys and (site.pk, "/img/logo.png") in keys
-    asset = Asset.objects.get(site=site, path="/css/site.css")
+    assert (live, "/css/site.css") in keys and (live, "/img/logo.png") in keys
+    asset = Asset.objects.get(deployment_id=live, path="/css/site.css")
     with django_capture_on_commit_callbacks(execute=True):
         run_action(admin_client, ASSETS, "purge_paths", [asset.pk])
     keys = set(runtime.get_cache().entries)
-    assert (site.pk, "/css/site.css") not in keys
-    assert (site.pk, "/img/logo.png") in keys
+    assert (live, "/css/site.css") not in keys
+    assert (live, "/img/logo.png") in keys
 
 
 # --- the cache page ------------------------------------------------------------------------

@@ -56,6 +56,14 @@ def restore(path: Path) -> None:
     runtime.reset()
 
 
+@pytest.fixture(autouse=True)
+def _no_deployment_retention(settings) -> None:
+    """v1's deployment expires at once, so its blobs become unused: these
+    tests are about the grace that follows (retention: test_deployments.py)."""
+    settings.ASSETCACHE_DEPLOYMENT_RETENTION = 0
+    settings.ASSETCACHE_DEPLOYMENT_RETENTION_DAYS = 0
+
+
 @pytest.fixture
 def default_grace(settings) -> None:
     del settings.ASSETCACHE_GC_GRACE  # the suite sets 0; use the package's default

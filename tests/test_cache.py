@@ -68,29 +68,45 @@ def test_first_request_costs_the_feed_position_the_host_and_the_entry(get, site,
         assert get("/")[:2] == (200, SAMPLE["index.html"].encode())  # type: ignore[union-attr]
 
 
-def test_a_hit_makes_no_query(get, site, django_assert_num_queries):
-    get("/")
-    get("/css/site.css")
+@pytest.fixture(params=["live", "preview"])
+def site_host(request, site) -> str:
+    """The site's own host, or the preview host of its live deployment:
+    both cost the same."""
+    if request.param == "live":
+        return HOST
+    site.refresh_from_db()
+    return f"{site.live_deployment.key}--{HOST}"
+
+
+def test_a_hit_makes_no_query(get, site_host, django_assert_num_queries):
+    get("/", site_host)
+    get("/css/site.css", site_host)
     for _ in range(3):
         with django_assert_num_queries(0):
-            status, body, _ = get("/css/site.css")
+            status, body, _ = get("/css/site.css", site_host)
         assert (status, body) == (200, b"body { color: #333 }\n")
     with django_assert_num_queries(0):
-        assert get("/css/site.css", method="HEAD")[0] == 200
-        assert get("/css/site.css", HTTP_RANGE="bytes=0-3")[1] == b"body"
-        assert get("/", HTTP_IF_NONE_MATCH="*")[0] == 304
+        assert get("/css/site.css", site_host, method="HEAD")[0] == 200
+        assert get("/css/site.css", site_host, HTTP_RANGE="bytes=0-3")[1] == b"body"
+        assert get("/", site_host, HTTP_IF_NONE_MATCH="*")[0] == 304
 
 
-def test_a_miss_makes_exactly_one_query(get, site, django_assert_num_queries):
-    get("/")  # the feed position and the host map
+def test_a_miss_makes_exactly_one_query(get, site_host, django_assert_num_queries):
+    get("/", site_host)  # the feed position and the host map
     with django_assert_num_queries(1):
-        assert get("/css/site.css")[0] == 200
+        assert get("/css/site.css", site_host)[0] == 200
     with django_assert_num_queries(1):
-        assert get("/guide")[0] == 301  # a redirect entry
+        assert get("/guide", site_host)[0] == 301  # a redirect entry
     with django_assert_num_queries(1):
-        assert get("/guide/")[0] == 200
+        assert get("/guide/", site_host)[0] == 200
     with django_assert_num_queries(0):
-        assert get("/guide")[0] == 301
+        assert get("/guide", site_host)[0] == 301
+
+
+def test_a_preview_host_resolves_in_one_query(get, site_host, django_assert_num_queries):
+    get("/", "other.sites.test")  # the feed position
+    with django_assert_num_queries(2):  # the host, then the entry
+        assert get("/", site_host)[0] == 200
 
 
 def test_a_missing_path_is_remembered(get, site, django_assert_num_queries):
@@ -269,7 +285,8 @@ def test_large_bodies_are_not_held_in_memory(get, site, tmp_path):
     status, body, response = get("/big.bin")
     assert (status, body) == (200, big)
     assert response.streaming
-    entry = process_cache().entries[(site.id, "/big.bin")]
+    site.refresh_from_db()
+    entry = process_cache().entries[(site.live_deployment_id, "/big.bin")]
     assert process_cache().bytes_held - held == entry.cost == entry_overhead("/big.bin", entry)
     assert serve.answer(HOST, "/big.bin", "GET", "", {}.get).file_path is not None
 

@@ -43,7 +43,7 @@ def error_codes(exc: pytest.ExceptionInfo[ValidationError], field: str) -> list[
 
 @pytest.mark.parametrize(
     "value",
-    ["docs", "a", "0", "a-b", "a--b", "x1-2y", "123", "a" * 63, "a" + "-" * 61 + "b"],
+    ["docs", "a", "0", "a-b", "a-b-c", "x1-2y", "123", "a" * 63, "a-" * 31 + "b"],
 )
 def test_valid_subdomains_pass_full_clean(value: str) -> None:
     Site(subdomain=value).full_clean()
@@ -73,6 +73,18 @@ def test_invalid_subdomains_are_rejected(value: str) -> None:
     with pytest.raises(ValidationError) as exc:
         Site(subdomain=value).full_clean()
     assert "subdomain" in exc.value.error_dict
+
+
+@pytest.mark.parametrize("value", ["a--b", "staging--docs", "a" + "-" * 61 + "b"])
+def test_subdomains_with_a_double_hyphen_are_kept_for_previews(value: str) -> None:
+    """``<deployment>--<subdomain>`` names a preview host: no site may be named so."""
+    with pytest.raises(ValidationError) as exc:
+        validate_subdomain(value)
+    assert exc.value.code == "preview_separator"
+    assert "kept for preview hosts" in exc.value.messages[0]
+    with pytest.raises(ValidationError) as exc:
+        Site(subdomain=value).full_clean()
+    assert "subdomain" in exc.value.message_dict
 
 
 def test_empty_subdomain_is_rejected() -> None:

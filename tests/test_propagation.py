@@ -396,6 +396,7 @@ def test_preloaded_workers_do_not_share_the_masters_connection(request: pytest.F
 
 @pytest.fixture
 def purge_site(site: Site) -> Site:
+    site.refresh_from_db()  # its live_deployment_id keys its cache entries
     return site
 
 
@@ -444,12 +445,12 @@ def test_purge_drops_cached_entries(purge_site: Site, django_capture_on_commit_c
     assert client.get("/").status_code == 200
     assert client.get("/css/site.css").status_code == 200
     cache = runtime.get_cache()
-    assert (purge_site.pk, "/") in cache.entries
+    assert (purge_site.live_deployment_id, "/") in cache.entries
     with django_capture_on_commit_callbacks(execute=True):
         call_command("assetcache_purge", "docs", "--path", "/index.html")
-    assert (purge_site.pk, "/") not in cache.entries
-    assert (purge_site.pk, "/index.html") not in cache.entries
-    assert (purge_site.pk, "/css/site.css") in cache.entries
+    assert (purge_site.live_deployment_id, "/") not in cache.entries
+    assert (purge_site.live_deployment_id, "/index.html") not in cache.entries
+    assert (purge_site.live_deployment_id, "/css/site.css") in cache.entries
 
 
 # --- pruned feed rows --------------------------------------------------------------------
@@ -492,7 +493,7 @@ def test_process_up_to_date_keeps_its_cache_after_a_prune(purge_site: Site, sett
     time.sleep(0.01)
     collect_garbage()
     current.poll()
-    assert (purge_site.pk, "/") in current.entries
+    assert (purge_site.live_deployment_id, "/") in current.entries
 
 
 # --- the gap rule ----------------------------------------------------------------------------
@@ -540,7 +541,7 @@ class FakeLoader:
         return [change for change in self.feed if change.id > change_id or change.id in wanted]
 
 
-SITE = SiteInfo(1, "docs", True, "index.html", "404.html", "")
+SITE = SiteInfo(1, "docs", True, "index.html", "404.html", "", deployment_id=1)
 
 
 def test_change_with_a_lower_id_committed_later_is_still_applied() -> None:

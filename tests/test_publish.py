@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
+from django.db.models import F
 
-from django_assetcache import publish as publish_module
+from django_assetcache import deployments as deployments_module
 from django_assetcache import sources as sources_module
 from django_assetcache.models import Asset, Blob, Change, Site
 from django_assetcache.progress import plural
@@ -30,6 +31,7 @@ from django_assetcache.store import blob_name, get_storage
 from tests.conftest import (
     SAMPLE,
     Terminal,
+    live_assets,
     make_zip,
     write_tree,
     zip_with_bad_utf8_name,
@@ -77,9 +79,9 @@ def db_state() -> dict[str, list[Any]]:
 def site_content(subdomain: str) -> dict[str, tuple[str, str]]:
     return {
         path: (blob_id, content_type)
-        for path, blob_id, content_type in Asset.objects.filter(site__subdomain=subdomain).values_list(
-            "path", "blob_id", "content_type"
-        )
+        for path, blob_id, content_type in Asset.objects.filter(
+            site__subdomain=subdomain, site__live_deployment=F("deployment")
+        ).values_list("path", "blob_id", "content_type")
     }
 
 
@@ -89,7 +91,7 @@ def generation(subdomain: str) -> int:
 
 def publish_changes(subdomain: str) -> list[list[str] | None]:
     site_id = Site.objects.values_list("pk", flat=True).get(subdomain=subdomain)
-    return list(Change.objects.filter(site_id=site_id, kind="publish").order_by("pk").values_list("paths", flat=True))
+    return list(Change.objects.filter(site_id=site_id, kind="deploy").order_by("pk").values_list("paths", flat=True))
 
 
 def add_symlink(archive: zipfile.ZipFile, name: str, target: str) -> None:
@@ -130,7 +132,7 @@ def test_publish_a_directory_creates_the_site(sample_dir: Path) -> None:
     # the content is exactly one publish change listing every path.
     assert list(Change.objects.order_by("pk").values_list("site_id", "kind", "paths")) == [
         (site.pk, "settings", None),
-        (site.pk, "publish", SAMPLE_PATHS),
+        (site.pk, "deploy", SAMPLE_PATHS),
     ]
     assert site.generation == 2
 
@@ -272,9 +274,7 @@ def test_changed_file_gets_a_new_last_modified(site: Site, tmp_path: Path) -> No
     Asset.objects.update(last_modified=datetime(2000, 1, 1, tzinfo=UTC))
     source = write_tree(tmp_path / "v2", {**SAMPLE, "index.html": "changed"})
     publish("docs", source)
-    years = dict(
-        (path, when.year) for path, when in Asset.objects.filter(site=site).values_list("path", "last_modified")
-    )
+    years = dict((path, when.year) for path, when in live_assets().values_list("path", "last_modified"))
     assert years.pop("/index.html") > 2000
     assert set(years.values()) == {2000}
 
@@ -375,7 +375,9 @@ def test_empty_source_creates_an_empty_site(tmp_path: Path) -> None:
     assert summary.files == 0
     site = Site.objects.get(subdomain="docs")
     assert not site.assets.exists()
-    assert list(Change.objects.values_list("site_id", "kind")) == [(site.pk, "settings")]
+    # An empty deployment is live: its preview host and history exist.
+    assert summary.deployment is not None and site.live_deployment_id == summary.deployment.pk
+    assert list(Change.objects.values_list("site_id", "kind")) == [(site.pk, "settings"), (site.pk, "deploy")]
 
 
 def test_an_empty_file(tmp_path: Path) -> None:
@@ -1147,7 +1149,7 @@ def test_a_crash_before_the_commit_leaves_only_blob_files(
     before = db_state()
     source = write_tree(tmp_path / "v2", {**SAMPLE, "index.html": "changed", "new.txt": "new", **FRESH})
     if target == "record_change":
-        monkeypatch.setattr(publish_module, "record_change", crash)
+        monkeypatch.setattr(deployments_module, "record_change", crash)
     elif target == "asset_bulk_create":
         monkeypatch.setattr(Asset.objects, "bulk_create", crash)
     else:
@@ -1174,7 +1176,7 @@ def test_a_crash_before_the_commit_leaves_only_blob_files(
 
 
 def test_a_crash_while_creating_a_site_leaves_no_site(sample_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(publish_module, "record_change", crash)
+    monkeypatch.setattr(deployments_module, "record_change", crash)
     with pytest.raises(Crash):
         publish("docs", sample_dir)
     assert not Site.objects.exists()

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from django_assetcache.records import AssetRecord, BlobRecord, LocatedBlob, SiteRecord
+from django_assetcache.hosts import SiteInfo
+from django_assetcache.records import AssetRecord, BlobRecord, DeploymentRecord, LocatedBlob, SiteRecord
 from django_assetcache.snapshot import Snapshot, site_target
 from django_assetcache.snapshotwriter import write_snapshot
 
@@ -60,18 +61,43 @@ def test_a_located_body_has_the_blob_size() -> None:
 
 def test_the_snapshot_gives_back_the_records_it_was_written_with(tmp_path: Path) -> None:
     path = tmp_path / "snapshot.bin"
+    docs_deployments = (DeploymentRecord(10, "aaaaaaaa"), DeploymentRecord(11, "bbbbbbbb", ("next",)))
     sites = [
-        SiteRecord(1, "docs", True, "index.html", "404.html", "", ("docs.example.com",)),
-        SiteRecord(2, "old", False, "index.htm", "", "no-cache", (), change_id=3),
+        SiteRecord(
+            1,
+            "docs",
+            True,
+            "index.html",
+            "404.html",
+            "",
+            ("docs.example.com",),
+            live_deployment=10,
+            deployments=docs_deployments,
+        ),
+        SiteRecord(
+            2,
+            "old",
+            False,
+            "index.htm",
+            "",
+            "no-cache",
+            change_id=3,
+            live_deployment=20,
+            deployments=(DeploymentRecord(20, "cccccccc"),),
+        ),
     ]
     bodies = [LocatedBlob(blob, body=data) for blob, data in zip(PAGE.blobs(), (BODY, BR, GZIP), strict=True)]
-    summary = write_snapshot(path, change_id=7, sites=sites, assets={1: [PAGE], 2: [PICTURE]}, bodies=bodies)
-    assert (summary.sites, summary.assets, summary.bodies, summary.change_id) == (2, 2, 3, 3)
+    assets = {10: [PAGE], 11: [PAGE, PICTURE], 20: [PICTURE]}
+    summary = write_snapshot(path, change_id=7, sites=sites, assets=assets, bodies=bodies)
+    # The two deployments of docs share PAGE's record: 3 records, not 4.
+    assert (summary.sites, summary.assets, summary.bodies, summary.change_id) == (2, 3, 3, 3)
 
     snapshot = Snapshot(path)
     assert snapshot.sites == {1: dataclasses.replace(sites[0], change_id=7), 2: sites[1]}
     assert snapshot.site_change_ids == {1: 7, 2: 3}
-    page, picture = next(snapshot.site_assets(1)), next(snapshot.site_assets(2))
+    assert snapshot.assets == {10: {PAGE.path: 0}, 11: {PAGE.path: 0, PICTURE.path: 1}, 20: {PICTURE.path: 2}}
+    assert snapshot.site_deployments == {1: [10, 11], 2: [20]}
+    page, picture = next(snapshot.deployment_assets(10)), next(snapshot.deployment_assets(20))
     # Where the snapshot holds each body is all that differs.
     assert page == dataclasses.replace(
         PAGE,
@@ -82,12 +108,28 @@ def test_the_snapshot_gives_back_the_records_it_was_written_with(tmp_path: Path)
         ),
     )
     assert picture == PICTURE
+    assert list(snapshot.deployment_assets(11)) == [page, picture]
     assert [snapshot.body_at(blob.snapshot_offset, blob.size, blob.sha256) for blob in page.blobs()] == [BODY, BR, GZIP]
-    assert list(snapshot.blobs()) == [*page.blobs(), *picture.blobs()]
+    assert list(snapshot.blobs()) == [*page.blobs(), *picture.blobs(), *picture.blobs()]
     assert snapshot.bodies == {blob.sha256: blob for blob in page.blobs()}
     target = site_target(snapshot, "docs.example.com")
-    assert target is not None and not isinstance(target, str)
-    assert (target.id, target.subdomain, target.error_path) == (1, "docs", "/404.html")
+    assert isinstance(target, SiteInfo)
+    assert (target.id, target.subdomain, target.error_path, target.deployment_id, target.preview) == (
+        1,
+        "docs",
+        "/404.html",
+        10,
+        False,
+    )
+    for host, deployment_id in [
+        ("next--docs.sites.test", 11),
+        ("bbbbbbbb--docs.sites.test", 11),
+        ("aaaaaaaa--docs.sites.test", 10),
+    ]:
+        target = site_target(snapshot, host)
+        assert isinstance(target, SiteInfo)
+        assert (target.id, target.deployment_id, target.preview, target.key) == (1, deployment_id, True, -deployment_id)
+    assert site_target(snapshot, "zzzzzzzz--docs.sites.test") is None
 
 
 def test_the_snapshot_writer_takes_bodies_in_memory_only(tmp_path: Path) -> None:

@@ -93,7 +93,8 @@ def test_an_evicted_tier_file_drops_the_entries_sending_it(site: Site, settings,
     client = Client(HTTP_HOST=HOST)
     assert client.get("/css/site.css").status_code == 200
     cache = runtime.get_cache()
-    entry = cache.entries[(site.pk, "/css/site.css")]
+    site.refresh_from_db()
+    entry = cache.entries[(site.live_deployment_id, "/css/site.css")]
     file_paths = entry.file_paths()
     assert file_paths
     for listener in runtime.localtier.listeners:

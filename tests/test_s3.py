@@ -502,7 +502,7 @@ def test_delayed_delete_keeps_handed_out_paths_valid(published: S3, settings) ->
     response = fetch("/big.bin")
     body_of(response)
     path = t.path_of(sha(BIG))
-    site_id = Site.objects.get(subdomain="docs").id
+    site_id = Site.objects.get(subdomain="docs").live_deployment_id  # entries are keyed by deployment
     assert (site_id, "/big.bin") in runtime.get_cache().entries
 
     t.limit_bytes = 0
@@ -566,8 +566,11 @@ def test_stale_temporary_files_are_cleaned_at_start(s3: S3, tmp_path: Path) -> N
 
 
 def test_gc_removes_unreferenced_blobs_from_s3_and_the_tier(
-    s3: S3, db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    s3: S3, db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings
 ) -> None:
+    # v1 is expired at once: its blobs are the unreferenced ones.
+    settings.ASSETCACHE_DEPLOYMENT_RETENTION = 0
+    settings.ASSETCACHE_DEPLOYMENT_RETENTION_DAYS = 0
     v1 = {"index.html": "v1", "gone.txt": "only in v1\n", "big.bin": BIG}
     v2 = {"index.html": "v2", "kept.txt": "kept\n"}
     publish("docs", write_tree(tmp_path / "v1", v1))

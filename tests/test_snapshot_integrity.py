@@ -15,7 +15,7 @@ import pytest
 
 from django_assetcache import conf, runtime
 from django_assetcache.models import Domain, Site
-from django_assetcache.publish import publish
+from django_assetcache.publish import DeploymentInfo, publish
 from django_assetcache.snapshot import FOOTER, MAGIC, Snapshot
 from django_assetcache.warmup import warm_up
 from django_assetcache.wsgi import AssetCacheWSGI
@@ -30,6 +30,8 @@ FILES: dict[str, bytes] = {
     **{name: content.encode() if isinstance(content, str) else content for name, content in SAMPLE.items()},
     "css/site.css": CSS,
     "big.bin": BIG,
+    # Only in the draft deployment (alias "next"), which shares every other record.
+    "draft.html": b"<!doctype html><title>Draft</title>",
     # Site rules live in the index: a flipped byte there refuses the snapshot.
     "_redirects": b"/old /guide/ 302\n/app/* /index.html 200\n",
     "_headers": b"/css/*\n  X-Rule: yes\n",
@@ -49,6 +51,10 @@ REQUESTS: list[tuple[str, str, str, int, str | None]] = [
     ("docs.sites.test", "/app/route", "", 200, "index.html"),
     ("docs.sites.test", "/_redirects", "", 404, "404.html"),
     ("docs.example.org", "/guide/", "", 200, "guide/index.html"),
+    ("docs.sites.test", "/draft.html", "", 404, "404.html"),
+    ("next--docs.sites.test", "/draft.html", "", 200, "draft.html"),
+    ("next--docs.sites.test", "/css/site.css", "gzip", 200, "css/site.css"),
+    ("next--docs.sites.test", "/nope", "", 404, "404.html"),
 ]
 #: Flips of each byte outside the bodies (with different values), and of
 #: bytes drawn from the bodies, which are checked by hash.
@@ -99,7 +105,13 @@ def decoded(headers: dict[str, str], body: bytes) -> bytes:
 def snapshot_file(db, tmp_path: Path, settings) -> Path:
     settings.ASSETCACHE_MEMORY_FILE_LIMIT = 4096
     conf.reset()
-    publish("docs", write_tree(tmp_path / "src", FILES))
+    live = {name: content for name, content in FILES.items() if name != "draft.html"}
+    publish("docs", write_tree(tmp_path / "src", live))
+    publish(
+        "docs",
+        write_tree(tmp_path / "draft", {"draft.html": FILES["draft.html"]}),
+        deployment=DeploymentInfo(draft=True, alias="next"),
+    )
     Domain.objects.create(site=Site.objects.get(subdomain="docs"), hostname="docs.example.org", state="verified")
     warm_up()
     runtime.reset()
@@ -193,7 +205,7 @@ def _old_version(path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("damage", "reason"),
-    [(_flip_record, "record table checksum mismatch"), (_old_version, "format version 03, expected 04")],
+    [(_flip_record, "record table checksum mismatch"), (_old_version, "format version 03, expected 05")],
 )
 def test_refused_snapshot_is_logged_once_and_the_database_answers(
     snapshot_file: Path, caplog, damage: Callable[[Path], None], reason: str

@@ -26,6 +26,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
@@ -93,10 +94,12 @@ def summary_message(upload: str, summary: PublishSummary) -> str:
 @admin.register(Site)
 class SiteAdmin(TrafficColumns, SiteAdminBase):
     form = AccessSiteForm
+    list_select_related = ["live_deployment"]
+    # The name is on the site's page: the list must fit a 1280 px window.
     list_display = [
         "subdomain",
-        "name",
         "live_url",
+        "published",
         "file_count",
         "total_size",
         "requests_today",
@@ -141,7 +144,8 @@ class SiteAdmin(TrafficColumns, SiteAdminBase):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Site]:
         # Subqueries, not joins: a search through domains__hostname joins the
         # domains, which would multiply joined counts and sums.
-        assets = Asset.objects.filter(site=OuterRef("pk")).order_by().values("site")
+        # The live deployment's files: other deployments keep rows of their own.
+        assets = Asset.objects.filter(deployment=OuterRef("live_deployment")).order_by().values("deployment")
         return with_traffic_today(
             super()
             .get_queryset(request)
@@ -177,12 +181,22 @@ class SiteAdmin(TrafficColumns, SiteAdminBase):
             return "-"
         return format_html('<a href="{0}" target="_blank" rel="noopener">{0}</a>', site.url)
 
+    @admin.display(description=_("published"), ordering="live_deployment__live_at")
+    def published(self, site: Site) -> str:
+        """When the live deployment went live, and who made it."""
+        live = site.live_deployment
+        if live is None or live.live_at is None:
+            return "-"
+        when = date_format(timezone.localtime(live.live_at), "SHORT_DATETIME_FORMAT")
+        # On two lines: the list must fit a 1280 px window.
+        return format_html("{}<br>{}", when, live.created_by) if live.created_by else when
+
     @admin.display(description=_("files"), ordering="asset_count")
     def file_count(self, site: Site) -> int:
         if not site.pk:
             return 0
         count = getattr(site, "asset_count", None)
-        return site.assets.count() if count is None else count
+        return Asset.objects.filter(deployment=site.live_deployment).count() if count is None else count
 
     @admin.display(description=_("total size"), ordering="asset_bytes")
     def total_size(self, site: Site) -> str:
@@ -190,7 +204,8 @@ class SiteAdmin(TrafficColumns, SiteAdminBase):
             return "-"
         size = getattr(site, "asset_bytes", None)
         if size is None:
-            size = site.assets.aggregate(total=Sum("blob__size"))["total"]
+            live = Asset.objects.filter(deployment=site.live_deployment)
+            size = live.aggregate(total=Sum("blob__size"))["total"]
         return human_bytes(size or 0)
 
     @admin.display(description=_("files"))
@@ -198,7 +213,7 @@ class SiteAdmin(TrafficColumns, SiteAdminBase):
         if not site.pk:
             return "-"
         count = self.file_count(site)
-        url = reverse("admin:django_assetcache_asset_changelist") + f"?site__id__exact={site.pk}"
+        url = reverse("admin:django_assetcache_asset_changelist") + f"?deployment__id__exact={site.live_deployment_id}"
         label = ngettext("%(count)d file", "%(count)d files", count) % {"count": count}
         return format_html('{} — <a href="{}">{}</a>', label, url, gettext("browse"))
 
@@ -241,7 +256,7 @@ class SiteAdmin(TrafficColumns, SiteAdminBase):
         if request.method == "POST":
             form = UploadForm(request.POST, request.FILES)
             if form.is_valid():
-                summary = form.publish(site)
+                summary = form.publish(site, request.user.get_username())
                 if summary is not None:
                     text = summary_message(form.describe(), summary)
                     self.log_change(request, site, text)

@@ -5,7 +5,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ...progress import Unterminated
-from ...publish import PublishError, PublishSummary, publish
+from ...publish import DeploymentInfo, PublishError, PublishSummary, publish
+
+#: Who a deployment made by this command was created by.
+CREATED_BY = "assetcache_publish"
 
 
 class Command(BaseCommand):
@@ -52,12 +55,12 @@ class Command(BaseCommand):
             action="store_true",
             help="Publish a zip whose files all sit in one folder with that folder in the paths.",
         )
-
         parser.add_argument(
             "--strict",
             action="store_true",
             help="Refuse the publish if _redirects or _headers has an invalid line (default: skip it and say so).",
         )
+        _add_deployment_arguments(parser)
 
     def handle(self, *args: Any, subdomain: str, source: str, **options: Any) -> None:
         try:
@@ -72,6 +75,14 @@ class Command(BaseCommand):
                 keep_top_folder=options["keep_top_folder"],
                 strict=options["strict"],
                 progress_stream=Unterminated(self.stderr) if options["verbosity"] > 0 else None,
+                deployment=DeploymentInfo(
+                    draft=options["draft"],
+                    alias=options["alias"],
+                    created_by=CREATED_BY,
+                    message=options["message"],
+                    git_commit=options["commit"],
+                    git_branch=options["branch"],
+                ),
             )
         except PublishError as exc:
             raise CommandError(str(exc)) from exc
@@ -90,3 +101,25 @@ class Command(BaseCommand):
         ):
             for path in paths:
                 self.stdout.write(f"  {label:8} {path}")
+
+
+def _add_deployment_arguments(parser: CommandParser) -> None:
+    """What the deployment a publish makes records, and whether it goes live."""
+    parser.add_argument(
+        "--draft",
+        action="store_true",
+        help="Store the deployment without making it live; it answers at <id>--SUBDOMAIN.",
+    )
+    parser.add_argument(
+        "--alias",
+        default="",
+        metavar="NAME",
+        help="Point NAME--SUBDOMAIN (for example staging--docs) at this deployment.",
+    )
+    parser.add_argument("--message", default="", help="A note kept with the deployment.")
+    parser.add_argument(
+        "--commit", default=None, help="The git commit deployed (default: read from SOURCE's work tree)."
+    )
+    parser.add_argument(
+        "--branch", default=None, help="The git branch deployed (default: read from SOURCE's work tree)."
+    )

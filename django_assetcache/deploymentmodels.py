@@ -1,0 +1,74 @@
+"""Deployments and their aliases: the rows that make every publish an
+immutable manifest (see ``deployments.py``).
+
+Imported by ``models.py`` (Django finds an app's models through that
+module); the site is named by string, so this module imports no model.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from . import conf
+from .validators import PREVIEW_SEPARATOR, new_deployment_key, validate_alias
+
+
+class Deployment(models.Model):
+    """One publish of a site: an immutable manifest (its Asset rows) and
+    where it came from. The site's ``live_deployment`` is the one its host
+    serves; every deployment not expired answers at its preview host."""
+
+    class State(models.TextChoices):
+        DRAFT = "draft", _("draft")
+        LIVE = "live", _("live")
+        SUPERSEDED = "superseded", _("superseded")
+        #: Removed by retention: its rows are gone, only the record stays.
+        EXPIRED = "expired", _("expired")
+
+    site = models.ForeignKey("django_assetcache.Site", on_delete=models.CASCADE, related_name="deployments")
+    key = models.CharField(_("id"), max_length=8, unique=True, default=new_deployment_key, editable=False)
+    created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
+    created_by = models.CharField(_("created by"), max_length=150, blank=True)
+    source = models.CharField(_("source"), max_length=1024, blank=True)
+    message = models.TextField(_("message"), blank=True)
+    git_commit = models.CharField(_("git commit"), max_length=64, blank=True)
+    git_branch = models.CharField(_("git branch"), max_length=255, blank=True)
+    summary = models.JSONField(_("summary"), default=dict, blank=True)
+    state = models.CharField(_("state"), max_length=16, choices=State.choices, default=State.DRAFT)
+    #: When it was last made live (None: never).
+    live_at = models.DateTimeField(_("made live"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("deployment")
+        verbose_name_plural = _("deployments")
+
+    def __str__(self) -> str:
+        return f"{self.site_id}:{self.key}"
+
+    def preview_host(self, label: str | None = None) -> str:
+        return f"{label or self.key}{PREVIEW_SEPARATOR}{self.site.subdomain}.{conf.get().DOMAIN}"
+
+    def preview_url(self, label: str | None = None) -> str:
+        return conf.get().SITE_URL.format(host=self.preview_host(label))
+
+
+class DeploymentAlias(models.Model):
+    """A name such as ``staging`` pointing at one deployment of a site; it
+    answers at ``<name>--<subdomain>.ASSETCACHE_DOMAIN`` and moves with each
+    publish that names it."""
+
+    site = models.ForeignKey("django_assetcache.Site", on_delete=models.CASCADE, related_name="aliases")
+    name = models.CharField(_("name"), max_length=50, validators=[validate_alias])
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="aliases")
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("deployment alias")
+        verbose_name_plural = _("deployment aliases")
+        constraints = [models.UniqueConstraint(fields=["site", "name"], name="assetcache_alias_site_name")]
+
+    def __str__(self) -> str:
+        return self.name
