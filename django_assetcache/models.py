@@ -383,6 +383,8 @@ def record_change(
 # registers them with the app, as Django finds models through this module.
 from .accessmodels import ShareLink as ShareLink  # noqa: E402
 from .accessmodels import UsedTicket as UsedTicket  # noqa: E402
+
+# A site's deployments (every publish) and their aliases, likewise.
 from .deploymentmodels import Deployment as Deployment  # noqa: E402
 from .deploymentmodels import DeploymentAlias as DeploymentAlias  # noqa: E402
 

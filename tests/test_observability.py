@@ -18,6 +18,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_assetcache import checks, runtime, traffic
+from django_assetcache.admin.sites import SiteAdmin
 from django_assetcache.models import Heartbeat, Site, SiteTraffic, record_change
 from django_assetcache.publish import publish
 from django_assetcache.reporting import Reporter
@@ -225,16 +226,7 @@ def test_the_site_list_sorts_by_requests_today(
     for _ in range(3):
         counted.get("/", headers={"host": "blog.sites.test"})
     assert reporter().flush()
-    columns = [
-        "subdomain",
-        "name",
-        "live_url",
-        "file_count",
-        "total_size",
-        "requests_today",
-        "bytes_today",
-        "is_active",
-    ]
+    columns = SiteAdmin.list_display
     index = columns.index(order.lstrip("-")) + 1
     page = admin_client.get(
         f"/admin/django_assetcache/site/?o={'-' if order.startswith('-') else ''}{index}"

@@ -25,8 +25,9 @@ else:  # Django's classes take no type arguments at run time.
 
 @admin.register(Asset)
 class AssetAdmin(AssetAdminBase):
-    list_display = ["path", "site", "content_type", "size", "short_hash", "last_modified", "live"]
-    list_filter = ["site"]
+    # What fits a 1280 px window; the rest is on the asset's page.
+    list_display = ["path", "site", "content_type", "size", "short_hash", "live"]
+    list_filter = ["site", "deployment"]
     list_select_related = ["site", "blob"]
     search_fields = ["path"]
     readonly_fields = ["site", "path", "blob", "content_type", "last_modified"]

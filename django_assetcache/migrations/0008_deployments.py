@@ -118,16 +118,6 @@ class Migration(migrations.Migration):
             name='live_deployment',
             field=models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='django_assetcache.deployment', verbose_name='live deployment'),
         ),
-        migrations.AddField(
-            model_name='change',
-            name='deployment_id',
-            field=models.BigIntegerField(blank=True, null=True, verbose_name='deployment id'),
-        ),
-        migrations.AddField(
-            model_name='change',
-            name='previous_id',
-            field=models.BigIntegerField(blank=True, null=True, verbose_name='previous deployment id'),
-        ),
         migrations.RunPython(existing_files_as_deployments, deployments_as_files),
         migrations.AlterField(
             model_name='asset',
