@@ -281,11 +281,11 @@ def test_the_admin_site_list_shows_when_and_by_whom_the_live_deployment_was_publ
     v1_v2, admin_client: Client
 ) -> None:
     page = admin_client.get("/admin/django_assetcache/site/").content.decode()
-    assert "Published" in page
-    assert "<br>assetcache_publish" not in page  # published by the Python API: no name
+    assert '<br><span class="quiet">' in page  # under the live URL
+    assert "· assetcache_publish" not in page  # published by the Python API: no name
     Deployment.objects.filter(state="live").update(created_by="ci")
     page = admin_client.get("/admin/django_assetcache/site/").content.decode()
-    assert "<br>ci</td>" in page
+    assert "· ci</span>" in page
 
 
 # --- the migration ---------------------------------------------------------------------------------
@@ -358,3 +358,10 @@ def test_tls_ask_says_yes_to_preview_hosts_of_retained_deployments(v1_v2, tmp_pa
     settings.ASSETCACHE_DEPLOYMENT_RETENTION = 0
     collect_garbage()
     assert ask(preview(v1)) == 404  # expired: no certificate for it any more
+
+
+def test_the_admin_files_link_lists_the_live_deployments_files(v1_v2, admin_client: Client) -> None:
+    _, v2 = v1_v2
+    page = admin_client.get(f"/admin/django_assetcache/asset/?deployment__id__exact={v2.pk}")
+    assert page.status_code == 200
+    assert page.content.decode().count('<td class="field-content_type">') == 3
