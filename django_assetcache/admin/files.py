@@ -27,7 +27,7 @@ else:  # Django's classes take no type arguments at run time.
 class AssetAdmin(AssetAdminBase):
     # What fits a 1280 px window; the rest is on the asset's page.
     list_display = ["path", "site", "content_type", "size", "short_hash", "live"]
-    list_filter = ["site", "deployment"]
+    list_filter = ["site"]
     list_select_related = ["site", "blob"]
     search_fields = ["path"]
     readonly_fields = ["site", "path", "blob", "content_type", "last_modified"]

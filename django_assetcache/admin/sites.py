@@ -99,7 +99,6 @@ class SiteAdmin(TrafficColumns, SiteAdminBase):
     list_display = [
         "subdomain",
         "live_url",
-        "published",
         "file_count",
         "total_size",
         "requests_today",
@@ -179,7 +178,13 @@ class SiteAdmin(TrafficColumns, SiteAdminBase):
     def live_url(self, site: Site) -> str:
         if not site.pk:
             return "-"
-        return format_html('<a href="{0}" target="_blank" rel="noopener">{0}</a>', site.url)
+        link = format_html('<a href="{0}" target="_blank" rel="noopener">{0}</a>', site.url)
+        published = self.published(site)
+        if published == "-":
+            return link
+        # Under the link, so the list keeps its width: when the live
+        # deployment went live, and who published it.
+        return format_html('{}<br><span class="quiet">{}</span>', link, published)
 
     @admin.display(description=_("published"), ordering="live_deployment__live_at")
     def published(self, site: Site) -> str:
@@ -188,8 +193,7 @@ class SiteAdmin(TrafficColumns, SiteAdminBase):
         if live is None or live.live_at is None:
             return "-"
         when = date_format(timezone.localtime(live.live_at), "SHORT_DATETIME_FORMAT")
-        # On two lines: the list must fit a 1280 px window.
-        return format_html("{}<br>{}", when, live.created_by) if live.created_by else when
+        return f"{when} · {live.created_by}" if live.created_by else when
 
     @admin.display(description=_("files"), ordering="asset_count")
     def file_count(self, site: Site) -> int:
