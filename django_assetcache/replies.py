@@ -19,6 +19,11 @@ NOSNIFF = ("X-Content-Type-Options", "nosniff")
 ACCEPT_RANGES = ("Accept-Ranges", "bytes")
 #: Sent by every reply of a preview host: search engines keep out.
 NOINDEX = ("X-Robots-Tag", "noindex")
+#: What every reply of a private site ends with: never stored by a shared
+#: cache, and depending on the visitor's cookie.
+NO_STORE = ("Cache-Control", "private, no-store")
+VARY_COOKIE = ("Vary", "Cookie")
+PRIVATE = (NO_STORE, VARY_COOKIE)
 VARY = ("Vary", "Accept-Encoding")
 PLAIN_TEXT = "text/plain; charset=utf-8"
 CRLF = "\r\n"
@@ -153,8 +158,9 @@ SERVICE_UNAVAILABLE = plain_reply(503, "The site cannot be served right now.\n",
 
 
 class FixedReplies:
-    """The fixed replies of one kind of host, built once: a live host's
-    (``DEFAULT_REPLIES``) or a preview host's, which add X-Robots-Tag."""
+    """The fixed replies of one kind of host, built once: a live or a preview
+    host's (which add X-Robots-Tag), of a public or a private site (whose
+    replies are private, Cache-Control and Vary replaced)."""
 
     __slots__ = (
         "bad_gateway",
@@ -165,9 +171,15 @@ class FixedReplies:
         "site_not_found",
     )
 
-    def __init__(self, extra: tuple[tuple[str, str], ...] = ()) -> None:
+    def __init__(self, extra: tuple[tuple[str, str], ...] = (), *, private: bool = False) -> None:
         def fixed(reply: Reply) -> Reply:
-            return Reply(reply.status, [*reply.headers, *extra], reply.body) if extra else reply
+            if not extra and not private:
+                return reply
+            headers = reply.headers
+            if private:
+                headers = [h for h in headers if h[0] != "Cache-Control" and h[0] != "Vary"]
+                return Reply(reply.status, [*headers, *extra, *PRIVATE], reply.body)
+            return Reply(reply.status, [*headers, *extra], reply.body)
 
         self.bad_request = fixed(BAD_REQUEST)
         self.site_not_found = fixed(SITE_NOT_FOUND)
@@ -179,6 +191,19 @@ class FixedReplies:
 
 DEFAULT_REPLIES = FixedReplies()
 NOINDEX_REPLIES = FixedReplies((NOINDEX,))
+
+
+def fixed_replies(preview: bool, private: bool) -> FixedReplies:
+    """The fixed replies of a host: one of four sets, each built once."""
+    return _FIXED_REPLIES[preview, private]
+
+
+_FIXED_REPLIES = {
+    (False, False): DEFAULT_REPLIES,
+    (True, False): NOINDEX_REPLIES,
+    (False, True): FixedReplies(private=True),
+    (True, True): FixedReplies((NOINDEX,), private=True),
+}
 
 
 def without_body(reply: Reply) -> Reply:
