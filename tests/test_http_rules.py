@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 
 from django_assetcache import runtime
@@ -249,7 +250,7 @@ def test_transport_settings_are_validated(ruled, changes: dict[str, object], fie
     site = Site.objects.get(subdomain="docs")
     for name, value in changes.items():
         setattr(site, name, value)
-    with pytest.raises(Exception) as raised:
+    with pytest.raises(ValidationError) as raised:
         site.full_clean()
     assert field in raised.value.message_dict  # type: ignore[attr-defined]
 

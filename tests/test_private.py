@@ -225,7 +225,7 @@ def test_password_form_and_rate_limit(fetch: Fetch, db, tmp_path: Path) -> None:
     host = "secret.sites.test"
     asked = fetch("GET", "/guide/", host, **HTML)
     assert (asked.status, asked.headers["Location"]) == (
-        303 if False else 302,
+        302,
         "/.assetcache/password?next=%2Fguide%2F",
     )
     form = fetch("GET", asked.headers["Location"], host)
