@@ -248,7 +248,10 @@ def _open(reply: Reply, get: HeaderGetter) -> Answer | None:
 
 def wsgi_body(environ: dict[str, Any]) -> BodyReader | None:
     """A reader of a WSGI request's body, never past its Content-Length;
-    None for a request without one."""
+    None for a request without one. Only a POST (a private site's password
+    form) has a body anyone reads: other requests pay one comparison."""
+    if environ.get("REQUEST_METHOD") != "POST":
+        return None
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:

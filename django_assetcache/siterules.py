@@ -38,6 +38,8 @@ def transport_reply(site: SiteInfo, host: str, path: str | None, query_string: s
     if transport is None or path is None:
         return None
     secure = is_secure(get, django_settings.SECURE_PROXY_SSL_HEADER)
+    if secure and not transport.canonical:
+        return None  # an HTTPS-only site asked over HTTPS: nothing to read
     return transport.redirect(normalize_host(host) or "", path, query_string, secure)
 
 
