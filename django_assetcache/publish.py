@@ -260,7 +260,7 @@ def _save_file(store: BlobStore, source_file: SourceFile) -> bool:
         raise PublishError(f"{source_file.path}: cannot be read ({reason})") from exc
     with stream:
         try:
-            return store.save(source_file.sha256, source_file.size, stream)
+            return store.save(source_file.sha256, source_file.size, stream, missing=True)
         except BlobChanged as exc:
             raise PublishError(f"{source_file.path}: changed while being published; try again") from exc
 
