@@ -279,7 +279,7 @@ class SiteAdmin(TrafficColumns, SiteAdminBase):
             # The admin's fieldset rendering takes any form, not only a ModelForm.
             "adminform": helpers.AdminForm(
                 form,  # type: ignore[arg-type]
-                [(None, {"fields": ["files", "delete", "keep_top_folder"]})],
+                [(None, {"fields": ["files", "delete", "keep_top_folder", "draft", "alias"]})],
                 {},
             ),
             "has_view_permission": self.has_view_permission(request, site),
