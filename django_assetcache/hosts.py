@@ -141,6 +141,18 @@ def preview_label(label: str) -> tuple[str, str] | None:
 #: Site fields serving reads besides the six SiteInfo starts with, in the
 #: order SiteInfo takes them.
 SERVING_FIELDS = ("rules", "https_only", "hsts_max_age", "hsts_include_subdomains", "hsts_preload", "canonical_host")
+#: A Site's fields a request needs, in SiteInfo's order (its positional
+#: arguments, then the visibility): what the loader and the snapshot read.
+SITE_FIELDS = (
+    "id",
+    "subdomain",
+    "is_active",
+    "index_document",
+    "error_document",
+    "cache_control",
+    *SERVING_FIELDS,
+    "visibility",
+)
 
 
 class HostMiss(enum.Enum):
