@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from . import conf
 from .deployments import expire_deployments, expired_deployment_ids
-from .models import Asset, Blob, Change, Site, record_change
+from .models import Asset, Blob, Change, Site, record_change, sites_named
 from .progress import human_bytes, plural
 from .store import BlobStore
 
@@ -36,8 +36,7 @@ def purge(subdomains: list[str] | None, paths: list[str] | None = None) -> list[
             raise MaintenanceError(f"{path!r}: paths start with /")
     sites = Site.objects.all()
     if subdomains is not None:
-        sites = sites.filter(subdomain__in=subdomains)
-        unknown = sorted(set(subdomains) - set(sites.values_list("subdomain", flat=True)))
+        sites, unknown = sites_named(subdomains)
         if unknown:
             raise MaintenanceError(f"no such site: {', '.join(unknown)}")
     with transaction.atomic():

@@ -178,6 +178,14 @@ class Site(models.Model):
         return conf.get().SITE_URL.format(host=self.host)
 
 
+def sites_named(subdomains: Iterable[str]) -> tuple[models.QuerySet[Site], list[str]]:
+    """The sites of ``subdomains`` (spelt in any case, as a command line may),
+    and the names that match none."""
+    wanted = {name.strip().lower() for name in subdomains}
+    sites = Site.objects.filter(subdomain__in=wanted)
+    return sites, sorted(wanted - set(sites.values_list("subdomain", flat=True)))
+
+
 def new_verification_token() -> str:
     return secrets.token_hex(16)
 

@@ -277,6 +277,7 @@ def test_warmup_stores_a_lost_variant_again(db, tmp_path: Path) -> None:
         (["docs", "blog"], "purged 2 sites "),
         (["docs", "--path", "/index.html"], "purged 1 path of 1 site "),
         (["docs", "blog", "--path", "/a", "--path", "/b"], "purged 2 paths of 2 sites "),
+        (["Docs", "BLOG"], "purged 2 sites "),  # a site's name in any case, as in every command
     ],
 )
 def test_purge_command_counts_in_words(db, tmp_path: Path, args: list[str], expected: str) -> None:
