@@ -87,9 +87,14 @@ class DatabaseAccess:
         return stored is not None and bool(stored) and check_password(password, stored)
 
 
-def set_site_password(site: Site, password: str) -> None:
-    """Store a site's password hashed (Django's hashers); "" clears it."""
+def hash_site_password(site: Site, password: str) -> None:
+    """Set a site's password, hashed with Django's hashers ("" clears it), unsaved."""
     site.password = make_password(password) if password else ""
+
+
+def set_site_password(site: Site, password: str) -> None:
+    """Store a site's password hashed; "" clears it."""
+    hash_site_password(site, password)
     site.save(update_fields=["password"])
 
 

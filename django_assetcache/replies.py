@@ -168,7 +168,6 @@ class FixedReplies:
         "method_not_allowed",
         "not_found",
         "service_unavailable",
-        "site_not_found",
     )
 
     def __init__(self, extra: tuple[tuple[str, str], ...] = (), *, private: bool = False) -> None:
@@ -182,7 +181,6 @@ class FixedReplies:
             return Reply(reply.status, [*headers, *extra], reply.body)
 
         self.bad_request = fixed(BAD_REQUEST)
-        self.site_not_found = fixed(SITE_NOT_FOUND)
         self.not_found = fixed(NOT_FOUND)
         self.method_not_allowed = fixed(METHOD_NOT_ALLOWED)
         self.bad_gateway = fixed(BAD_GATEWAY)
