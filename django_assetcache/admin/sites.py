@@ -301,7 +301,7 @@ class SiteAdmin(TrafficColumns, SiteAdminBase):
         context = {
             **self.admin_site.each_context(request),
             "title": gettext("Cache"),
-            **cluster(),
+            **cluster(latest),
             "subtitle": None,
             "opts": self.opts,
             "stats": stats,
