@@ -33,6 +33,7 @@ from tests.conftest import (
     live_assets,
     make_zip,
     sha,
+    stored,
     write_tree,
     zip_with_bad_utf8_name,
     zip_with_damaged_stream,
