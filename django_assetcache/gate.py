@@ -24,7 +24,7 @@ from .access import Access, AccessGate
 from .cache import Unavailable
 from .hosts import SiteInfo, normalize_host
 from .http import HeaderGetter
-from .replies import NOSNIFF, PRIVATE, VARY_COOKIE, Reply, plain_reply, without_body
+from .replies import NOSNIFF, PRIVATE, VARY_COOKIE, Reply, for_method, plain_reply
 from .runtime import get_access
 
 logger = logging.getLogger("django_assetcache")
@@ -81,14 +81,14 @@ def answer_private(
         if path is not None and path.startswith(access.PREFIX):
             special = _special(gate, site, host, path, method, query_string, get, read_body)
             if special is not None:
-                return _for(method, special)
+                return for_method(method, special)
         granted = gate.check(site, host, get("HTTP_COOKIE"))
     except Unavailable:
         logger.warning("assetcache: database unavailable checking access to %s", host, exc_info=True)
-        return _for(method, UNAVAILABLE)
+        return for_method(method, UNAVAILABLE)
     if granted is Access.GRANTED:
         return private_reply(inner())
-    return _for(method, _denied(site, host, granted, path, method, query_string, get))
+    return for_method(method, _denied(site, host, granted, path, method, query_string, get))
 
 
 def private_reply(reply: Reply) -> Reply:
@@ -99,10 +99,6 @@ def private_reply(reply: Reply) -> Reply:
         return reply
     headers = [header for header in reply.headers if header[0] != "Cache-Control" and header[0] != "Vary"]
     return Reply(reply.status, [*headers, *PRIVATE], reply.body)
-
-
-def _for(method: str, reply: Reply) -> Reply:
-    return without_body(reply) if method == "HEAD" else reply
 
 
 def _query(query_string: str, name: str) -> str | None:

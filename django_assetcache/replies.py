@@ -207,3 +207,9 @@ _FIXED_REPLIES = {
 def without_body(reply: Reply) -> Reply:
     """The same reply for HEAD: headers (Content-Length included), no body."""
     return Reply(reply.status, reply.headers)
+
+
+def for_method(method: str, reply: Reply) -> Reply:
+    """A reply as the method wants it: a HEAD gets no body (adapters send
+    what they are given)."""
+    return without_body(reply) if method == "HEAD" else reply

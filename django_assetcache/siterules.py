@@ -17,7 +17,7 @@ from django.conf import settings as django_settings
 from .entries import Entry, EntryKind
 from .hosts import SiteInfo, normalize_host
 from .http import HeaderGetter, clean_path, decide, redirect
-from .replies import NOT_FOUND, Reply, plain_reply, without_body
+from .replies import NOT_FOUND, Reply, for_method, plain_reply
 from .ruletables import Match
 from .transport import is_secure, moved
 
@@ -85,4 +85,4 @@ def _serve(
             )
     else:
         reply = NOT_FOUND if match.status == 404 else GONE
-    return without_body(reply) if method == "HEAD" else reply
+    return for_method(method, reply)
