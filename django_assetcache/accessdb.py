@@ -7,7 +7,6 @@ what it has not remembered; the ticket view, the admin and
 from __future__ import annotations
 
 import datetime
-import re
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -20,9 +19,6 @@ from . import conf
 from .access import SHARE_PATH, make_share_token
 from .cache import Unavailable
 from .models import ShareLink, Site, UsedTicket, Visibility
-
-_DURATION_RE = re.compile(r"^(\d{1,6})([mhdw])$")
-_UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def user_may_see(user_id: int, site_id: int, visibility: str) -> bool:
@@ -91,18 +87,15 @@ class DatabaseAccess:
         return stored is not None and bool(stored) and check_password(password, stored)
 
 
-def set_site_password(site: Site, password: str) -> None:
-    """Store a site's password hashed (Django's hashers); "" clears it."""
+def hash_site_password(site: Site, password: str) -> None:
+    """Set a site's password, hashed with Django's hashers ("" clears it), unsaved."""
     site.password = make_password(password) if password else ""
+
+
+def set_site_password(site: Site, password: str) -> None:
+    """Store a site's password hashed; "" clears it."""
+    hash_site_password(site, password)
     site.save(update_fields=["password"])
-
-
-def parse_duration(text: str) -> datetime.timedelta:
-    """``30m``, ``12h``, ``7d`` or ``2w`` as a duration; ValueError otherwise."""
-    match = _DURATION_RE.match(text.strip())
-    if match is None or int(match.group(1)) == 0:
-        raise ValueError(f"{text!r} is not a duration such as 30m, 12h, 7d or 2w")
-    return datetime.timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
 
 
 def share_url(link: ShareLink) -> str:

@@ -82,14 +82,15 @@ class AssetCacheASGI:
         path: str | None = scope_path
         if not scope_path.isascii() and "\ufffd" in scope_path:
             path = asgi_path(scope_path, scope.get("raw_path"))
-        client = scope.get("client")
-        if client:
-            headers["REMOTE_ADDR"] = str(client[0])
         body: list[Message] | None = None
         if scope["method"] == "POST" and scope_path.startswith(PREFIX):
             # A private site's password form: read (up to a limit) before
             # answering, and handed on as it came if the host is no site's.
+            # Its rate limit is the only reader of the client's address.
             body = await _read_body(receive, FORM_LIMIT + 1)
+            client = scope.get("client")
+            if client:
+                headers["REMOTE_ADDR"] = str(client[0])
         answered = await answer_with_body_async(
             headers.get("HTTP_HOST", ""),
             path,

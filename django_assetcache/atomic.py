@@ -19,7 +19,10 @@ from typing import BinaryIO
 
 @contextlib.contextmanager
 def atomic_write(
-    target: str | os.PathLike[str], prefix: str, temp_dir: str | os.PathLike[str] | None = None
+    target: str | os.PathLike[str],
+    prefix: str,
+    temp_dir: str | os.PathLike[str] | None = None,
+    suffix: str = ".tmp",
 ) -> Iterator[BinaryIO]:
     """A new file to write; it replaces ``target`` when the block ends
     without an exception, and is removed when it raises.
@@ -30,7 +33,7 @@ def atomic_write(
     """
     final = Path(target)
     final.parent.mkdir(parents=True, exist_ok=True)
-    temp = Path(temp_dir or final.parent) / f"{prefix}{secrets.token_hex(8)}.tmp"
+    temp = Path(temp_dir or final.parent) / f"{prefix}{secrets.token_hex(8)}{suffix}"
     try:
         with open(temp, "xb") as out:
             yield out

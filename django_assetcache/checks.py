@@ -16,6 +16,8 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.http.request import validate_host
 
 from . import conf
+from .accel import HEADERS
+from .invalidation import BACKENDS
 
 MIDDLEWARE_PATH = "django_assetcache.middleware.AssetCacheMiddleware"
 
@@ -100,6 +102,12 @@ def _seconds(minimum_exclusive: bool) -> tuple[Callable[[object], bool], str]:
     return (lambda v: _number(v) and v >= 0), "a number of seconds >= 0"
 
 
+def _listed(values: Any) -> str:
+    """``'a', 'b' or 'c'``: the accepted values, from where they are defined."""
+    shown = [repr(value) for value in values]
+    return ", ".join(shown[:-1]) + " or " + shown[-1]
+
+
 def _strings(value: object) -> bool:
     return isinstance(value, list | tuple) and all(isinstance(item, str) for item in value)
 
@@ -153,8 +161,8 @@ VALIDATORS: dict[str, tuple[Callable[[object], bool], str]] = {
     "CONTENT_TYPES": (_content_types, "None or a dict of extension or file name to media type (strings)"),
     "RESERVED_SUBDOMAINS": (_strings, "a list or tuple of strings"),
     "INVALIDATION": (
-        lambda v: v in ("database", "postgres", "redis", "local") if isinstance(v, str) else False,
-        "one of 'database', 'postgres', 'redis', 'local'",
+        lambda v: isinstance(v, str) and v in BACKENDS,
+        "one of " + _listed(BACKENDS),
     ),
     "POLL_INTERVAL": _seconds(minimum_exclusive=True),
     "REDIS_URL": (
@@ -181,8 +189,8 @@ VALIDATORS: dict[str, tuple[Callable[[object], bool], str]] = {
     ),
     "DELETE_DELAY": _seconds(minimum_exclusive=False),
     "ACCEL": (
-        lambda v: v is None or v in ("nginx", "apache", "lighttpd"),
-        "None, 'nginx', 'apache' or 'lighttpd'",
+        lambda v: v is None or (isinstance(v, str) and v in HEADERS),
+        _listed([None, *HEADERS]),
     ),
     "ACCEL_PREFIX": (
         lambda v: isinstance(v, str) and re.fullmatch(r"/[A-Za-z0-9._~/-]*", v) is not None,

@@ -14,10 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 
 from .mediatypes import is_compressible
-from .models import Asset, Blob, Change, Site, record_change
+from .models import Asset, Blob, Change, Site, lock_blobs, record_change
 from .progress import Progress, Stream
 from .store import BlobStore, hash_stream
 
@@ -152,15 +152,13 @@ def _hold_variants(store: BlobStore, variants: list[Blob], lost: set[str]) -> li
     next warmup builds it again). A row of a lost file that the rebuild
     replaced under another hash goes. Returns the variants recorded.
     """
-    sources = sorted({variant.source_id for variant in variants if variant.source_id})
-    live = set(Blob.objects.select_for_update().filter(pk__in=sources).order_by("pk").values_list("pk", flat=True))
+    live = lock_blobs(variant.source_id for variant in variants if variant.source_id)
     variants = [variant for variant in variants if variant.source_id in live]
     rebuilt = {(variant.source_id, variant.encoding): variant.sha256 for variant in variants}
-    for sha, source_id, encoding in Blob.objects.filter(pk__in=list(lost)).values_list("pk", "source_id", "encoding"):
-        if rebuilt.get((source_id, encoding), sha) != sha and not Asset.objects.filter(blob_id=sha).exists():
-            Blob.objects.filter(pk=sha).delete()
-    shas = sorted(variant.sha256 for variant in variants)
-    held = set(Blob.objects.select_for_update().filter(pk__in=shas).order_by("pk").values_list("pk", flat=True))
+    lost_rows = Blob.objects.filter(pk__in=list(lost)).values_list("pk", "source_id", "encoding")
+    replaced = [sha for sha, source_id, encoding in lost_rows if rebuilt.get((source_id, encoding), sha) != sha]
+    Blob.objects.filter(pk__in=replaced).exclude(Exists(Asset.objects.filter(blob_id=OuterRef("pk")))).delete()
+    held = lock_blobs(variant.sha256 for variant in variants)
     fresh = [variant for variant in variants if variant.sha256 not in held]
     Blob.objects.bulk_create(fresh, ignore_conflicts=True)
     gone = store.missing({variant.sha256: variant.size for variant in fresh})

@@ -125,7 +125,7 @@ def check_alias(subdomain: str, name: str) -> None:
 
 
 def _locked_site(site: Site | str) -> Site:
-    subdomain = site.subdomain if isinstance(site, Site) else site
+    subdomain = site.subdomain if isinstance(site, Site) else site.strip().lower()
     found = Site.objects.select_for_update().filter(subdomain=subdomain).first()
     if found is None:
         raise DeploymentError(f"no such site: {subdomain}")
@@ -187,7 +187,7 @@ def promote(site: Site | str, deployment: Deployment | str) -> Deployment:
 
 def history(site: Site | str) -> list[Deployment]:
     """A site's deployments, newest first, with their aliases."""
-    subdomain = site.subdomain if isinstance(site, Site) else site
+    subdomain = site.subdomain if isinstance(site, Site) else site.strip().lower()
     found = Site.objects.filter(subdomain=subdomain).first()
     if found is None:
         raise DeploymentError(f"no such site: {subdomain}")

@@ -306,10 +306,6 @@ class Entry:
         reps = (self.identity, self.br, self.gzip)
         return [rep.file_path for rep in reps if rep is not None and rep.file_path]
 
-    @property
-    def has_variants(self) -> bool:
-        return self.br is not None or self.gzip is not None
-
     def not_found(self) -> Reply:
         """This file served as a site's error document: status 404."""
         reply = self._not_found

@@ -24,17 +24,7 @@ from .access import Access, AccessGate
 from .cache import Unavailable
 from .hosts import SiteInfo, normalize_host
 from .http import HeaderGetter
-from .replies import (
-    BAD_GATEWAY,
-    BAD_REQUEST,
-    METHOD_NOT_ALLOWED,
-    NOSNIFF,
-    NOT_FOUND,
-    SITE_NOT_FOUND,
-    Reply,
-    plain_reply,
-    without_body,
-)
+from .replies import NOSNIFF, PRIVATE, VARY_COOKIE, Reply, for_method, plain_reply
 from .runtime import get_access
 
 logger = logging.getLogger("django_assetcache")
@@ -42,14 +32,11 @@ logger = logging.getLogger("django_assetcache")
 #: Reads up to n bytes of the request body.
 BodyReader = Callable[[int], bytes]
 
-NO_STORE = ("Cache-Control", "private, no-store")
-VARY_COOKIE = ("Vary", "Cookie")
 HTML = "text/html; charset=utf-8"
-_PRIVATE = [NO_STORE, VARY_COOKIE]
 
 
 def _plain(status: int, text: str, extra: tuple[tuple[str, str], ...] = ()) -> Reply:
-    return plain_reply(status, text, extra, validators=_PRIVATE)
+    return plain_reply(status, text, extra, validators=PRIVATE)
 
 
 UNAUTHORIZED = _plain(401, "Sign in to see this site.\n", (("WWW-Authenticate", 'Cookie realm="site"'),))
@@ -62,12 +49,6 @@ TOO_LARGE = _plain(413, "The form is too large.\n")
 TOO_MANY = _plain(429, "Too many attempts: wait a minute.\n", (("Retry-After", "60"),))
 PRIVATE_METHOD_NOT_ALLOWED = _plain(405, "Method not allowed.\n", (("Allow", "GET, HEAD, POST"),))
 
-#: The shared fixed replies serve gives, by their header list, made private
-#: once here (their HEAD forms share the list).
-_FIXED = {
-    id(reply.headers): _plain(reply.status, reply.body.decode(), tuple(reply.headers[3:-1]))
-    for reply in (BAD_REQUEST, NOT_FOUND, METHOD_NOT_ALLOWED, BAD_GATEWAY, SITE_NOT_FOUND)
-}
 #: Statuses of replies built from a private site's entry, private already.
 _FROM_ENTRY = frozenset({200, 206, 304, 404, 412, 416})
 
@@ -100,31 +81,24 @@ def answer_private(
         if path is not None and path.startswith(access.PREFIX):
             special = _special(gate, site, host, path, method, query_string, get, read_body)
             if special is not None:
-                return _for(method, special)
+                return for_method(method, special)
         granted = gate.check(site, host, get("HTTP_COOKIE"))
     except Unavailable:
         logger.warning("assetcache: database unavailable checking access to %s", host, exc_info=True)
-        return _for(method, UNAVAILABLE)
+        return for_method(method, UNAVAILABLE)
     if granted is Access.GRANTED:
         return private_reply(inner())
-    return _for(method, _denied(site, host, granted, path, method, query_string, get))
+    return for_method(method, _denied(site, host, granted, path, method, query_string, get))
 
 
 def private_reply(reply: Reply) -> Reply:
     """``reply`` with a private Cache-Control: replies built from a private
-    site's entry are already; fixed ones are swapped for their private
-    forms; a redirect or a 503 is rebuilt."""
-    fixed = _FIXED.get(id(reply.headers))
-    if fixed is not None:
-        return fixed if reply.body else without_body(fixed)
-    if reply.status in _FROM_ENTRY:
+    site's entry and its fixed replies (``hosts.SiteInfo.replies``) are
+    already; a redirect or a rule's reply is rebuilt."""
+    if reply.status in _FROM_ENTRY or reply.headers[-1] is VARY_COOKIE:
         return reply
     headers = [header for header in reply.headers if header[0] != "Cache-Control" and header[0] != "Vary"]
-    return Reply(reply.status, [*headers, *_PRIVATE], reply.body)
-
-
-def _for(method: str, reply: Reply) -> Reply:
-    return without_body(reply) if method == "HEAD" else reply
+    return Reply(reply.status, [*headers, *PRIVATE], reply.body)
 
 
 def _query(query_string: str, name: str) -> str | None:
@@ -234,7 +208,7 @@ def _password_post(
 
 def _password_page(status: int, message: str, target: str) -> Reply:
     page = PASSWORD_PAGE.format(message=message, action=access.PASSWORD_PATH, next=html.escape(target)).encode()
-    headers = [("Content-Type", HTML), ("Content-Length", str(len(page))), NOSNIFF, *_PRIVATE]
+    headers = [("Content-Type", HTML), ("Content-Length", str(len(page))), NOSNIFF, *PRIVATE]
     return Reply(status, headers, page)
 
 

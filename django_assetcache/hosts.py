@@ -10,7 +10,7 @@ import enum
 import sys
 
 from . import traffic
-from .replies import DEFAULT_REPLIES, NOINDEX, NOINDEX_REPLIES, FixedReplies
+from .replies import NOINDEX, FixedReplies, fixed_replies
 from .ruletables import HeaderTable, RedirectTable, compiled
 from .transport import Transport, for_site
 
@@ -84,12 +84,12 @@ class SiteInfo:
         self.key = entry_scope(deployment_id, preview)
         #: Headers every file reply of this host adds, prepared once.
         self.extra_headers: tuple[tuple[str, str], ...] = (NOINDEX,) if preview else ()
-        #: The fixed replies (404, 405, ...) this host sends.
-        self.replies: FixedReplies = NOINDEX_REPLIES if preview else DEFAULT_REPLIES
         #: "public", "login", "restricted" or "password"; the hit path reads
         #: ``private`` only.
         self.visibility = visibility
         self.private = visibility != "public"
+        #: The fixed replies (404, 405, ...) this host sends.
+        self.replies: FixedReplies = fixed_replies(preview, self.private)
         #: For password sites: a tag of the password hash, held by the
         #: cookies the password gave (a new password refuses them).
         self.access_tag = access_tag
@@ -141,6 +141,18 @@ def preview_label(label: str) -> tuple[str, str] | None:
 #: Site fields serving reads besides the six SiteInfo starts with, in the
 #: order SiteInfo takes them.
 SERVING_FIELDS = ("rules", "https_only", "hsts_max_age", "hsts_include_subdomains", "hsts_preload", "canonical_host")
+#: A Site's fields a request needs, in SiteInfo's order (its positional
+#: arguments, then the visibility): what the loader and the snapshot read.
+SITE_FIELDS = (
+    "id",
+    "subdomain",
+    "is_active",
+    "index_document",
+    "error_document",
+    "cache_control",
+    *SERVING_FIELDS,
+    "visibility",
+)
 
 
 class HostMiss(enum.Enum):

@@ -15,7 +15,7 @@ from .access import password_tag, private_cache_control
 from .cache import BlobUnavailable, Unavailable
 from .costs import entry_overhead
 from .entries import Entry, build_file_entry, build_missing_entry, build_redirect_entry
-from .hosts import SERVING_FIELDS, HostMiss, HostTarget, SiteInfo, preview_label
+from .hosts import SITE_FIELDS, HostMiss, HostTarget, SiteInfo, preview_label
 from .mediatypes import header_value
 from .models import Asset, Change, Deployment, Domain, Site
 from .records import AssetRecord, BlobRecord, LocatedBlob
@@ -23,16 +23,6 @@ from .rules import RULE_FILES
 from .snapshot import Snapshot, site_target
 from .store import BlobStore
 
-SITE_FIELDS = (
-    "id",
-    "subdomain",
-    "is_active",
-    "index_document",
-    "error_document",
-    "cache_control",
-    *SERVING_FIELDS,
-    "visibility",
-)
 #: The same with the password, read through a deployment (for a preview host).
 PREVIEW_FIELDS = tuple(f"site__{name}" for name in (*SITE_FIELDS, "password"))
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from . import conf
 from .deployments import expire_deployments, expired_deployment_ids
-from .models import Asset, Blob, Change, Site, record_change
+from .models import Asset, Blob, Change, Site, lock_blobs, record_change, sites_named
 from .progress import human_bytes, plural
 from .store import BlobStore
 
@@ -36,8 +36,7 @@ def purge(subdomains: list[str] | None, paths: list[str] | None = None) -> list[
             raise MaintenanceError(f"{path!r}: paths start with /")
     sites = Site.objects.all()
     if subdomains is not None:
-        sites = sites.filter(subdomain__in=subdomains)
-        unknown = sorted(set(subdomains) - set(sites.values_list("subdomain", flat=True)))
+        sites, unknown = sites_named(subdomains)
         if unknown:
             raise MaintenanceError(f"no such site: {', '.join(unknown)}")
     with transaction.atomic():
@@ -100,12 +99,10 @@ def _delete_unused_rows(candidates: list[str], cutoff: datetime) -> set[str]:
     """
     deleted: set[str] = set()
     with transaction.atomic():
-        for start in range(0, len(candidates), 500):
-            batch = candidates[start : start + 500]
-            locked = list(
-                Blob.objects.select_for_update().filter(pk__in=batch).order_by("pk").values_list("pk", flat=True)
-            )
-            doomed = list(Blob.objects.filter(_unused_since(cutoff), pk__in=locked).values_list("pk", flat=True))
+        locked = sorted(lock_blobs(candidates))
+        for start in range(0, len(locked), 500):
+            batch = locked[start : start + 500]
+            doomed = list(Blob.objects.filter(_unused_since(cutoff), pk__in=batch).values_list("pk", flat=True))
             Blob.objects.filter(pk__in=doomed).delete()
             deleted.update(doomed)
     return deleted

@@ -178,6 +178,26 @@ class Site(models.Model):
         return conf.get().SITE_URL.format(host=self.host)
 
 
+def lock_blobs(shas: Iterable[str]) -> set[str]:
+    """Lock the Blob rows of ``shas`` that exist, in one order (two holders
+    cannot deadlock) and batches; return their hashes. Publish, warmup and
+    gc all hold blobs this way."""
+    ordered = sorted(set(shas))
+    locked: set[str] = set()
+    for start in range(0, len(ordered), 500):
+        rows = Blob.objects.select_for_update().filter(pk__in=ordered[start : start + 500]).order_by("pk")
+        locked.update(rows.values_list("pk", flat=True))
+    return locked
+
+
+def sites_named(subdomains: Iterable[str]) -> tuple[models.QuerySet[Site], list[str]]:
+    """The sites of ``subdomains`` (spelt in any case, as a command line may),
+    and the names that match none."""
+    wanted = {name.strip().lower() for name in subdomains}
+    sites = Site.objects.filter(subdomain__in=wanted)
+    return sites, sorted(wanted - set(sites.values_list("subdomain", flat=True)))
+
+
 def new_verification_token() -> str:
     return secrets.token_hex(16)
 

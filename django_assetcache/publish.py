@@ -21,7 +21,7 @@ from django.utils import timezone
 from . import conf
 from .deployments import DeploymentInfo, copy_manifest, deployment_info, move_alias, switch
 from .mediatypes import content_type_for
-from .models import Asset, Blob, Change, Deployment, Site, record_change
+from .models import Asset, Blob, Change, Deployment, Site, lock_blobs, record_change
 from .progress import Progress, Stream, human_bytes
 from .publishrules import compile_rules, refuse_problems, take_rule_files
 from .sources import PublishError, SourceFile, SourceRules, read_source
@@ -260,19 +260,9 @@ def _save_file(store: BlobStore, source_file: SourceFile) -> bool:
         raise PublishError(f"{source_file.path}: cannot be read ({reason})") from exc
     with stream:
         try:
-            return store.save(source_file.sha256, source_file.size, stream)
+            return store.save(source_file.sha256, source_file.size, stream, missing=True)
         except BlobChanged as exc:
             raise PublishError(f"{source_file.path}: changed while being published; try again") from exc
-
-
-def _lock_blobs(shas: list[str]) -> set[str]:
-    """Lock the existing rows of ``shas`` (in one order, so that two
-    publishes sharing blobs cannot deadlock); return their hashes."""
-    locked: set[str] = set()
-    for start in range(0, len(shas), 500):
-        rows = Blob.objects.select_for_update().filter(pk__in=shas[start : start + 500]).order_by("pk")
-        locked.update(rows.values_list("pk", flat=True))
-    return locked
 
 
 def _hold_blobs(store: BlobStore, writes: list[SourceFile], summary: PublishSummary) -> None:
@@ -285,14 +275,14 @@ def _hold_blobs(store: BlobStore, writes: list[SourceFile], summary: PublishSumm
     present): it is checked under the lock and stored again if missing.
     """
     needed = {source_file.sha256: source_file for source_file in writes}
-    held = _lock_blobs(sorted(needed))
+    held = lock_blobs(needed)
     # In use again: gc's grace period starts over when it is next unused.
     Blob.objects.filter(pk__in=held, unused_since__isnull=False).update(unused_since=None)
     fresh = sorted(set(needed) - held)
     Blob.objects.bulk_create(
         [Blob(sha256=sha, size=needed[sha].size) for sha in fresh], ignore_conflicts=True, batch_size=500
     )
-    _lock_blobs(fresh)
+    lock_blobs(fresh)
     for sha in sorted(store.missing({sha: needed[sha].size for sha in fresh})):
         if _save_file(store, needed[sha]):
             summary.bytes_stored += needed[sha].size

@@ -19,6 +19,11 @@ NOSNIFF = ("X-Content-Type-Options", "nosniff")
 ACCEPT_RANGES = ("Accept-Ranges", "bytes")
 #: Sent by every reply of a preview host: search engines keep out.
 NOINDEX = ("X-Robots-Tag", "noindex")
+#: What every reply of a private site ends with: never stored by a shared
+#: cache, and depending on the visitor's cookie.
+NO_STORE = ("Cache-Control", "private, no-store")
+VARY_COOKIE = ("Vary", "Cookie")
+PRIVATE = (NO_STORE, VARY_COOKIE)
 VARY = ("Vary", "Accept-Encoding")
 PLAIN_TEXT = "text/plain; charset=utf-8"
 CRLF = "\r\n"
@@ -153,8 +158,9 @@ SERVICE_UNAVAILABLE = plain_reply(503, "The site cannot be served right now.\n",
 
 
 class FixedReplies:
-    """The fixed replies of one kind of host, built once: a live host's
-    (``DEFAULT_REPLIES``) or a preview host's, which add X-Robots-Tag."""
+    """The fixed replies of one kind of host, built once: a live or a preview
+    host's (which add X-Robots-Tag), of a public or a private site (whose
+    replies are private, Cache-Control and Vary replaced)."""
 
     __slots__ = (
         "bad_gateway",
@@ -162,15 +168,19 @@ class FixedReplies:
         "method_not_allowed",
         "not_found",
         "service_unavailable",
-        "site_not_found",
     )
 
-    def __init__(self, extra: tuple[tuple[str, str], ...] = ()) -> None:
+    def __init__(self, extra: tuple[tuple[str, str], ...] = (), *, private: bool = False) -> None:
         def fixed(reply: Reply) -> Reply:
-            return Reply(reply.status, [*reply.headers, *extra], reply.body) if extra else reply
+            if not extra and not private:
+                return reply
+            headers = reply.headers
+            if private:
+                headers = [h for h in headers if h[0] != "Cache-Control" and h[0] != "Vary"]
+                return Reply(reply.status, [*headers, *extra, *PRIVATE], reply.body)
+            return Reply(reply.status, [*headers, *extra], reply.body)
 
         self.bad_request = fixed(BAD_REQUEST)
-        self.site_not_found = fixed(SITE_NOT_FOUND)
         self.not_found = fixed(NOT_FOUND)
         self.method_not_allowed = fixed(METHOD_NOT_ALLOWED)
         self.bad_gateway = fixed(BAD_GATEWAY)
@@ -181,6 +191,25 @@ DEFAULT_REPLIES = FixedReplies()
 NOINDEX_REPLIES = FixedReplies((NOINDEX,))
 
 
+def fixed_replies(preview: bool, private: bool) -> FixedReplies:
+    """The fixed replies of a host: one of four sets, each built once."""
+    return _FIXED_REPLIES[preview, private]
+
+
+_FIXED_REPLIES = {
+    (False, False): DEFAULT_REPLIES,
+    (True, False): NOINDEX_REPLIES,
+    (False, True): FixedReplies(private=True),
+    (True, True): FixedReplies((NOINDEX,), private=True),
+}
+
+
 def without_body(reply: Reply) -> Reply:
     """The same reply for HEAD: headers (Content-Length included), no body."""
     return Reply(reply.status, reply.headers)
+
+
+def for_method(method: str, reply: Reply) -> Reply:
+    """A reply as the method wants it: a HEAD gets no body (adapters send
+    what they are given)."""
+    return without_body(reply) if method == "HEAD" else reply

@@ -29,7 +29,7 @@ from .replies import (
     SITE_NOT_FOUND,
     SITE_NOT_FOUND_HTML,
     Reply,
-    without_body,
+    for_method,
 )
 from .runtime import cache_ready, get_cache, release_connections
 from .siterules import fallback_reply, rule_reply, transport_reply
@@ -89,7 +89,7 @@ def _site_reply(
         return site.replies.method_not_allowed
     clean = None if path is None else clean_path(path, cache.max_path)
     if clean is None:
-        return _for(method, site.replies.bad_request)
+        return for_method(method, site.replies.bad_request)
     try:
         forced = site.forced
         if forced is not None:
@@ -125,15 +125,15 @@ def _missing(
         document = cache.error_document(site)
         if document.kind is _FILE:
             reply = document.not_found()
-    return _for(method, reply)
+    return for_method(method, reply)
 
 
 def _unavailable(exc: Unavailable, site: SiteInfo, host: str, path: str | None, method: str) -> Reply:
     if isinstance(exc, BlobUnavailable):
         logger.error("assetcache: blob unavailable for %s%s", host, path, exc_info=True)
-        return _for(method, site.replies.bad_gateway)
+        return for_method(method, site.replies.bad_gateway)
     logger.warning("assetcache: database unavailable for %s%s", host, path, exc_info=True)
-    return _for(method, site.replies.service_unavailable)
+    return for_method(method, site.replies.service_unavailable)
 
 
 def _host_unavailable(domain_suffix: str, host: str, method: str) -> Reply | None:
@@ -143,7 +143,7 @@ def _host_unavailable(domain_suffix: str, host: str, method: str) -> Reply | Non
     normalized = normalize_host(host) or ""
     if not normalized.endswith(domain_suffix):
         return None
-    return _counted(_NO_SITE, _for(method, SERVICE_UNAVAILABLE))
+    return _counted(_NO_SITE, for_method(method, SERVICE_UNAVAILABLE))
 
 
 def _counted(counts: traffic.Counts, reply: Reply) -> Reply:
@@ -159,13 +159,7 @@ def _no_site(counts: traffic.Counts, method: str, get: HeaderGetter) -> Reply:
     accept = get("HTTP_ACCEPT")
     page = SITE_NOT_FOUND_HTML if accept and "text/html" in accept else SITE_NOT_FOUND
     counts[_NOT_FOUND] += 1
-    return _counted(counts, _for(method, page))
-
-
-def _for(method: str, reply: Reply) -> Reply:
-    """A fixed reply as the method wants it: a HEAD gets no body (adapters
-    send what they are given)."""
-    return without_body(reply) if method == "HEAD" else reply
+    return _counted(counts, for_method(method, page))
 
 
 Body = FileRange | FileParts
@@ -211,7 +205,7 @@ def _second_try(method: str, reply: Reply | None, get: HeaderGetter) -> Answer:
     entry is dropped by then, so this reply was built afresh): sent if its
     file opens, else a 502, bodiless for HEAD like every fixed reply."""
     opened = _open(reply, get) if reply is not None else None
-    return opened if opened is not None else (_for(method, BAD_GATEWAY), None)
+    return opened if opened is not None else (for_method(method, BAD_GATEWAY), None)
 
 
 def _open(reply: Reply, get: HeaderGetter) -> Answer | None:
@@ -248,7 +242,10 @@ def _open(reply: Reply, get: HeaderGetter) -> Answer | None:
 
 def wsgi_body(environ: dict[str, Any]) -> BodyReader | None:
     """A reader of a WSGI request's body, never past its Content-Length;
-    None for a request without one."""
+    None for a request without one. Only a POST (a private site's password
+    form) has a body anyone reads: other requests pay one comparison."""
+    if environ.get("REQUEST_METHOD") != "POST":
+        return None
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:

@@ -17,7 +17,7 @@ from django.conf import settings as django_settings
 from .entries import Entry, EntryKind
 from .hosts import SiteInfo, normalize_host
 from .http import HeaderGetter, clean_path, decide, redirect
-from .replies import NOT_FOUND, Reply, plain_reply, without_body
+from .replies import NOT_FOUND, Reply, for_method, plain_reply
 from .ruletables import Match
 from .transport import is_secure, moved
 
@@ -38,6 +38,8 @@ def transport_reply(site: SiteInfo, host: str, path: str | None, query_string: s
     if transport is None or path is None:
         return None
     secure = is_secure(get, django_settings.SECURE_PROXY_SSL_HEADER)
+    if secure and not transport.canonical:
+        return None  # an HTTPS-only site asked over HTTPS: nothing to read
     return transport.redirect(normalize_host(host) or "", path, query_string, secure)
 
 
@@ -83,4 +85,4 @@ def _serve(
             )
     else:
         reply = NOT_FOUND if match.status == 404 else GONE
-    return without_body(reply) if method == "HEAD" else reply
+    return for_method(method, reply)

@@ -14,7 +14,7 @@ from django.db.models import Max, QuerySet
 
 from . import conf
 from .access import password_tag
-from .hosts import SERVING_FIELDS
+from .hosts import SITE_FIELDS
 from .models import Asset, Blob, Change, Deployment, DeploymentAlias, Domain, Site
 from .progress import Progress, Stream
 from .records import AssetRecord, BlobRecord, DeploymentRecord, LocatedBlob, SiteRecord
@@ -97,8 +97,7 @@ def _bodies(
 def read_sites(sites: QuerySet[Site]) -> tuple[list[SiteRecord], dict[int, list[AssetRecord]]]:
     """The records of ``sites`` (with their live and retained deployments)
     and, per deployment id, of its assets, from the database."""
-    fields = ("id", "subdomain", "is_active", "index_document", "error_document", "cache_control", *SERVING_FIELDS)
-    rows = {row["id"]: row for row in sites.values(*fields, "visibility", "password", "live_deployment_id")}
+    rows = {row["id"]: row for row in sites.values(*SITE_FIELDS, "password", "live_deployment_id")}
     for row in rows.values():
         row["access_tag"] = password_tag(row.pop("password"))
     domains: dict[int, list[str]] = {site_id: [] for site_id in rows}

@@ -11,10 +11,8 @@ other (django-storages' S3Storage, …) is served from the local disk tier
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -29,6 +27,7 @@ from django.core.files import File
 from django.core.files.storage import FileSystemStorage, InvalidStorageError, Storage, storages
 
 from . import conf
+from .atomic import atomic_write
 from .localtier import LocalTier
 from .tiers import get_tier
 
@@ -116,14 +115,14 @@ class BlobStore:
         return self._tier
 
     def has(self, sha256: str, size: int) -> bool:
-        """Whether the storage holds the whole blob.
+        """Whether the storage holds the whole blob: one size request (one
+        HEAD on S3), a missing blob being one whose size cannot be read.
 
         The size check catches a file left half-written by a crash.
         """
-        name = blob_name(sha256)
         try:
-            return self.storage.exists(name) and self.storage.size(name) == size
-        except (OSError, NotImplementedError):
+            return bool(self.storage.size(blob_name(sha256)) == size)
+        except Exception:  # not found: FileNotFoundError here, botocore's ClientError on S3
             return False
 
     def missing(self, blobs: dict[str, int]) -> set[str]:
@@ -137,8 +136,10 @@ class BlobStore:
             present = dict(zip(blobs, pool.map(self.has, blobs, blobs.values()), strict=True))
         return {sha for sha, whole in present.items() if not whole}
 
-    def save(self, sha256: str, size: int, stream: IO[bytes]) -> bool:
-        """Store ``stream`` (whose hash is already known) unless present.
+    def save(self, sha256: str, size: int, stream: IO[bytes], *, missing: bool = False) -> bool:
+        """Store ``stream`` (whose hash is already known) unless present;
+        ``missing``: the caller has just found it absent (``missing()``), so
+        it is not asked again.
 
         Returns whether bytes were uploaded. Any number of processes may save
         the same blob at once: each writes its own temporary file and renames
@@ -146,7 +147,7 @@ class BlobStore:
         storage has no rename, but an object store makes an object visible
         only once its upload completed, which gives the same guarantee.
         """
-        if self.has(sha256, size):
+        if not missing and self.has(sha256, size):
             return False
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_SIZE) as copy:
             # What is uploaded is this copy, hashed as it is made: if the
@@ -182,25 +183,17 @@ class BlobStore:
             self.storage.delete(saved)
 
     def _write_file(self, sha256: str, size: int, copy: IO[bytes]) -> None:
-        # Not atomic.atomic_write: gc finds leftovers by PARTIAL_SUFFIX, and a blob a racer put in place is kept.
-        final = Path(self.storage.path(blob_name(sha256)))
-        final.parent.mkdir(parents=True, exist_ok=True)
-        temp = final.with_name(f"{sha256}.{secrets.token_hex(8)}{PARTIAL_SUFFIX}")
-        # 0o666 less the umask, as Django's own storage writes files.
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                shutil.copyfileobj(copy, out, CHUNK_SIZE)
+        final = self.storage.path(blob_name(sha256))
+        if _file_size(Path(final)) == size:
+            return  # a racer put the whole blob in place meanwhile
+        # A unique temporary name (gc removes leftovers by PARTIAL_SUFFIX),
+        # synced, renamed: readers see no file or the whole blob, and so
+        # does a restart after a crash.
+        with atomic_write(final, prefix=f"{sha256}.", suffix=PARTIAL_SUFFIX) as out:
+            shutil.copyfileobj(copy, out, CHUNK_SIZE)
             file_mode = getattr(self.storage, "file_permissions_mode", None)
             if file_mode is not None:
-                os.chmod(temp, file_mode)
-            if _file_size(final) != size:
-                # Atomic: readers see the old file or the whole new one.
-                os.replace(temp, final)
-        finally:
-            # Left over when a racer had already put the whole blob in place.
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp)
+                os.chmod(out.name, file_mode)
 
     def open(self, sha256: str) -> IO[bytes]:
         return self.storage.open(blob_name(sha256), "rb")

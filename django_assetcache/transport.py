@@ -85,8 +85,9 @@ class Transport:
 def for_site(
     https_only: bool, hsts_max_age: int, include_subdomains: bool, preload: bool, canonical: str
 ) -> Transport | None:
-    """A site's Transport, or None when it asks for nothing."""
-    hsts = (("Strict-Transport-Security", hsts_value(hsts_max_age, include_subdomains, preload)),)
-    if not (https_only or canonical or hsts_max_age):
+    """A site's Transport, or None when no request of it can be redirected
+    (HSTS alone asks nothing of a request: it needs HTTPS only to be sent)."""
+    if not (https_only or canonical):
         return None
+    hsts = (("Strict-Transport-Security", hsts_value(hsts_max_age, include_subdomains, preload)),)
     return Transport(https_only, canonical, hsts if hsts_max_age and https_only else ())

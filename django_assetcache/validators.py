@@ -15,7 +15,6 @@ DNS_LABEL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 HOSTNAME_RE = re.compile(
     r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$"
 )
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 #: A deployment key: 8 characters of base32's lower-case alphabet (40 bits).
 DEPLOYMENT_KEY_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
 DEPLOYMENT_KEY_RE = re.compile(r"^[a-z2-7]{8}$")

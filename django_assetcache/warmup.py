@@ -21,7 +21,7 @@ from django.core.files import File
 from . import conf
 from .atomic import atomic_write
 from .compression import compress_blobs
-from .models import Blob, Site
+from .models import Blob, Site, sites_named
 from .progress import Progress, Stream, human_bytes, plural
 from .snapshot import Snapshot, SnapshotError
 from .snapshotbuild import build_snapshot
@@ -98,8 +98,7 @@ def warm_up(
     summary = WarmupSummary()
     sites = Site.objects.all()
     if subdomains:
-        sites = sites.filter(subdomain__in=subdomains)
-        missing = sorted(set(subdomains) - set(sites.values_list("subdomain", flat=True)))
+        sites, missing = sites_named(subdomains)
         if missing:
             raise WarmupError(f"no such site: {', '.join(missing)}")
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import io
 import zipfile
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from django.test import Client
 from django_assetcache import conf, runtime
 from django_assetcache.models import Asset, Site
 from django_assetcache.publish import publish
+from django_assetcache.store import BlobStore, blob_name
 
 
 @pytest.fixture(autouse=True)
@@ -128,3 +130,21 @@ def zip_with_damaged_stream(method: int) -> bytes:
 def live_assets(subdomain: str = "docs") -> QuerySet[Asset]:
     """The Asset rows of a site's live deployment."""
     return Asset.objects.filter(site__subdomain=subdomain, site__live_deployment=F("deployment")).order_by("path")
+
+
+def sha(content: bytes | str) -> str:
+    """The SHA-256 of bytes, or of text as UTF-8: a blob's name."""
+    return hashlib.sha256(content.encode() if isinstance(content, str) else content).hexdigest()
+
+
+def stored(sha256: str) -> bool:
+    """Whether the blob storage holds a blob's file."""
+    return BlobStore().storage.exists(blob_name(sha256))
+
+
+@pytest.fixture
+def no_deployment_retention(settings) -> None:
+    """A deployment no longer live expires at once, so its blobs are unused
+    at once: for tests about blobs and gc (retention is tested on its own)."""
+    settings.ASSETCACHE_DEPLOYMENT_RETENTION = 0
+    settings.ASSETCACHE_DEPLOYMENT_RETENTION_DAYS = 0

@@ -31,6 +31,17 @@ def unavailable(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
+def database_gone(media_root: str, tmp_path: Path) -> dict[str, str]:
+    """The environment of a test server whose database is unreachable (a file
+    in a directory that does not exist): it can serve only from the warm
+    snapshot and the blob storage at ``media_root``."""
+    return {
+        "ASSETCACHE_TEST_MEDIA_ROOT": media_root,
+        "ASSETCACHE_TEST_DB": str(tmp_path / "gone" / "db.sqlite3"),
+        "ASSETCACHE_TEST_INVALIDATION": "database",
+    }
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

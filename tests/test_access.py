@@ -201,10 +201,12 @@ def test_a_password_post_with_a_bad_length_reads_nothing(private_site) -> None:
 
 def test_wsgi_body_reads_no_further_than_content_length() -> None:
     stream = io.BytesIO(b"password=x&next=%2F" + b"TRAILING")
-    reader = wsgi_body({"CONTENT_LENGTH": "19", "wsgi.input": stream})
+    post = {"REQUEST_METHOD": "POST", "CONTENT_LENGTH": "19", "wsgi.input": stream}
+    reader = wsgi_body(post)
     assert reader is not None and reader(4096) == b"password=x&next=%2F"
-    assert wsgi_body({"CONTENT_LENGTH": "x"}) is None
-    assert wsgi_body({}) is None
+    assert wsgi_body({**post, "REQUEST_METHOD": "GET"}) is None  # only a form's POST is read
+    assert wsgi_body({"REQUEST_METHOD": "POST", "CONTENT_LENGTH": "x"}) is None
+    assert wsgi_body({"REQUEST_METHOD": "POST"}) is None
 
 
 def test_asgi_hands_a_post_body_on_to_the_project(db) -> None:

@@ -24,7 +24,7 @@ from django.test import Client
 
 from django_assetcache import forms as forms_module
 from django_assetcache import warmup as warmup_module
-from django_assetcache.models import Asset, Blob, Change, Site
+from django_assetcache.models import Asset, Blob, Change, Deployment, Site
 from django_assetcache.progress import human_bytes
 from django_assetcache.publish import publish
 from django_assetcache.store import blob_name, get_storage
@@ -764,3 +764,18 @@ def test_anonymous_users_are_sent_to_the_login(site: Site) -> None:
         response = client.get(url)
         assert response.status_code == 302
         assert response["Location"].startswith("/admin/login/")
+
+
+def test_an_upload_can_be_a_draft_with_an_alias(admin_client: Client, site: Site) -> None:
+    """The upload page offers the draft and alias choices, and they reach the deployment."""
+    page = html(admin_client.get(upload_url(site)))
+    assert 'type="checkbox" name="draft"' in page
+    assert 'name="alias"' in page
+    before = content("docs")
+    response = admin_client.post(
+        upload_url(site), {"files": zip_upload({"index.html": "draft"}), "draft": "on", "alias": "staging"}
+    )
+    assert response.status_code == 302
+    draft = Deployment.objects.get(site=site, state="draft")
+    assert list(draft.aliases.values_list("name", flat=True)) == ["staging"]
+    assert content("docs") == before  # not live

@@ -4,7 +4,6 @@ than it refers to."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import time
@@ -18,23 +17,19 @@ from django.test import Client
 from django.utils import timezone
 
 from django_assetcache import conf, runtime
-from django_assetcache.management.commands.assetcache_gc import parse_duration
+from django_assetcache.durations import parse_duration
 from django_assetcache.models import Asset, Blob, Change, Domain, Site
 from django_assetcache.publish import publish
 from django_assetcache.store import BlobStore, blob_name
 
-from .conftest import write_tree
+from .conftest import sha, stored, write_tree
+
+# Blobs of a deployment no longer live are unused at once here: these tests
+# are about blobs and gc.
+pytestmark = pytest.mark.usefixtures("no_deployment_retention")
 
 V1 = {"index.html": b"<h1>version one</h1>\n", "old.css": b"body { color: navy }\n"}
 V2 = {"index.html": b"<h1>version two</h1>\n"}
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def stored(digest: str) -> bool:
-    return BlobStore().storage.exists(blob_name(digest))
 
 
 def back_up(path: Path) -> Path:
@@ -54,14 +49,6 @@ def restore(path: Path) -> None:
     Change.objects.all().delete()
     call_command("loaddata", str(path), verbosity=0)
     runtime.reset()
-
-
-@pytest.fixture(autouse=True)
-def _no_deployment_retention(settings) -> None:
-    """v1's deployment expires at once, so its blobs become unused: these
-    tests are about the grace that follows (retention: test_deployments.py)."""
-    settings.ASSETCACHE_DEPLOYMENT_RETENTION = 0
-    settings.ASSETCACHE_DEPLOYMENT_RETENTION_DAYS = 0
 
 
 @pytest.fixture
@@ -154,7 +141,7 @@ def test_files_without_a_row_are_kept_for_the_grace_period(db, tmp_path: Path, d
     [("7d", 604800.0), ("12h", 43200.0), ("30m", 1800.0), ("45s", 45.0), ("2w", 1209600.0), ("3600", 3600.0)],
 )
 def test_durations(value: str, seconds: float) -> None:
-    assert parse_duration(value) == seconds
+    assert parse_duration(value).total_seconds() == seconds
 
 
 @pytest.mark.parametrize("value", ["", "7 days", "-1d", "1y", "d"])

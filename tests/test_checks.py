@@ -39,7 +39,7 @@ def test_every_default_is_valid(settings):
 
 
 BAD_VALUES = [
-    ("INVALIDATION", "redsi", "one of 'database', 'postgres', 'redis', 'local'"),
+    ("INVALIDATION", "redsi", "one of 'database', 'local', 'postgres' or 'redis'"),
     ("INVALIDATION", None, "one of 'database'"),
     ("MEMORY_LIMIT", "64MB", "a number of bytes (an integer >= 1)"),
     ("MEMORY_LIMIT", 0, "a number of bytes"),

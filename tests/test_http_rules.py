@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 
 from django_assetcache import runtime
@@ -14,7 +15,7 @@ from django_assetcache.publish import PublishError, publish
 from django_assetcache.warmup import warm_up
 
 from .conftest import SAMPLE, write_tree
-from .servers import gunicorn
+from .servers import database_gone, gunicorn
 from .test_http import HOST, adapter, fetch  # noqa: F401 (fixtures)
 
 REDIRECTS = """\
@@ -249,7 +250,7 @@ def test_transport_settings_are_validated(ruled, changes: dict[str, object], fie
     site = Site.objects.get(subdomain="docs")
     for name, value in changes.items():
         setattr(site, name, value)
-    with pytest.raises(Exception) as raised:
+    with pytest.raises(ValidationError) as raised:
         site.full_clean()
     assert field in raised.value.message_dict  # type: ignore[attr-defined]
 
@@ -257,12 +258,7 @@ def test_transport_settings_are_validated(ruled, changes: dict[str, object], fie
 def test_rules_are_served_with_the_database_gone(transactional_db, tmp_path: Path, settings) -> None:
     publish("docs", write_tree(tmp_path / "src", FILES))
     warm_up()
-    env = {
-        "ASSETCACHE_TEST_MEDIA_ROOT": settings.MEDIA_ROOT,
-        "ASSETCACHE_TEST_DB": str(tmp_path / "gone" / "db.sqlite3"),
-        "ASSETCACHE_TEST_INVALIDATION": "database",
-    }
-    with gunicorn(tmp_path, env=env, workers=1) as server:
+    with gunicorn(tmp_path, env=database_gone(settings.MEDIA_ROOT, tmp_path), workers=1) as server:
         status, headers, _ = server.request("/old-guide", HOST)
         assert (status, headers.get("location")) == (302, "/guide/"), server.log()
         status, _, body = server.request("/app/route", HOST)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import os
 import time
@@ -23,28 +22,15 @@ from django_assetcache.publish import publish
 from django_assetcache.store import BlobStore, blob_name
 from django_assetcache.warmup import warm_up
 
-from .conftest import write_tree
+from .conftest import sha, stored, write_tree
+
+# Blobs of a deployment no longer live are unused at once here: these tests
+# are about blobs and gc.
+pytestmark = pytest.mark.usefixtures("no_deployment_retention")
 
 KEPT = "kept by every version\n" * 20
 DROPPED = "only in the first version\n" * 20
 SHARED = "also used by another site\n" * 20
-
-
-@pytest.fixture(autouse=True)
-def _no_deployment_retention(settings) -> None:
-    """These tests are about blobs: a deployment no longer live is expired at
-    once, so its blobs are unused (retention has its tests in test_deployments.py)."""
-    settings.ASSETCACHE_DEPLOYMENT_RETENTION = 0
-    settings.ASSETCACHE_DEPLOYMENT_RETENTION_DAYS = 0
-
-
-def sha(content: str | bytes) -> str:
-    data = content.encode() if isinstance(content, str) else content
-    return hashlib.sha256(data).hexdigest()
-
-
-def stored(sha256: str) -> bool:
-    return BlobStore().storage.exists(blob_name(sha256))
 
 
 def file_of(sha256: str) -> Path:
@@ -277,6 +263,7 @@ def test_warmup_stores_a_lost_variant_again(db, tmp_path: Path) -> None:
         (["docs", "blog"], "purged 2 sites "),
         (["docs", "--path", "/index.html"], "purged 1 path of 1 site "),
         (["docs", "blog", "--path", "/a", "--path", "/b"], "purged 2 paths of 2 sites "),
+        (["Docs", "BLOG"], "purged 2 sites "),  # a site's name in any case, as in every command
     ],
 )
 def test_purge_command_counts_in_words(db, tmp_path: Path, args: list[str], expected: str) -> None:

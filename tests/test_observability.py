@@ -108,10 +108,16 @@ def test_the_heartbeat_says_what_the_process_holds(counted: Client) -> None:
     assert beat.lookups == stats["hits"] + stats["misses"] + stats["negative_hits"]
 
 
-def test_unknown_and_deleted_sites_are_counted_but_not_written(counted: Client) -> None:
+def test_unknown_and_deleted_sites_are_counted_but_not_written(counted: Client, site: Site) -> None:
+    no_site = traffic.counts_for(traffic.NO_SITE)
+    before = traffic.requests(no_site)
     assert counted.get("/", headers={"host": "nobody.sites.test"}).status_code == 404
+    assert traffic.requests(no_site) == before + 1  # counted in this process
+    assert counted.get("/", headers={"host": HOST}).status_code == 200
+    Site.objects.filter(pk=site.pk).delete()  # its counts have no row to go to
     assert reporter().flush()
     assert sums() == {}
+    assert not SiteTraffic.objects.exists()
 
 
 # --- the metrics view ---------------------------------------------------------------
@@ -186,11 +192,21 @@ def test_three_gunicorn_workers_report_every_request(transactional_db, tmp_path:
     with gunicorn(tmp_path, workers=WORKERS, env=env) as server:
         statuses = Counter(server.request(path, host)[0] for host, path in requests)
         assert statuses == {200: 90, 404: 10}
-        time.sleep(2.5)  # metrics publish every second, flushes every 0.5 s
-        metrics = scrape(server, "t0ken")
+        # Metrics publish every second and flushes run every 0.5 s: wait
+        # until every worker's counts arrived, under a deadline.
+        expected = {("docs", "2xx"): 60, ("blog", "2xx"): 30, ("blog", "4xx"): 10}
+        deadline = time.monotonic() + 20
+        while (metrics := scrape(server, "t0ken")) != expected and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+        def written() -> bool:
+            return Heartbeat.objects.count() == WORKERS and sum(v["requests"] for v in sums().values()) == 100
+
+        while not written() and time.monotonic() < deadline:
+            time.sleep(0.2)
         status, _, _ = server.request("/assetcache/metrics", "localhost")
         assert status == 401
-    assert metrics == {("docs", "2xx"): 60, ("blog", "2xx"): 30, ("blog", "4xx"): 10}
+    assert metrics == expected
     assert {site: values["requests"] for site, values in sums().items()} == {"docs": 60, "blog": 40}
     assert sums()["blog"]["not_found"] == 10
     assert Heartbeat.objects.count() == WORKERS

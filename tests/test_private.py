@@ -15,6 +15,7 @@ from django.test import Client
 
 from django_assetcache import access, runtime
 from django_assetcache.accessdb import create_share_link, revoke_share_link, set_site_password, share_url
+from django_assetcache.deployments import DeploymentInfo
 from django_assetcache.models import Site
 from django_assetcache.publish import publish
 from django_assetcache.warmup import warm_up
@@ -224,7 +225,7 @@ def test_password_form_and_rate_limit(fetch: Fetch, db, tmp_path: Path) -> None:
     host = "secret.sites.test"
     asked = fetch("GET", "/guide/", host, **HTML)
     assert (asked.status, asked.headers["Location"]) == (
-        303 if False else 302,
+        302,
         "/.assetcache/password?next=%2Fguide%2F",
     )
     form = fetch("GET", asked.headers["Location"], host)
@@ -335,3 +336,25 @@ def test_a_header_rules_cache_control_is_made_private_too(fetch: Fetch, member: 
     result = fetch("GET", "/css/site.css", HOST, Cookie=cookie)
     assert result.status == 200
     assert result.headers["Cache-Control"] == "private, max-age=3600"
+
+
+def test_a_preview_of_a_private_site_answers_privately(fetch: Fetch, member: User, tmp_path: Path) -> None:
+    """A preview host of a private site sends its fixed replies (404, 405,
+    400) private too, X-Robots-Tag kept: never a shared cache's to keep."""
+    # No error document: a missing path gets the host's fixed 404.
+    files = {name: content for name, content in SAMPLE.items() if name != "404.html"}
+    summary = publish("team", write_tree(tmp_path / "draft", files), delete=True, deployment=DeploymentInfo(draft=True))
+    assert summary.deployment is not None
+    runtime.reset()
+    preview = f"{summary.deployment.key}--{HOST}"
+    cookie = sign_in(fetch, member, host=preview)
+    replies = {
+        "missing": fetch("GET", "/no-such-file.txt", preview, Cookie=cookie),
+        "post": fetch("PUT", "/", preview, Cookie=cookie),
+        "bad": fetch("GET", "/bad/%2E%2E/path", preview, Cookie=cookie),
+    }
+    assert {name: r.status for name, r in replies.items()} == {"missing": 404, "post": 405, "bad": 400}
+    for result in replies.values():
+        assert result.headers["Cache-Control"] == "private, no-store", result
+        assert result.headers["Vary"] == "Cookie", result
+        assert result.headers["X-Robots-Tag"] == "noindex", result

@@ -83,8 +83,8 @@ def test_assetcache_share_prints_lists_and_revokes(site: Site) -> None:
     ("args", "message"),
     [
         (["nosuch"], "no site with subdomain 'nosuch'"),
-        (["docs", "--expires", "soon"], "'soon' is not a duration such as 30m, 12h, 7d or 2w"),
-        (["docs", "--expires", "0d"], "'0d' is not a duration"),
+        (["docs", "--expires", "soon"], "'soon' is not a duration such as 30m, 12h, 7d, 2w or 3600"),
+        (["docs", "--expires", "0d"], "'0d' is not a duration a link can last"),
         (["docs", "--revoke", "999"], "site docs has no share link 999"),
     ],
 )

@@ -118,7 +118,9 @@ def eventually(check: Callable[[], bool], seconds: float = 10 * POLL + 3) -> boo
 
 
 @pytest.fixture
-def setup(transactional_db, tmp_path: Path, settings) -> Iterator[Setup]:
+def setup(request: pytest.FixtureRequest, transactional_db, tmp_path: Path, settings) -> Iterator[Setup]:
+    """Three private sites under gunicorn: two workers, or ``request.param``."""
+    workers = getattr(request, "param", 2)
     port = free_port()
     settings.ASSETCACHE_SITE_URL = f"http://{{host}}:{port}/"  # share links made here
     for subdomain, visibility in (("team", "restricted"), ("other", "login"), ("secret", "password")):
@@ -138,7 +140,7 @@ def setup(transactional_db, tmp_path: Path, settings) -> Iterator[Setup]:
         "ASSETCACHE_TEST_PROJECT_URL": f"http://127.0.0.1:{port}",
         "ASSETCACHE_TEST_PASSWORD_ATTEMPTS": str(ATTEMPTS),
     }
-    with gunicorn(tmp_path, workers=2, env=env, port=port) as server:
+    with gunicorn(tmp_path, workers=workers, env=env, port=port) as server:
         yield Setup(server, member, team, group)
 
 
@@ -204,6 +206,10 @@ def test_losing_the_group_or_deactivation_cuts_access_within_the_poll_interval(s
     assert eventually(lambda: status() == 403 and status() == 403)
 
 
+# One worker: the limit is per process (ASSETCACHE_PASSWORD_ATTEMPTS is per
+# worker, documented), and how the kernel spreads connections over several
+# workers is not the test's to guess.
+@pytest.mark.parametrize("setup", [1], indirect=True)
 def test_password_form_and_its_rate_limit(setup: Setup) -> None:
     browser = Browser()
     status, url, page, cache_control = browser.open(setup.url(SECRET, "/guide/"))
@@ -211,15 +217,12 @@ def test_password_form_and_its_rate_limit(setup: Setup) -> None:
     assert cache_control == "private, no-store"
     status, url, page, _ = browser.open(url, {"password": "open sesame", "next": "/guide/"})
     assert (status, url, page) == (200, setup.url(SECRET, "/guide/"), SAMPLE["guide/index.html"].encode())
-    # Each worker allows ATTEMPTS per minute per address. The kernel spreads
-    # connections over the workers unevenly, so send far more than both
-    # workers' allowance: then every worker has refused, and so does the
-    # next attempt, the right password too.
+    # ATTEMPTS per minute per address: past them every attempt is refused,
+    # the right password too.
     form_url = setup.url(SECRET, access.PASSWORD_PATH)
-    statuses = [browser.open(form_url, {"password": "wrong"})[0] for _ in range(12 * ATTEMPTS)]
-    assert set(statuses) <= {401, 429} and 429 in statuses
-    late = [Browser().open(form_url, {"password": "open sesame"})[0] for _ in range(3)]
-    assert late == [429, 429, 429]
+    statuses = [browser.open(form_url, {"password": "wrong"})[0] for _ in range(ATTEMPTS)]
+    assert statuses[0] == 401 and set(statuses) <= {401, 429}
+    assert Browser().open(form_url, {"password": "open sesame"})[0] == 429
 
 
 def test_share_links_and_revocation(setup: Setup) -> None:

@@ -206,6 +206,13 @@ def check_site_response(response, method: str, headers: dict[str, str], assets) 
         return
     if clean_path(path, 1024) is None:
         assert status == 400
+    # A status a header decides only comes with that header.
+    if status == 412:
+        assert "HTTP_IF_MATCH" in headers or "HTTP_IF_UNMODIFIED_SINCE" in headers
+    elif status == 304:
+        assert "HTTP_IF_NONE_MATCH" in headers or "HTTP_IF_MODIFIED_SINCE" in headers
+    elif status in (206, 416):
+        assert "HTTP_RANGE" in headers
     if method == "HEAD" or status == 304:
         assert body == b""
         return

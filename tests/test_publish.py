@@ -6,7 +6,6 @@ Bad input raises PublishError with one line, having changed nothing.
 from __future__ import annotations
 
 import builtins
-import hashlib
 import io
 import os
 import stat
@@ -33,6 +32,8 @@ from tests.conftest import (
     Terminal,
     live_assets,
     make_zip,
+    sha,
+    stored,
     write_tree,
     zip_with_bad_utf8_name,
     zip_with_damaged_stream,
@@ -44,10 +45,6 @@ pytestmark = pytest.mark.django_db
 
 def as_bytes(content: bytes | str) -> bytes:
     return content.encode() if isinstance(content, str) else content
-
-
-def sha(content: bytes | str) -> str:
-    return hashlib.sha256(as_bytes(content)).hexdigest()
 
 
 SAMPLE_PATHS = sorted("/" + name for name in SAMPLE)
@@ -1189,7 +1186,6 @@ def test_a_file_changed_between_hashing_and_storing_is_refused(db, tmp_path, mon
     """The bytes stored must be the bytes hashed: a file rewritten after it
     was hashed is not stored under the old hash."""
     from django_assetcache import publish as publish_module
-    from django_assetcache.store import BlobStore, blob_name
 
     source = tmp_path / "src"
     source.mkdir()
@@ -1204,10 +1200,7 @@ def test_a_file_changed_between_hashing_and_storing_is_refused(db, tmp_path, mon
     monkeypatch.setattr(publish_module, "_hash_files", hash_then_rewrite)
     with pytest.raises(publish_module.PublishError, match="changed while being published"):
         publish_module.publish("docs", source)
-    import hashlib
-
-    sha = hashlib.sha256(b"<p>first</p>").hexdigest()
-    assert not BlobStore().storage.exists(blob_name(sha))
+    assert not stored(sha(b"<p>first</p>"))
     assert not Site.objects.filter(subdomain="docs").exists()
 
 

@@ -4,7 +4,6 @@ round trip of them."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from pathlib import Path
 
 import pytest
@@ -13,11 +12,7 @@ from django_assetcache.hosts import SiteInfo
 from django_assetcache.records import AssetRecord, BlobRecord, DeploymentRecord, LocatedBlob, SiteRecord
 from django_assetcache.snapshot import Snapshot, site_target
 from django_assetcache.snapshotwriter import write_snapshot
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
+from tests.conftest import sha
 
 BODY = b"<h1>hello</h1>" * 10
 GZIP = b"gzipped bytes"

@@ -11,6 +11,7 @@ import pytest
 
 from django_assetcache.rules import Problem, RulesError, dumps, loads, parse, parse_headers, parse_redirects
 from django_assetcache.ruletables import MEMO_LIMIT, SiteRules, compiled
+from django_assetcache.transport import for_site
 
 LIMIT = 10_000
 SIZE = 1 << 20
@@ -280,3 +281,17 @@ def test_a_query_rule_keys_its_memo_by_query() -> None:
     rules = table("/s id=:id /b/:id")
     assert lookup(rules, "/s", "id=1") == (301, "/b/1", False)
     assert lookup(rules, "/s", "id=2") == (301, "/b/2", False)
+
+
+@pytest.mark.parametrize(
+    ("https_only", "hsts", "canonical", "asks"),
+    [
+        (False, 0, "", False),
+        (False, 31536000, "", False),  # HSTS is only sent over HTTPS only: nothing to ask a request
+        (True, 0, "", True),
+        (False, 0, "www.example.com", True),
+    ],
+)
+def test_a_transport_is_made_only_for_what_can_redirect(https_only, hsts, canonical, asks) -> None:
+    """A site's requests pay the transport check only when it can redirect them."""
+    assert (for_site(https_only, hsts, False, False, canonical) is not None) is asks

@@ -99,7 +99,7 @@ def test_an_evicted_tier_file_drops_the_entries_sending_it(site: Site, settings,
     assert file_paths
     for listener in runtime.localtier.listeners:
         listener(file_paths)
-    assert (site.pk, "/css/site.css") not in cache.entries
+    assert (site.live_deployment_id, "/css/site.css") not in cache.entries
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,6 @@ replaced. Requests reaching the server are counted from its request log.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import itertools
 import json
@@ -37,7 +36,7 @@ from django_assetcache.models import Blob, Site
 from django_assetcache.publish import publish
 from django_assetcache.store import SNAPSHOT_NAME, BlobStore, blob_name, get_storage, stream_object
 
-from .conftest import SAMPLE, Terminal, write_tree
+from .conftest import SAMPLE, Terminal, sha, write_tree
 from .servers import ROOT, free_port
 
 BIG = os.urandom(1024 * 1024)  # over ASSETCACHE_MEMORY_FILE_LIMIT: sent from a file
@@ -45,10 +44,6 @@ CSS = ("body { color: #333; margin: 0 auto; padding: 1em }\n" * 40).encode()
 FILES: dict[str, bytes | str] = {**SAMPLE, "css/site.css": CSS, "big.bin": BIG}
 
 _buckets = itertools.count()
-
-
-def sha(data: bytes | str) -> str:
-    return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ from django_assetcache.snapshot import MAGIC, Snapshot, SnapshotError
 from django_assetcache.warmup import warm_up, warm_up_from_storage
 
 from .conftest import SAMPLE, write_tree
-from .servers import gunicorn
+from .servers import database_gone, gunicorn
 
 CSS = ("body { color: #333; margin: 0 auto; padding: 1em }\n" * 40).encode()
 FILES = {**SAMPLE, "css/site.css": CSS, "big.bin": os.urandom(300 * 1024)}
@@ -201,13 +201,7 @@ def test_stats_command_without_snapshot(db) -> None:
 def test_database_outage_after_warmup_is_shielded(transactional_db, tmp_path: Path, settings) -> None:
     publish("docs", write_tree(tmp_path / "src", FILES))
     warm_up()
-    env = {
-        "ASSETCACHE_TEST_MEDIA_ROOT": settings.MEDIA_ROOT,
-        # The server's database is a file in a directory that does not exist.
-        "ASSETCACHE_TEST_DB": str(tmp_path / "gone" / "db.sqlite3"),
-        "ASSETCACHE_TEST_INVALIDATION": "database",
-    }
-    with gunicorn(tmp_path, env=env, workers=2) as server:
+    with gunicorn(tmp_path, env=database_gone(settings.MEDIA_ROOT, tmp_path), workers=2) as server:
         for _ in range(4):
             for name, content in FILES.items():
                 status, _headers, body = server.request("/" + name, "docs.sites.test")

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
-from django.contrib.auth.hashers import make_password
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import reverse
@@ -17,7 +16,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from ..accessdb import create_share_link, revoke_share_link, share_url
+from ..accessdb import create_share_link, hash_site_password, revoke_share_link, share_url
 from ..forms import SiteForm
 from ..models import ShareLink, Site, Visibility
 
@@ -61,7 +60,7 @@ class AccessSiteForm(SiteForm):
 
     def save(self, commit: bool = True) -> Site:
         if self.cleaned_data.get("new_password"):
-            self.instance.password = make_password(self.cleaned_data["new_password"])
+            hash_site_password(self.instance, self.cleaned_data["new_password"])
         return super().save(commit)
 
 

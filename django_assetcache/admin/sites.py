@@ -279,7 +279,7 @@ class SiteAdmin(TrafficColumns, SiteAdminBase):
             # The admin's fieldset rendering takes any form, not only a ModelForm.
             "adminform": helpers.AdminForm(
                 form,  # type: ignore[arg-type]
-                [(None, {"fields": ["files", "delete", "keep_top_folder"]})],
+                [(None, {"fields": ["files", "delete", "keep_top_folder", "draft", "alias"]})],
                 {},
             ),
             "has_view_permission": self.has_view_permission(request, site),
@@ -301,7 +301,7 @@ class SiteAdmin(TrafficColumns, SiteAdminBase):
         context = {
             **self.admin_site.each_context(request),
             "title": gettext("Cache"),
-            **cluster(),
+            **cluster(latest),
             "subtitle": None,
             "opts": self.opts,
             "stats": stats,

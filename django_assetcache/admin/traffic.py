@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import Max, Min, OuterRef, QuerySet, Subquery
+from django.db.models import Min, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -170,19 +170,23 @@ def _n(value: float) -> str:
     return f"{value:.1f}"
 
 
-def cluster() -> dict[str, Any]:
+def cluster(newest: int) -> dict[str, Any]:
     """Every process's heartbeat, stale ones marked, with its lag behind the
-    newest change (in changes and in seconds since the first it lacks)."""
+    ``newest`` change (in changes and in seconds since the first it lacks:
+    one query per distinct position, however many processes share it)."""
     now = timezone.now()
     interval = conf.get().STATS_INTERVAL
     stale_after = datetime.timedelta(seconds=max(interval, 1) * STALE_INTERVALS)
-    newest = Change.objects.aggregate(newest=Max("id"))["newest"] or 0
+    first_missing: dict[int, datetime.datetime | None] = {}
     processes = []
     for beat in Heartbeat.objects.all():
         behind = max(0, newest - beat.last_change_id)
         since = None
         if behind:
-            first = Change.objects.filter(id__gt=beat.last_change_id).aggregate(at=Min("created_at"))["at"]
+            if beat.last_change_id not in first_missing:
+                after = Change.objects.filter(id__gt=beat.last_change_id)
+                first_missing[beat.last_change_id] = after.aggregate(at=Min("created_at"))["at"]
+            first = first_missing[beat.last_change_id]
             since = (now - first).total_seconds() if first else None
         processes.append(
             {

@@ -1,21 +1,19 @@
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from ...durations import parse_duration
 from ...maintenance import collect_garbage
 
-UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
-
-def parse_duration(value: str) -> float:
-    """``7d``, ``12h``, ``30m``, ``45s``, ``2w`` or a number of seconds."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", value)
-    if match is None:
-        raise CommandError(f"--keep-younger-than {value!r}: give a duration such as 7d, 12h, 30m or 3600")
-    return float(match.group(1)) * UNITS[match.group(2) or "s"]
+def keep_younger_than(value: str) -> float:
+    """``--keep-younger-than``'s seconds, or one line saying what it takes."""
+    try:
+        return parse_duration(value).total_seconds()
+    except ValueError as exc:
+        raise CommandError(f"--keep-younger-than {value!r}: give a duration such as 7d, 12h, 30m or 3600") from exc
 
 
 class Command(BaseCommand):
@@ -39,6 +37,6 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         keep = options["keep_younger_than"]
         summary = collect_garbage(
-            dry_run=options["dry_run"], keep_younger_than=None if keep is None else parse_duration(keep)
+            dry_run=options["dry_run"], keep_younger_than=None if keep is None else keep_younger_than(keep)
         )
         self.stdout.write(str(summary))

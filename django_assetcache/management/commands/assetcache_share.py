@@ -4,7 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ...accessdb import create_share_link, parse_duration, revoke_share_link, share_url
+from ...accessdb import create_share_link, revoke_share_link, share_url
+from ...durations import parse_duration
 from ...models import ShareLink, Site
 
 
@@ -39,6 +40,8 @@ class Command(BaseCommand):
             return
         try:
             expires_in = parse_duration(options["expires"])
+            if not expires_in:
+                raise ValueError(f"{options['expires']!r} is not a duration a link can last")
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         link = create_share_link(site, expires_in, options["note"])
