@@ -301,7 +301,7 @@ class AssetCache(FeedReader):
         """A publish made live a deployment that differs from the one before
         only at ``change.paths``: the other entries (and snapshot rows) of
         the one are the other's, deployments never changing, so they move."""
-        new, previous = getattr(change, "deployment_id", None), getattr(change, "previous_id", None)
+        new, previous = change.deployment_id, change.previous_id
         if new is None or previous is None or change.paths is None:
             return
         if snapshot is not None:
