@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from . import conf, traffic
 from .entries import Entry, EntryKind
 from .feed import ChangeRecord, FeedReader, FeedSource
-from .hosts import HOST_SHARE, HostMiss, HostTarget, SiteInfo, host_cost, normalize_host, other_sites
+from .hosts import HOST_SHARE, HostMiss, HostTarget, SiteInfo, host_cost, normalize_host, other_sites, request_keys
 
 logger = logging.getLogger("django_assetcache")
 
@@ -42,10 +42,10 @@ class BlobUnavailable(Unavailable):
     """A blob's bytes cannot be had on this machine."""
 
 
-#: Change kinds that alter what a host maps to (SiteInfo is kept in the host map).
+#: Change kinds that alter what a host maps to (SiteInfo is kept in the host
+#: map); of them, those that only move hosts between deployments (entries are
+#: keyed by deployment, which never changes, so they stay).
 HOST_KINDS = frozenset({"settings", "delete", "domains", "deploy"})
-#: Change kinds that only move hosts between deployments: entries are keyed
-#: by deployment, which never changes, so they stay.
 SWITCH_KINDS = frozenset({"deploy"})
 
 
@@ -93,9 +93,9 @@ class AssetCache(FeedReader):
         #: What each host map costs; both count against MEMORY_LIMIT with the entries.
         self.raw_host_bytes = 0
         self.site_host_bytes = 0
-        #: Keyed by (SiteInfo.key, path): by deployment, not by site.
+        #: Keyed by (SiteInfo.key, path): by deployment, not by site; per site
+        #: id, the keys (scopes) it has filled.
         self.entries: dict[tuple[int, str], Entry] = {}
-        #: Per site id, the entry scopes (SiteInfo.key) it has filled.
         self.site_scopes: dict[int, set[int]] = {}
         self.clock: deque[tuple[tuple[int, str], Entry]] = deque()
         self.bytes_held = 0
@@ -282,6 +282,8 @@ class AssetCache(FeedReader):
         snapshot = self.loader.snapshot
         if snapshot is not None:
             snapshot.forget(site_id, change.paths, hosts, change.id, switch=switch)
+        if switch:
+            self._carry_over(change, snapshot)
         if site_id is None or switch:
             return
         scopes = self.site_scopes.get(site_id, ())
@@ -290,10 +292,27 @@ class AssetCache(FeedReader):
             return
         for scope in scopes:
             for path in change.paths:
-                for key in _request_keys(path):
+                for key in request_keys(path):
                     entry = self.entries.pop((scope, key), None)
                     if entry is not None:
                         self._unlist(entry)
+
+    def _carry_over(self, change: ChangeRecord, snapshot: Any) -> None:
+        """A publish made live a deployment that differs from the one before
+        only at ``change.paths``: the other entries (and snapshot rows) of
+        the one are the other's, deployments never changing, so they move."""
+        new, previous = change.deployment_id, change.previous_id
+        if new is None or previous is None or change.paths is None:
+            return
+        if snapshot is not None:
+            snapshot.carry(previous, new, change.paths)
+        gone = {key for path in change.paths for key in request_keys(path)}
+        for key in [key for key in self.entries if key[0] == previous and key[1] not in gone]:
+            entry = self.entries.pop(key)
+            self._unlist(entry)
+            if (new, key[1]) not in self.entries:
+                self._insert((new, key[1]), entry)
+        self.site_scopes.setdefault(change.site_id or 0, set()).add(new)
 
     def _drop_scopes(self, scopes: Iterable[int]) -> None:
         """Drop the entries of these scopes (a site's deployments)."""
@@ -374,13 +393,3 @@ class AssetCache(FeedReader):
             "snapshot_loaded_at": self.snapshot_loaded_at,
             "invalidation": self.settings.INVALIDATION,
         }
-
-
-def _request_keys(asset_path: str) -> tuple[str, ...]:
-    """Request paths whose answer depends on the asset at ``asset_path``:
-    itself, and its directory with and without the slash (index documents
-    and their redirects)."""
-    directory = asset_path.rsplit("/", 1)[0]
-    if not directory:
-        return (asset_path, "/")
-    return (asset_path, directory + "/", directory)

@@ -92,15 +92,17 @@ def deployment_info(info: DeploymentInfo, source: str | os.PathLike[str], subdom
 
 def switch(site: Site, deployment: Deployment, paths: list[str] | None = None) -> Change:
     """Make ``deployment`` the live one of ``site``: call it inside the
-    transaction that locked the site's row. ``paths``, the paths that differ
-    from the deployment live before, are recorded for the record only."""
+    transaction that locked the site's row. ``paths``: the paths that differ
+    from the deployment live before (None: unknown), so processes keep the
+    other entries, which the two deployments share."""
     now = timezone.now()
+    previous = site.live_deployment_id
     Deployment.objects.filter(site=site, state=LIVE).exclude(pk=deployment.pk).update(state=SUPERSEDED)
     Deployment.objects.filter(pk=deployment.pk).update(state=LIVE, live_at=now)
     deployment.state, deployment.live_at = LIVE, now
     Site.objects.filter(pk=site.pk).update(live_deployment=deployment)
     site.live_deployment = deployment
-    return record_change(site.pk, Change.Kind.DEPLOY, paths)
+    return record_change(site.pk, Change.Kind.DEPLOY, paths, deployment_id=deployment.pk, previous_id=previous)
 
 
 def move_alias(site: Site, name: str, deployment: Deployment) -> None:

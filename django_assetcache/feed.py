@@ -27,6 +27,9 @@ class ChangeRecord(Protocol):
     site_id: int | None
     kind: str
     paths: list[str] | None
+    #: For a publish: the deployment it made live and the one live before.
+    deployment_id: int | None
+    previous_id: int | None
 
 
 class FeedSource(Protocol):

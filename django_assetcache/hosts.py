@@ -196,3 +196,13 @@ def normalize_host(raw_host: str) -> str | None:
 
 
 _HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-")
+
+
+def request_keys(asset_path: str) -> tuple[str, ...]:
+    """Request paths whose answer depends on the asset at ``asset_path``:
+    itself, and its directory with and without the slash (index documents
+    and their redirects)."""
+    directory = asset_path.rsplit("/", 1)[0]
+    if not directory:
+        return (asset_path, "/")
+    return (asset_path, directory + "/", directory)

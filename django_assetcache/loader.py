@@ -234,5 +234,5 @@ class DatabaseLoader:
         condition = Q(id__gt=change_id)
         if pending:
             condition |= Q(id__in=pending)
-        fields = ("id", "site_id", "kind", "paths", "created_at")
+        fields = ("id", "site_id", "kind", "paths", "created_at", "deployment_id", "previous_id")
         return list(Change.objects.filter(condition).order_by("id").only(*fields)[:10_000])

@@ -339,6 +339,11 @@ class Change(models.Model):
     site_id = models.BigIntegerField(_("site id"), null=True, blank=True)
     kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
     paths = models.JSONField(_("paths"), null=True, blank=True)
+    #: For a publish that made a deployment live: it, and the one live before
+    #: (plain numbers too). The paths are what differs between them, so a
+    #: process moves the other entries of the one to the other.
+    deployment_id = models.BigIntegerField(_("deployment id"), null=True, blank=True)
+    previous_id = models.BigIntegerField(_("previous deployment id"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
 
     class Meta:
@@ -362,7 +367,14 @@ def _database_for(instance: models.Model, using: object) -> str:
 MAX_CHANGE_PATHS = 1000
 
 
-def record_change(site_id: int | None, kind: str, paths: Iterable[str] | None = None) -> Change:
+def record_change(
+    site_id: int | None,
+    kind: str,
+    paths: Iterable[str] | None = None,
+    *,
+    deployment_id: int | None = None,
+    previous_id: int | None = None,
+) -> Change:
     """Bump the site's generation and append a Change, atomically.
 
     Called inside the transaction that made the change, so both commit or
@@ -379,7 +391,9 @@ def record_change(site_id: int | None, kind: str, paths: Iterable[str] | None = 
     with transaction.atomic():
         if site_id is not None:
             Site.objects.filter(pk=site_id).update(generation=F("generation") + 1)
-        change = Change.objects.create(site_id=site_id, kind=kind, paths=path_list)
+        change = Change.objects.create(
+            site_id=site_id, kind=kind, paths=path_list, deployment_id=deployment_id, previous_id=previous_id
+        )
         invalidation.before_commit(change.id)
     transaction.on_commit(invalidation.committed)
     return change

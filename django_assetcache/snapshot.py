@@ -210,6 +210,19 @@ class Snapshot:
                 for path in paths:
                     rows[path] = None  # changed since: ask the database
 
+    def carry(self, previous: int, new: int, paths: list[str]) -> None:
+        """Deployment ``new`` holds the rows of ``previous`` but at
+        ``paths``: answer for it from them (``paths`` from the database)."""
+        rows = self.assets.get(previous)
+        if rows is None or new in self.assets:
+            return
+        carried = dict(rows)
+        carried.update(dict.fromkeys(paths))
+        self.assets[new] = carried
+        for deployments in self.site_deployments.values():
+            if previous in deployments:
+                deployments.append(new)
+
     def stats(self) -> dict[str, Any]:
         return {
             "path": self.path,

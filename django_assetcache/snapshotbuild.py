@@ -47,7 +47,10 @@ def build_snapshot(
     # replayed by every process that loads the snapshot.
     change_id = Change.objects.aggregate(latest=Max("id"))["latest"] or 0
     site_records, assets = read_sites(sites)
-    sites_read, assets_read = len(site_records), sum(len(records) for records in assets.values())
+    # The sites' own files: what their live deployments hold (the others
+    # are in the snapshot too, sharing most of those records).
+    sites_read = len(site_records)
+    assets_read = sum(len(assets.get(site.live_deployment, ())) for site in site_records if site.live_deployment)
     previous = _previous_snapshot(settings) if keep_others else None
     kept = _keep_other_sites(previous, site_records, assets) if previous is not None else 0
     small: dict[str, int] = {}

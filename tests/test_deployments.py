@@ -360,6 +360,29 @@ def test_tls_ask_says_yes_to_preview_hosts_of_retained_deployments(v1_v2, tmp_pa
     assert ask(preview(v1)) == 404  # expired: no certificate for it any more
 
 
+@pytest.mark.parametrize("from_snapshot", [False, True])
+def test_a_publish_keeps_the_entries_of_unchanged_paths(
+    transactional_db, tmp_path: Path, django_assert_num_queries, from_snapshot: bool
+) -> None:
+    """Entries (and snapshot rows) of the paths a publish did not touch move
+    to the new deployment: only the changed paths are read again."""
+    v1 = published(tmp_path, "v1", V1)
+    if from_snapshot:
+        warm_up()
+        runtime.reset()
+    seen = snapshot_of(HOST)
+    v2 = publish("docs", write_tree(tmp_path / "v2", {"index.html": "changed"})).deployment
+    assert v2 is not None
+    with django_assert_num_queries(2):  # the host (now v2), then the changed index
+        assert fetch(HOST, "/")[2] == b"changed"
+    with django_assert_num_queries(0):
+        assert fetch(HOST, "/css/site.css")[2] == seen["/css/site.css"][1]
+        assert fetch(HOST, "/old.html")[2] == b"only in v1"
+        assert fetch(HOST, "/new.html")[0] == 404
+    entries = runtime.get_cache().entries
+    assert (v2.pk, "/css/site.css") in entries and (v1.pk, "/css/site.css") not in entries
+
+
 def test_the_admin_files_link_lists_the_live_deployments_files(v1_v2, admin_client: Client) -> None:
     _, v2 = v1_v2
     page = admin_client.get(f"/admin/django_assetcache/asset/?deployment__id__exact={v2.pk}")
