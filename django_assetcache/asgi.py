@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from django.conf import settings as django_settings
+from django.core.signals import setting_changed
 
 from .access import FORM_LIMIT, PREFIX
 from .bodies import BLOCK_SIZE
@@ -47,20 +48,29 @@ _WANTED = {
 }
 
 
-_wanted_by_proxy: dict[object, dict[bytes, str]] = {}
+#: ``_WANTED`` and the header ``SECURE_PROXY_SSL_HEADER`` names, if any
+#: (HTTPS-only sites read it): made on first use, not per request, and
+#: made again when that setting changes.
+_wanted_now: dict[bytes, str] | None = None
 
 
 def _wanted() -> dict[bytes, str]:
-    """``_WANTED`` and the header ``SECURE_PROXY_SSL_HEADER`` names, if any
-    (HTTPS-only sites read it), made once per value of that setting."""
+    global _wanted_now
+    wanted = dict(_WANTED)
     proxy = django_settings.SECURE_PROXY_SSL_HEADER
-    wanted = _wanted_by_proxy.get(proxy)
-    if wanted is None:
-        wanted = dict(_WANTED)
-        if proxy and proxy[0].startswith("HTTP_"):
-            wanted[proxy[0][5:].lower().replace("_", "-").encode("latin-1")] = proxy[0]
-        _wanted_by_proxy[proxy] = wanted
+    if proxy and proxy[0].startswith("HTTP_"):
+        wanted[proxy[0][5:].lower().replace("_", "-").encode("latin-1")] = proxy[0]
+    _wanted_now = wanted
     return wanted
+
+
+def _forget_wanted(*, setting: str, **kwargs: object) -> None:
+    global _wanted_now
+    if setting == "SECURE_PROXY_SSL_HEADER":
+        _wanted_now = None
+
+
+setting_changed.connect(_forget_wanted)
 
 
 class AssetCacheASGI:
@@ -71,7 +81,7 @@ class AssetCacheASGI:
         if scope["type"] != "http":
             return await self.application(scope, receive, send)
         headers: dict[str, str] = {"wsgi.url_scheme": scope.get("scheme") or "http"}
-        wanted = _wanted()
+        wanted = _wanted_now or _wanted()
         for name, value in scope["headers"]:
             key = wanted.get(name)
             if key is not None:

@@ -61,9 +61,8 @@ def answer(
         site = cache.site_for(host)
     except Unavailable:
         return _host_unavailable(cache.domain_suffix, host, method)
-    if site.__class__ is not SiteInfo:
+    if not isinstance(site, SiteInfo):
         return None if site is _PASS else _no_site(_NO_SITE, method, get)
-    assert isinstance(site, SiteInfo)
     counts = site.traffic
     if not site.active:
         return _no_site(counts, method, get)
