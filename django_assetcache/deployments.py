@@ -18,7 +18,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import connections, router, transaction
-from django.db.models import Field
+from django.db.models import Exists, Field, OuterRef
 from django.utils import timezone
 
 from . import conf
@@ -30,6 +30,9 @@ __all__ = [
     "DeploymentError",
     "DeploymentInfo",
     "GitInfo",
+    "ManifestDifference",
+    "check_target",
+    "compare",
     "copy_manifest",
     "deployment_info",
     "describe",
@@ -132,9 +135,18 @@ def _locked_site(site: Site | str) -> Site:
     return found
 
 
-def _named(site: Site, deployment: Deployment | str) -> Deployment:
+def _named(site: Site, deployment: Deployment | str, *, rolling_back: bool = False) -> Deployment:
     key = deployment.key if isinstance(deployment, Deployment) else deployment.strip().lower()
-    found = Deployment.objects.select_for_update().filter(site=site, key=key).first()
+    return check_target(
+        site, key, Deployment.objects.select_for_update().filter(site=site, key=key).first(), rolling_back
+    )
+
+
+def check_target(site: Site, key: str, found: Deployment | None, rolling_back: bool = False) -> Deployment:
+    """``found`` (the deployment ``key`` of ``site``, or None) if it can be
+    made live, by a rollback if ``rolling_back``; else DeploymentError.
+    The admin asks it before its confirmation page, rollback and promote
+    again under the site's lock."""
     if found is None:
         raise DeploymentError(f"{site.subdomain} has no deployment {key}")
     if found.state == EXPIRED:
@@ -143,6 +155,8 @@ def _named(site: Site, deployment: Deployment | str) -> Deployment:
         )
     if found.pk == site.live_deployment_id:
         raise DeploymentError(f"deployment {key} is already live on {site.subdomain}")
+    if rolling_back and found.state == DRAFT:
+        raise DeploymentError(f"deployment {key} is a draft, never live: promote it instead")
     return found
 
 
@@ -151,12 +165,7 @@ def rollback(site: Site | str, deployment: Deployment | str | None = None) -> De
     a Deployment or its key) live again; return it."""
     with transaction.atomic():
         locked = _locked_site(site)
-        if deployment is not None:
-            target = _named(locked, deployment)
-            if target.state == DRAFT:
-                raise DeploymentError(f"deployment {target.key} is a draft, never live: promote it instead")
-        else:
-            target = _previous(locked)
+        target = _previous(locked) if deployment is None else _named(locked, deployment, rolling_back=True)
         switch(locked, target)
     return target
 
@@ -210,6 +219,31 @@ def describe(deployment: Deployment) -> dict[str, Any]:
         "aliases": sorted(alias.name for alias in deployment.aliases.all()),
         "preview_url": deployment.preview_url() if deployment.state != EXPIRED else None,
     }
+
+
+@dataclass(frozen=True)
+class ManifestDifference:
+    """How the files of one deployment differ from another's, in counts."""
+
+    added: int
+    changed: int
+    unchanged: int
+    removed: int
+
+
+def compare(current: Deployment | None, target: Deployment) -> ManifestDifference:
+    """What making ``target`` live changes, from ``current`` (None: no
+    deployment live): counted in the database, four queries whatever the
+    size of the site."""
+    target_files = Asset.objects.filter(deployment=target)
+    current_files = Asset.objects.filter(deployment=current)
+    same_path = current_files.filter(path=OuterRef("path"))
+    return ManifestDifference(
+        added=target_files.exclude(Exists(same_path)).count(),
+        changed=target_files.filter(Exists(same_path.exclude(blob=OuterRef("blob")))).count(),
+        unchanged=target_files.filter(Exists(same_path.filter(blob=OuterRef("blob")))).count(),
+        removed=current_files.exclude(Exists(target_files.filter(path=OuterRef("path")))).count(),
+    )
 
 
 def copy_manifest(source_id: int, target_id: int) -> None:

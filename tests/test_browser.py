@@ -3,12 +3,13 @@
 Chromium (Debian's, driven by Playwright) logs in to the admin of a gunicorn
 started on the test database, creates a site, uploads a zip, opens the live
 site and checks it renders with its stylesheet and image and without one
-failed request; then uploads a changed zip and sees the change live, purges,
+failed request; then uploads a changed zip and sees the change live, a
+draft at its preview host, rolls back to the first version, purges,
 warms, deactivates and sees 404, and looks at the cache page.
 
 Screenshots of every step go to ``test-artifacts/browser/`` (git-ignored).
-The documentation's copies in ``docs/images/`` are refreshed when one is
-missing or with ``ASSETCACHE_UPDATE_DOC_IMAGES=1``: a test run should not
+The documentation's copies in ``docs/images/`` are written when missing,
+and all refreshed with ``ASSETCACHE_UPDATE_DOC_IMAGES=1``: a test run should not
 rewrite tracked files (the pictures hold ports and times, so every run
 would differ).
 """
@@ -116,9 +117,10 @@ class Shots:
 
     def publish_to_docs(self) -> None:
         DOC_IMAGES.mkdir(parents=True, exist_ok=True)
-        targets = {shot: DOC_IMAGES / f"admin-{shot.name.split('-', 1)[1]}" for shot in self.taken}
-        if os.environ.get("ASSETCACHE_UPDATE_DOC_IMAGES") or not all(t.exists() for t in targets.values()):
-            for shot, target in targets.items():
+        refresh = bool(os.environ.get("ASSETCACHE_UPDATE_DOC_IMAGES"))
+        for shot in self.taken:
+            target = DOC_IMAGES / f"admin-{shot.name.split('-', 1)[1]}"
+            if refresh or not target.exists():
                 shutil.copyfile(shot, target)
 
 
@@ -286,14 +288,49 @@ def test_the_admin_in_a_browser(server: Any, browser: Any, tmp_path: Path) -> No
     shots.take(site_page, "live-v2")
     assert watch.take() == []
 
+    # A draft: stored, not live, at its preview host.
+    follow(page, "a.upload-link")
+    v3 = site_zip(tmp_path / "site-v3.zip", version=3, background="rgb(187, 222, 251)")
+    page.set_input_files("input[name=files]", str(v3))
+    page.check("input[name=draft]")
+    page.fill("input[name=alias]", "next")
+    follow(page, "input[name=_publish]")
+    assert message(page).startswith("Published “site-v3.zip” to docs:")
+    rows = page.locator("#deployments tr.deployment")
+    expect(rows).to_have_count(3)
+    states = [rows.nth(n).locator("td.state .assetcache-state").inner_text() for n in range(3)]
+    assert states == ["draft", "live", "superseded"]
+    page.locator("#deployments").scroll_into_view_if_needed()
+    shots.take(page, "deployments")
+    preview = page.locator("#deployments tr.state-draft td.preview a").get_attribute("href")
+    assert preview is not None and preview.endswith("--docs.sites.test/")
+    site_page.goto(preview)
+    expect(site_page.locator("h1")).to_have_text("Version 3")
+    site_page.goto(live)
+    expect(site_page.locator("h1")).to_have_text("Version 2")
+
+    # Back to the first version, through the confirmation page.
+    follow(page, "#deployments tr.state-superseded a.rollback-link")
+    expect(page.locator("#difference")).to_have_text(
+        "Compared with what is live: 1 added, 2 changed, 2 unchanged, 0 removed."
+    )
+    shots.take(page, "rollback-confirm")
+    follow(page, "input[name=_confirm]")
+    assert message(page).endswith(" is live on docs.")
+    expect(page.locator("#deployments tr.state-live td.source")).to_have_text("“site-v1.zip”")
+    site_page.reload()
+    expect(site_page.locator("h1")).to_have_text("Version 1")
+    assert site_page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(255, 236, 179)"
+    assert watch.take() == []
+
     # Actions on the site list.
     page.goto(admin + "django_assetcache/site/")
     assert run_action(page, "docs", "purge_cache").startswith("Purged the cache of 1 site")
     shots.take(page, "purge")
     site_page.reload()
-    expect(site_page.locator("h1")).to_have_text("Version 2")
-    # Both uploads are retained deployments: the snapshot holds the files of each.
-    assert run_action(page, "docs", "warm_now").startswith("Warm-up done: warmed 1 site, 4 assets")
+    expect(site_page.locator("h1")).to_have_text("Version 1")
+    # Every upload is a retained deployment: the snapshot holds the files of each.
+    assert run_action(page, "docs", "warm_now").startswith("Warm-up done: warmed 1 site, 5 assets")
     shots.take(page, "warm")
     assert run_action(page, "docs", "deactivate") == "Deactivated 1 site: it answers 404 now."
     shots.take(page, "deactivate")
@@ -336,6 +373,12 @@ def test_the_admin_in_a_browser(server: Any, browser: Any, tmp_path: Path) -> No
         scrolled, shown = page.evaluate(widths)
         columns = page.evaluate("[...document.querySelectorAll('#result_list thead th')].map(e => e.offsetWidth)")
         assert scrolled <= shown, (url, scrolled, shown, columns)
+    # And the deployment list of a site's page.
+    page.goto(admin + "django_assetcache/site/")
+    follow(page, "#result_list a:text-is('docs')")
+    widths = "(e => [e.scrollWidth, e.clientWidth])(document.querySelector('#deployments'))"
+    scrolled, shown = page.evaluate(widths)
+    assert scrolled <= shown, ("deployments", scrolled, shown)
     assert watch.take() == []
 
     context.close()

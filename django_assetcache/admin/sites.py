@@ -40,6 +40,7 @@ from ..publish import PublishSummary
 from ..rules import loads
 from ..warmup import WarmupError, warm_up
 from .access import ACCESS_FIELDSET, AccessSiteForm, ShareLinkInline, share_button, share_view
+from .deployments import deployment_rows, switch_view
 from .traffic import TrafficColumns, cluster, with_traffic_today
 
 if TYPE_CHECKING:
@@ -234,12 +235,31 @@ class SiteAdmin(TrafficColumns, SiteAdminBase):
                 name="{}_{}_upload".format(*info),
             ),
             path(
+                "<path:object_id>/deployments/<str:key>/<str:switch>/",
+                self.admin_site.admin_view(partial(switch_view, self)),
+                name="{}_{}_deployment".format(*info),
+            ),
+            path(
                 "<path:object_id>/share/",
                 self.admin_site.admin_view(partial(share_view, self)),
                 name="{}_{}_share".format(*info),
             ),
         ]
         return own + super().get_urls()
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Site | None = None,
+    ) -> HttpResponse:
+        if obj is not None and obj.pk:
+            # Under the site's fields; switching is for those who may change it.
+            context["deployments"] = deployment_rows(obj, self.has_change_permission(request, obj))
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     # --- publish by upload ----------------------------------------------------------------
 
