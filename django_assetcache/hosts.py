@@ -91,7 +91,7 @@ class SiteInfo:
         #: "public", "login", "restricted" or "password", or PRIVATE_PREVIEWS;
         #: the hit path reads ``private`` only.
         self.visibility = host_visibility(visibility, preview, previews_private)
-        self.private = visibility != "public"
+        self.private = self.visibility != "public"
         #: The fixed replies (404, 405, ...) this host sends.
         self.replies: FixedReplies = fixed_replies(preview, self.private)
         #: For password sites: a tag of the password hash, held by the
