@@ -375,6 +375,11 @@ def test_who_may_see_private_previews(setup: Setup, previews: Previews) -> None:
     assert setup.get(previews.draft, "/guide/", Cookie=cookie)[0] == 200
     carol.user_permissions.clear()
     assert eventually(lambda: {setup.get(previews.draft, "/", Cookie=cookie)[0] for _ in range(4)} == {403})
+    # A share link of the site opens a preview, on the preview's host.
+    link = urlsplit(share_url(create_share_link(Site.objects.get(subdomain="open"), datetime.timedelta(days=1))))
+    assert (link.hostname, setup.get(OPEN, f"{link.path}?{link.query}")[0]) == (OPEN, 404)
+    status, _, body, _ = Browser().open(setup.url(previews.draft, f"{link.path}?{link.query}"))
+    assert (status, body) == (200, SAMPLE["index.html"].encode())
 
 
 def test_turning_previews_private_on_and_off_reaches_every_worker(setup: Setup, previews: Previews) -> None:
