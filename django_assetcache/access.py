@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from django.core import signing
 
-from .hosts import SiteInfo, normalize_host
+from .hosts import PRIVATE_PREVIEWS, SiteInfo, normalize_host
 
 COOKIE_NAME = "assetcache_access"
 #: Paths under this prefix of a private site are answered by the gate, not
@@ -40,6 +40,8 @@ TICKET_SECONDS = 60
 FORM_LIMIT = 4096
 #: Bound of each per-process map (verified cookies, answers, rate counts).
 MAX_REMEMBERED = 10_000
+#: Visibilities of hosts whose visitors sign in through the project (a ticket).
+SIGN_IN = frozenset({"login", "restricted", PRIVATE_PREVIEWS})
 #: Change kinds after which what a principal may see is asked again.
 ACCESS_KINDS = frozenset({"access", "settings", "delete"})
 

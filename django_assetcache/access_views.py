@@ -18,7 +18,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from . import conf
-from .access import AUTH_PATH, make_ticket, safe_next
+from .access import AUTH_PATH, SIGN_IN, make_ticket, safe_next
 from .accessdb import user_may_see
 from .hosts import SiteInfo, normalize_host
 from .runtime import get_cache
@@ -29,11 +29,12 @@ def _plain(status: int, text: str) -> HttpResponse:
 
 
 def private_site(host: str) -> SiteInfo | None:
-    """The active login or restricted site answering at ``host``."""
+    """The active site answering at ``host`` whose visitors sign in (login,
+    restricted, or a private preview)."""
     cache = get_cache()
     cache.maybe_poll()
     target = cache.site_for(host)
-    if isinstance(target, SiteInfo) and target.active and target.visibility in ("login", "restricted"):
+    if isinstance(target, SiteInfo) and target.active and target.visibility in SIGN_IN:
         return target
     return None
 

@@ -18,25 +18,33 @@ from django.utils import timezone
 from . import conf
 from .access import SHARE_PATH, make_share_token
 from .cache import Unavailable
+from .hosts import PRIVATE_PREVIEWS
 from .models import ShareLink, Site, UsedTicket, Visibility
+
+#: The permission whose staff holders see a public site's private previews.
+CHANGE_SITE = "django_assetcache.change_site"
 
 
 def user_may_see(user_id: int, site_id: int, visibility: str) -> bool:
-    """Whether an active user may see a site of ``visibility``: any active
+    """Whether an active user may see a host of ``visibility``: any active
     user a login site, superusers and the users and groups a restricted
-    site allows that one; nobody signs in to a password site."""
-    superuser = get_user_model().objects.filter(pk=user_id, is_active=True).values_list("is_superuser", flat=True)
-    found = list(superuser[:1])
-    if not found:
+    site allows that one; a private preview (PRIVATE_PREVIEWS) those too,
+    and staff who may change sites; nobody signs in to a password site."""
+    user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+    if user is None:
         return False
     if visibility == Visibility.LOGIN:
         return True
-    if visibility != Visibility.RESTRICTED:
+    if visibility != Visibility.RESTRICTED and visibility != PRIVATE_PREVIEWS:
         return False
-    if found[0]:
+    if user.is_superuser:
         return True
     allowed = Q(allowed_users=user_id) | Q(allowed_groups__user=user_id)
-    return Site.objects.filter(allowed, pk=site_id).exists()
+    if Site.objects.filter(allowed, pk=site_id).exists():
+        return True
+    # Staff who may change sites could add themselves to the allowed users:
+    # refusing them a preview would protect nothing.
+    return visibility == PRIVATE_PREVIEWS and user.is_staff and user.has_perm(CHANGE_SITE)
 
 
 class DatabaseAccess:

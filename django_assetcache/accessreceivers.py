@@ -1,7 +1,8 @@
 """Change rows of kind ``access``: who may see private sites changed.
 
-A user saved (deactivated, made superuser…) or deleted, a user's groups or
-a site's allowed users and groups changed, a group deleted, a share link
+A user saved (deactivated, made superuser or staff…) or deleted, a user's
+groups or permissions, a group's permissions or a site's allowed users and
+groups changed, a group deleted, a share link
 created, revoked or deleted: every process forgets what it remembered of
 who may see what (``AccessGate.forget``), within its poll interval.
 Connected when ``AppConfig.ready`` imports this module.
@@ -53,7 +54,15 @@ def _share_link_changed(sender: Any, instance: ShareLink, **kwargs: Any) -> None
 post_save.connect(_user_saved, sender=User, dispatch_uid="assetcache_access_user_saved")
 post_delete.connect(_removed, sender=User, dispatch_uid="assetcache_access_user_deleted")
 post_delete.connect(_removed, sender=Group, dispatch_uid="assetcache_access_group_deleted")
-for _through in (User.groups.through, Site.allowed_users.through, Site.allowed_groups.through):
+# Permissions too: staff who may change sites see private previews.
+_MEMBERSHIPS = (
+    User.groups.through,
+    User.user_permissions.through,
+    Group.permissions.through,
+    Site.allowed_users.through,
+    Site.allowed_groups.through,
+)
+for _through in _MEMBERSHIPS:
     m2m_changed.connect(_memberships, sender=_through, dispatch_uid=f"assetcache_access_{_through.__name__}")
 post_save.connect(_share_link_changed, sender=ShareLink, dispatch_uid="assetcache_access_link_saved")
 post_delete.connect(_share_link_changed, sender=ShareLink, dispatch_uid="assetcache_access_link_deleted")

@@ -138,7 +138,7 @@ def safe(value: str | None) -> str:
 def _auth(gate: AccessGate, site: SiteInfo, host: str, query_string: str) -> Reply:
     """Exchange a ticket from the project for this host's cookie."""
     ticket = access.read_ticket(_query(query_string, "ticket") or "", normalize_host(host) or "")
-    if ticket is None or site.visibility not in ("login", "restricted"):
+    if ticket is None or site.visibility not in access.SIGN_IN:
         return BAD_TICKET
     if not gate.backend.use_ticket(ticket.id, time.time() + access.TICKET_SECONDS):
         return BAD_TICKET

@@ -19,6 +19,9 @@ HOST_OVERHEAD = 100
 #: Share of ASSETCACHE_MEMORY_LIMIT each host map (raw Host values, host
 #: names) may take before it is cleared; both count against the limit.
 HOST_SHARE = 32
+#: The visibility of a preview host of a public site whose previews are
+#: private (``Site.previews_private``): only its SiteInfo has it.
+PRIVATE_PREVIEWS = "previews"
 
 
 class SiteInfo:
@@ -69,6 +72,7 @@ class SiteInfo:
         force_https: bool = False,
         deployment_id: int | None = None,
         preview: bool = False,
+        previews_private: bool = False,
     ) -> None:
         self.id = id
         self.subdomain = subdomain
@@ -84,10 +88,10 @@ class SiteInfo:
         self.key = entry_scope(deployment_id, preview)
         #: Headers every file reply of this host adds, prepared once.
         self.extra_headers: tuple[tuple[str, str], ...] = (NOINDEX,) if preview else ()
-        #: "public", "login", "restricted" or "password"; the hit path reads
-        #: ``private`` only.
-        self.visibility = visibility
-        self.private = visibility != "public"
+        #: "public", "login", "restricted" or "password", or PRIVATE_PREVIEWS;
+        #: the hit path reads ``private`` only.
+        self.visibility = host_visibility(visibility, preview, previews_private)
+        self.private = self.visibility != "public"
         #: The fixed replies (404, 405, ...) this host sends.
         self.replies: FixedReplies = fixed_replies(preview, self.private)
         #: For password sites: a tag of the password hash, held by the
@@ -123,6 +127,14 @@ class SiteInfo:
         return f"<SiteInfo {self.id} {self.subdomain}{kind} deployment={self.deployment_id}>"
 
 
+def host_visibility(visibility: str, preview: bool, previews_private: bool) -> str:
+    """Who may see a host of a site of ``visibility``: its preview hosts
+    follow the site, unless the site is public with its previews private."""
+    if preview and previews_private and visibility == "public":
+        return PRIVATE_PREVIEWS
+    return visibility
+
+
 def entry_scope(deployment_id: int | None, preview: bool) -> int:
     """The first half of a cache key: which deployment's entries, as which host."""
     if deployment_id is None:
@@ -142,7 +154,7 @@ def preview_label(label: str) -> tuple[str, str] | None:
 #: order SiteInfo takes them.
 SERVING_FIELDS = ("rules", "https_only", "hsts_max_age", "hsts_include_subdomains", "hsts_preload", "canonical_host")
 #: A Site's fields a request needs, in SiteInfo's order (its positional
-#: arguments, then the visibility): what the loader and the snapshot read.
+#: arguments, then who may see it): what the loader and the snapshot read.
 SITE_FIELDS = (
     "id",
     "subdomain",
@@ -152,6 +164,7 @@ SITE_FIELDS = (
     "cache_control",
     *SERVING_FIELDS,
     "visibility",
+    "previews_private",
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -42,12 +43,14 @@ def cache_control_for(site: SiteInfo, path: str, settings: conf.Settings, ruled:
     return private_cache_control(value) if site.private else value
 
 
-def _site_info(fields: list[Any], visibility: str, password: str, deployment_id: int | None, preview: bool) -> SiteInfo:
-    """A SiteInfo from a row of SITE_FIELDS (less the visibility), for a
-    deployment, as a live or a preview host."""
+def _site_info(row: Sequence[Any], preview: bool) -> SiteInfo:
+    """A SiteInfo from a row of SITE_FIELDS, the password and a deployment
+    id, for that deployment, as a live or a preview host."""
+    *fields, visibility, previews_private, password, deployment_id = row
     return SiteInfo(
         *fields,
         visibility=visibility,
+        previews_private=previews_private,
         access_tag=password_tag(password),
         force_https=django_settings.SECURE_SSL_REDIRECT,
         deployment_id=deployment_id,
@@ -98,8 +101,7 @@ class DatabaseLoader:
         rows = list(query.values_list(*SITE_FIELDS, "password", "live_deployment_id")[:1])
         if not rows:
             return HostMiss.PASS
-        *fields, visibility, password, deployment_id = rows[0]
-        return _site_info(fields, visibility, password, deployment_id, preview=False)
+        return _site_info(rows[0], preview=False)
 
     def _preview_target(self, name: str, subdomain: str) -> HostTarget:
         """The deployment whose key or alias is ``name``, in one query; a key
@@ -112,8 +114,8 @@ class DatabaseLoader:
         )
         if not rows:
             return HostMiss.PASS
-        *fields, visibility, password, deployment_id, _ = next((row for row in rows if row[-1] == name), rows[0])
-        return _site_info(fields, visibility, password, deployment_id, preview=True)
+        *row, _ = next((row for row in rows if row[-1] == name), rows[0])
+        return _site_info(row, preview=True)
 
     # --- entries -------------------------------------------------------------
 

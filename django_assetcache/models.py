@@ -95,6 +95,15 @@ class Site(models.Model):
         help_text=_("The _redirects and _headers of the last publish, compiled (JSON)."),
     )
     visibility = models.CharField(_("visibility"), max_length=16, choices=Visibility.choices, default=Visibility.PUBLIC)
+    previews_private = models.BooleanField(
+        _("previews private"),
+        default=False,
+        help_text=_(
+            "On a public site: its preview and alias hosts are seen only by superusers, its allowed users and"
+            " groups, and staff who may change sites; its own hosts stay public. A private site's previews"
+            " follow the site."
+        ),
+    )
     allowed_users = models.ManyToManyField(
         settings.AUTH_USER_MODEL, blank=True, related_name="assetcache_sites", verbose_name=_("allowed users")
     )

@@ -38,6 +38,8 @@ class SiteRecord:
     #: for password sites, a tag of its password hash (``access.password_tag``).
     visibility: str = "public"
     access_tag: str = ""
+    #: A public site whose preview hosts are private (``Site.previews_private``).
+    previews_private: bool = False
     #: The change-feed position its assets were read at; None: the one the
     #: snapshot being written is stamped with.
     change_id: int | None = None

@@ -49,8 +49,8 @@ logger = logging.getLogger("django_assetcache")
 
 #: The last two characters are the format version: a snapshot of another
 #: version is refused (and warmup writes a new one).
-MAGIC = b"ACSNAP05"
-VERSION = 5
+MAGIC = b"ACSNAP06"
+VERSION = 6
 FOOTER = struct.Struct("<QQ8s")
 #: sha256, size, Last-Modified, body offset (-1: not in the snapshot),
 #: media type index, variant count, first variant.
@@ -279,6 +279,7 @@ def _site_record(entry: dict[str, Any]) -> SiteRecord:
         ),
         **{name: entry[name] for name in SERVING_FIELDS},
         visibility=entry["visibility"],
+        previews_private=entry["previews_private"],
         access_tag=entry["access_tag"],
     )
 
@@ -303,6 +304,7 @@ def site_target(snapshot: Snapshot, host: str) -> HostTarget | None:
         site.cache_control,
         *(getattr(site, name) for name in SERVING_FIELDS),
         visibility=site.visibility,
+        previews_private=site.previews_private,
         access_tag=site.access_tag,
         force_https=django_settings.SECURE_SSL_REDIRECT,
         deployment_id=deployment_id,

@@ -158,6 +158,7 @@ def _site_entry(
         "domains": list(site.domains),
         **{name: getattr(site, name) for name in SERVING_FIELDS},
         "visibility": site.visibility,
+        "previews_private": site.previews_private,
         "access_tag": site.access_tag,
         "change_id": change_id if site.change_id is None else site.change_id,
         "live": site.live_deployment,

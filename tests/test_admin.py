@@ -60,6 +60,8 @@ def site_form(site: Site | None = None, domains: list[Domain] | None = None, **f
     }
     if site is None or site.is_active:
         data["is_active"] = "on"
+    if site is not None and site.previews_private:
+        data["previews_private"] = "on"
     for i, domain in enumerate(domains or []):
         data[f"domains-{i}-id"] = domain.pk
         data[f"domains-{i}-site"] = site.pk if site else ""

@@ -24,6 +24,16 @@ def test_the_site_list_shows_visibility(admin_client: Client, site: Site) -> Non
     assert admin_client.get(SITES, {"visibility__exact": "public"}).context["cl"].result_count == 0
 
 
+def test_previews_private_is_set_next_to_visibility(admin_client: Client, site: Site) -> None:
+    page = admin_client.get(f"{SITES}{site.pk}/change/").content.decode()
+    assert page.index('name="visibility"') < page.index('name="previews_private"') < page.index('name="allowed_users"')
+    after = Change.objects.order_by("-id").values_list("id", flat=True).first()
+    assert admin_client.post(f"{SITES}{site.pk}/change/", site_form(site, previews_private="on")).status_code == 302
+    site.refresh_from_db()
+    assert (site.visibility, site.previews_private) == ("public", True)
+    assert list(Change.objects.filter(id__gt=after).values_list("kind", flat=True)) == ["settings"]
+
+
 def test_restricting_a_site_with_groups_and_a_password(admin_client: Client, site: Site) -> None:
     group = Group.objects.create(name="staff")
     user = User.objects.create_user("carol")

@@ -18,15 +18,17 @@ from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group, Permission, User
+from django.core.management import call_command
 
 from django_assetcache import access
 from django_assetcache.accessdb import create_share_link, revoke_share_link, set_site_password, share_url
+from django_assetcache.deployments import DeploymentInfo
 from django_assetcache.models import Site
 from django_assetcache.publish import publish
 
 from .conftest import SAMPLE, write_tree
-from .servers import Server, free_port, gunicorn, http_request
+from .servers import Server, database_gone, free_port, gunicorn, http_request
 
 TEAM = "team.sites.test"
 OTHER = "other.sites.test"
@@ -144,17 +146,23 @@ def setup(request: pytest.FixtureRequest, transactional_db, tmp_path: Path, sett
         yield Setup(server, member, team, group)
 
 
-def sign_in(setup: Setup, browser: Browser) -> bytes:
-    """Anonymous → the project's login → ticket → cookie → the page first asked for."""
-    status, url, page, _ = browser.open(setup.url(TEAM, "/guide/"))
+def log_in(setup: Setup, browser: Browser, host: str, username: str) -> tuple[int, str, bytes, str]:
+    """Anonymous on ``host`` → the project's login as ``username`` (password
+    ``<username>-password``) → wherever that leads."""
+    status, url, page, _ = browser.open(setup.url(host, "/guide/"))
     assert status == 200 and urlsplit(url).path == "/accounts/login/", setup.server.log()
     token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page)
     next_field = re.search(rb'name="next" value="([^"]+)"', page)
     assert token is not None and next_field is not None
-    form = {"username": "ann", "password": "ann-password", "csrfmiddlewaretoken": token.group(1).decode()}
+    form = {"username": username, "password": f"{username}-password", "csrfmiddlewaretoken": token.group(1).decode()}
     form["next"] = next_field.group(1).decode().replace("&amp;", "&")
-    status, url, body, cache_control = browser.open(url, form)
-    assert (status, url) == (200, setup.url(TEAM, "/guide/")), setup.server.log()
+    return browser.open(url, form)
+
+
+def sign_in(setup: Setup, browser: Browser, host: str = TEAM) -> bytes:
+    """Anonymous → the project's login → ticket → cookie → the page first asked for."""
+    status, url, body, cache_control = log_in(setup, browser, host, "ann")
+    assert (status, url) == (200, setup.url(host, "/guide/")), setup.server.log()
     assert cache_control == "private, max-age=0, must-revalidate"
     return body
 
@@ -236,3 +244,208 @@ def test_share_links_and_revocation(setup: Setup) -> None:
     revoke_share_link(link)
     assert eventually(lambda: setup.get(TEAM, "/", Cookie=cookie)[0] == 403 == setup.get(TEAM, "/", Cookie=cookie)[0])
     assert Browser().open(url)[0] == 403
+
+
+# --- a public site whose previews are private (Site.previews_private) ------------------
+
+OPEN = "open.sites.test"
+
+
+def guide(version: str) -> dict[str, str | bytes]:
+    return {**SAMPLE, "guide/index.html": f"<!doctype html><title>Guide {version}</title>"}
+
+
+def guide_page(version: str) -> bytes:
+    return f"<!doctype html><title>Guide {version}</title>".encode()
+
+
+@dataclass
+class Previews:
+    """The preview hosts of the public site ``open``, whose previews are
+    private and which allows ann's group: a draft, the same draft under the
+    alias ``staging``, and a deployment no longer live."""
+
+    draft: str
+    alias: str
+    older: str
+
+    @property
+    def hosts(self) -> tuple[str, str, str]:
+        return (self.draft, self.alias, self.older)
+
+
+def publish_previews(tmp_path: Path) -> Previews:
+    """Publish ``open`` three times (the second live, the third a draft
+    aliased ``staging``) and make its previews private."""
+    older = publish("open", write_tree(tmp_path / "open-1", guide("one"))).deployment
+    publish("open", write_tree(tmp_path / "open-2", guide("two")))
+    draft_info = DeploymentInfo(draft=True, alias="staging")
+    draft = publish("open", write_tree(tmp_path / "open-3", guide("three")), deployment=draft_info).deployment
+    assert older is not None and draft is not None
+    site = Site.objects.get(subdomain="open")
+    site.previews_private = True
+    site.save()
+    return Previews(f"{draft.key}--{OPEN}", f"staging--{OPEN}", f"{older.key}--{OPEN}")
+
+
+@pytest.fixture
+def previews(setup: Setup, tmp_path: Path) -> Previews:
+    found = publish_previews(tmp_path)
+    Site.objects.get(subdomain="open").allowed_groups.add(setup.group)
+    return found
+
+
+def user_cookie(user: User, site: Site, host: str) -> str:
+    """The cookie /.assetcache/auth gives ``user`` on ``host`` (its signature made here)."""
+    value = access.make_cookie(("u", user.pk), site.pk, host, time.time() + 3600)
+    return f"{access.COOKIE_NAME}={value}"
+
+
+def test_the_live_host_stays_public_and_previews_sign_in(setup: Setup, previews: Previews) -> None:
+    status, headers, body = setup.get(OPEN, "/guide/")
+    assert (status, body) == (200, guide_page("two"))
+    assert headers["cache-control"] == "public, max-age=0, must-revalidate"
+    assert "x-robots-tag" not in headers and "Cookie" not in headers.get("vary", "")
+    project = f"http://127.0.0.1:{setup.server.port}/assetcache/access"
+    for host in previews.hosts:
+        status, headers, body = setup.get(host, "/guide/", Accept="text/html")
+        assert (status, headers.get("location")) == (302, f"{project}?{urlencode({'host': host, 'next': '/guide/'})}")
+        assert headers["cache-control"].startswith("private") and body == b""
+        assert setup.get(host, "/guide/", Accept="*/*")[0] == 401
+
+    browser = Browser()
+    assert sign_in(setup, browser, previews.draft) == guide_page("three")
+    cookie = browser.cookie(previews.draft)
+    status, headers, body = setup.get(previews.draft, "/guide/", Cookie=cookie)
+    assert (status, body) == (200, guide_page("three"))
+    assert headers["cache-control"] == "private, max-age=0, must-revalidate"
+    assert headers["vary"].endswith("Cookie") and headers["x-robots-tag"] == "noindex"
+    assert all(cc.startswith("private") for _, _, cc in browser.site_replies), browser.site_replies
+
+
+def test_cookies_of_a_preview_or_a_private_site_stay_on_their_host(setup: Setup, previews: Previews) -> None:
+    browser, team_browser = Browser(), Browser()
+    sign_in(setup, browser, previews.draft)
+    sign_in(setup, team_browser, TEAM)
+    # The browser keeps the cookie for its own host only: on the alias of the
+    # same deployment the visitor (signed in to the project) is sent for a
+    # ticket again.
+    before = len(browser.visited)
+    status, url, _, _ = browser.open(setup.url(previews.alias, "/guide/"))
+    hops = [(urlsplit(hop).hostname, urlsplit(hop).path) for hop in browser.visited[before:]]
+    assert hops == [
+        ("127.0.0.1", "/assetcache/access"),
+        (previews.alias, access.AUTH_PATH),
+        (previews.alias, "/guide/"),
+    ]
+    assert (status, url) == (200, setup.url(previews.alias, "/guide/"))
+    # And a cookie sent to another host anyway is refused there: another
+    # preview of the site, the alias of the same deployment, another site.
+    draft, team = browser.cookie(previews.draft), team_browser.cookie(TEAM)
+    for host in (previews.alias, previews.older, TEAM):
+        assert setup.get(host, "/guide/", Cookie=draft)[0] == 401, host
+    for host in previews.hosts:
+        assert setup.get(host, "/guide/", Cookie=team)[0] == 401, host
+    assert setup.get(previews.draft, "/guide/", Cookie=draft)[0] == 200
+
+
+def test_who_may_see_private_previews(setup: Setup, previews: Previews) -> None:
+    """Users and groups allowed on the site (ann), superusers, and staff who
+    may change sites; not other users (bob), nor staff without that permission."""
+    User.objects.create_user("bob", password="bob-password")
+    User.objects.create_user("dave", password="dave-password", is_staff=True)
+    User.objects.create_superuser("root", password="root-password")
+    carol = User.objects.create_user("carol", password="carol-password", is_staff=True)
+    carol.user_permissions.add(
+        Permission.objects.get(codename="change_site", content_type__app_label="django_assetcache")
+    )
+    statuses = {name: log_in(setup, Browser(), previews.draft, name)[0] for name in ("bob", "dave", "root", "carol")}
+    assert statuses == {"bob": 403, "dave": 403, "root": 200, "carol": 200}
+    refused = log_in(setup, Browser(), previews.draft, "bob")
+    assert refused[2] == b"You are signed in as bob, who may not see this site.\n"
+    # A cookie of someone not allowed (made before they lost access) is refused.
+    bob = User.objects.get(username="bob")
+    status, headers, body = setup.get(
+        previews.draft, "/guide/", Cookie=user_cookie(bob, Site.objects.get(subdomain="open"), previews.draft)
+    )
+    assert (status, body) == (403, b"You may not see this site.\n")
+    assert headers["cache-control"] == "private, no-store"
+    # Losing the permission cuts carol off within the poll interval.
+    cookie = user_cookie(carol, Site.objects.get(subdomain="open"), previews.draft)
+    assert setup.get(previews.draft, "/guide/", Cookie=cookie)[0] == 200
+    carol.user_permissions.clear()
+    assert eventually(lambda: {setup.get(previews.draft, "/", Cookie=cookie)[0] for _ in range(4)} == {403})
+    # A share link of the site opens a preview, on the preview's host.
+    link = urlsplit(share_url(create_share_link(Site.objects.get(subdomain="open"), datetime.timedelta(days=1))))
+    assert (link.hostname, setup.get(OPEN, f"{link.path}?{link.query}")[0]) == (OPEN, 404)
+    status, _, body, _ = Browser().open(setup.url(previews.draft, f"{link.path}?{link.query}"))
+    assert (status, body) == (200, SAMPLE["index.html"].encode())
+
+
+def test_turning_previews_private_on_and_off_reaches_every_worker(setup: Setup, previews: Previews) -> None:
+    site = Site.objects.get(subdomain="open")
+    cookie = user_cookie(setup.member, site, previews.draft)
+
+    def anonymous() -> set[int]:
+        return {setup.get(previews.draft, "/guide/")[0] for _ in range(4)}
+
+    assert anonymous() == {401}
+    site.previews_private = False
+    site.save()
+    assert eventually(lambda: anonymous() == {200})
+    status, headers, _ = setup.get(previews.draft, "/guide/")
+    assert (status, headers["cache-control"], headers["x-robots-tag"]) == (
+        200,
+        "public, max-age=0, must-revalidate",
+        "noindex",
+    )
+    site.previews_private = True
+    site.save()
+    assert eventually(lambda: anonymous() == {401})
+    # The entries built public meanwhile are not served: private again.
+    status, headers, body = setup.get(previews.draft, "/guide/", Cookie=cookie)
+    assert (status, body, headers["cache-control"]) == (200, guide_page("three"), "private, max-age=0, must-revalidate")
+    assert setup.get(OPEN, "/guide/")[0] == 200
+
+
+@pytest.mark.parametrize(("subdomain", "host", "bob_sees"), [("team", TEAM, 403), ("other", OTHER, 200)])
+def test_previews_private_on_a_private_site_leaves_its_previews_following_it(
+    setup: Setup, tmp_path: Path, subdomain: str, host: str, bob_sees: int
+) -> None:
+    """A restricted site's previews stay restricted (bob is not allowed), a
+    login site's stay open to any active user (bob signs in)."""
+    User.objects.create_user("bob", password="bob-password")
+    draft = publish(subdomain, write_tree(tmp_path / "draft", guide("draft")), deployment=DeploymentInfo(draft=True))
+    assert draft.deployment is not None
+    site = Site.objects.get(subdomain=subdomain)
+    site.previews_private = True
+    site.save()
+    preview = f"{draft.deployment.key}--{host}"
+    assert eventually(lambda: setup.get(preview, "/guide/")[0] == 401)
+    assert setup.get(host, "/guide/")[0] == 401
+    assert log_in(setup, Browser(), preview, "bob")[0] == bob_sees
+    assert sign_in(setup, Browser(), preview) == guide_page("draft")
+
+
+def test_private_previews_hold_with_the_database_gone(transactional_db, tmp_path: Path, settings) -> None:
+    """After assetcache_warmup the snapshot knows the previews are private:
+    served without the database, the live host stays public and a preview
+    is still refused to anyone without access."""
+    previews = publish_previews(tmp_path)
+    call_command("assetcache_warmup", verbosity=0)
+    env = {**database_gone(settings.MEDIA_ROOT, tmp_path), "ASSETCACHE_TEST_PROJECT_URL": "http://127.0.0.1:9"}
+    with gunicorn(tmp_path, env=env, workers=1) as server:
+        status, headers, body = server.request("/guide/", OPEN)
+        assert (status, body, headers["cache-control"]) == (
+            200,
+            guide_page("two"),
+            "public, max-age=0, must-revalidate",
+        )
+        for host in previews.hosts:
+            status, headers, body = server.request("/guide/", host, headers={"Accept": "text/html"})
+            assert (status, headers["cache-control"]) == (302, "private, no-store"), server.log()
+            assert headers["location"].startswith("http://127.0.0.1:9/assetcache/access?")
+            assert server.request("/guide/", host)[0] == 401
+        # Who may see it is the database's to say: unavailable, not served.
+        cookie = user_cookie(User.objects.create_user("ann"), Site.objects.get(subdomain="open"), previews.draft)
+        assert server.request("/guide/", previews.draft, headers={"Cookie": cookie})[0] == 503

@@ -32,7 +32,7 @@ BUTTON_DAYS = 7
 
 ACCESS_FIELDSET: Any = (
     _("Access"),
-    {"fields": ["visibility", "allowed_users", "allowed_groups", "new_password", "share_button"]},
+    {"fields": ["visibility", "previews_private", "allowed_users", "allowed_groups", "new_password", "share_button"]},
 )
 
 
@@ -49,7 +49,7 @@ class AccessSiteForm(SiteForm):
     )
 
     class Meta(SiteForm.Meta):
-        fields = [*SiteForm.Meta.fields, "visibility", "allowed_users", "allowed_groups"]
+        fields = [*SiteForm.Meta.fields, "visibility", "previews_private", "allowed_users", "allowed_groups"]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
