@@ -14,6 +14,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from . import conf, invalidation
+from .changemodels import MAX_CHANGE_PATHS as MAX_CHANGE_PATHS
+from .changemodels import Change as Change
 from .validators import (
     validate_document_name,
     validate_header_value,
@@ -321,59 +323,11 @@ class Asset(models.Model):
         return f"{self.site_id}:{self.path}"
 
 
-class Change(models.Model):
-    """One committed change, appended in the transaction that made it.
-
-    Its id is the clock every process uses to catch up. ``site_id`` is a plain
-    number, not a foreign key, so the row outlives a deleted site.
-    ``paths`` lists the request paths touched, or is null for "the whole site".
-    """
-
-    class Kind(models.TextChoices):
-        #: The files of ``paths`` changed (their variants, or a row deleted).
-        PUBLISH = "publish", _("publish")
-        #: Which deployment the site's hosts (live, previews, aliases) serve
-        #: changed: a publish, rollback, promote, draft, alias or expiry.
-        DEPLOY = "deploy", _("deploy")
-        SETTINGS = "settings", _("settings")
-        DOMAINS = "domains", _("domains")
-        DELETE = "delete", _("delete")
-        PURGE = "purge", _("purge")
-        #: Rows up to ``paths[0]`` were pruned: a process behind that drops its cache.
-        PRUNE = "prune", _("prune")
-        #: Who may see private sites changed (grants, users, groups, share links).
-        ACCESS = "access", _("access")
-
-    id = models.BigAutoField(primary_key=True)
-    site_id = models.BigIntegerField(_("site id"), null=True, blank=True)
-    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
-    paths = models.JSONField(_("paths"), null=True, blank=True)
-    #: For a publish that made a deployment live: it, and the one live before
-    #: (plain numbers too). The paths are what differs between them, so a
-    #: process moves the other entries of the one to the other.
-    deployment_id = models.BigIntegerField(_("deployment id"), null=True, blank=True)
-    previous_id = models.BigIntegerField(_("previous deployment id"), null=True, blank=True)
-    created_at = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
-
-    class Meta:
-        ordering = ["id"]
-        verbose_name = _("change")
-        verbose_name_plural = _("changes")
-
-    def __str__(self) -> str:
-        return f"#{self.id} {self.kind} site={self.site_id}"
-
-
 def _database_for(instance: models.Model, using: object) -> str:
     """The database a save() writes to: the one it was given, else the router's."""
     if isinstance(using, str) and using:
         return using
     return router.db_for_write(type(instance), instance=instance)
-
-
-#: A change touching more paths than this is recorded as "the whole site":
-#: dropping a site's entries is cheaper than shipping a huge list.
-MAX_CHANGE_PATHS = 1000
 
 
 def record_change(
@@ -408,7 +362,8 @@ def record_change(
     return change
 
 
-# The access models live in a module of their own; importing them here
+# The change feed's rows live in a module of their own, as do the access
+# models; importing them here
 # registers them with the app, as Django finds models through this module.
 from .accessmodels import ShareLink as ShareLink  # noqa: E402
 from .accessmodels import UsedTicket as UsedTicket  # noqa: E402
