@@ -243,3 +243,18 @@ def test_token_command_creates_lists_and_revokes(site: Site, capsys) -> None:
         call_command("assetcache_token", "create", "other", "--site", "nope")
     call_command("assetcache_token", "revoke", "deployer")
     assert DeployToken.objects.get(name="deployer").revoked_at is not None
+
+
+def test_the_admin_shows_a_new_tokens_secret_once(admin_client: Client, site: Site) -> None:
+    response = admin_client.post(
+        "/admin/django_assetcache/deploytoken/add/", {"name": "from-admin", "sites": [site.pk]}, follow=True
+    )
+    assert response.status_code == 200
+    token = DeployToken.objects.get(name="from-admin")
+    shown = [str(m) for m in response.context["messages"]]
+    assert len(shown) >= 1 and "shown this once: acd_" in shown[0]
+    secret = shown[0].rsplit(": ", 1)[1]
+    assert token.secret_hash == hash_secret(secret)
+    assert list(token.sites.all()) == [site]
+    listing = admin_client.get("/admin/django_assetcache/deploytoken/")
+    assert b"from-admin" in listing.content and secret.encode() not in listing.content
