@@ -258,3 +258,13 @@ def test_the_admin_shows_a_new_tokens_secret_once(admin_client: Client, site: Si
     assert list(token.sites.all()) == [site]
     listing = admin_client.get("/admin/django_assetcache/deploytoken/")
     assert b"from-admin" in listing.content and secret.encode() not in listing.content
+
+
+def test_a_deploy_started_again_after_an_interruption_asks_only_for_what_is_still_missing(
+    api: Client, secret: str
+) -> None:
+    reply = start(api, secret, FILES).json()
+    data = FILES["/index.html"]
+    call(api, "put", f"/assetcache/deploys/{reply['id']}/blobs/{sha(data)}", secret, data)
+    again = start(api, secret, FILES).json()
+    assert sorted(again["required"]) == sorted(sha(FILES[path]) for path in ("/css/site.css", "/about/index.html"))
