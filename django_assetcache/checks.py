@@ -173,6 +173,7 @@ VALIDATORS: dict[str, tuple[Callable[[object], bool], str]] = {
     "DEPLOYMENT_RETENTION": _integer(0, "deployments"),
     "DEPLOYMENT_RETENTION_DAYS": (lambda v: _number(v) and v >= 0, "a number of days >= 0"),
     "GC_GRACE": _seconds(minimum_exclusive=False),
+    "DEPLOY_TTL": _seconds(minimum_exclusive=True),
     "TRUST_ADMIN_DOMAINS": (lambda v: isinstance(v, bool), "True or False"),
     "TXT_RESOLVER": (_dotted_path, "'' or the dotted path of a callable such as 'mysite.dns.resolve_txt'"),
     "PROJECT_URL": (

@@ -75,6 +75,9 @@ class Settings:
     #: seconds (and a stored file without a row only once it is this old), so
     #: restoring a database backup younger than this finds all its blobs.
     GC_GRACE: float = 7 * 24 * 3600
+    #: Seconds a deploy started through the API may take to finish; past
+    #: that, ``assetcache_gc`` deletes it and what only it uploaded.
+    DEPLOY_TTL: float = 24 * 3600
     #: Custom domains added in the admin (or by code) are verified at once,
     #: without the DNS TXT proof.
     TRUST_ADMIN_DOMAINS: bool = False

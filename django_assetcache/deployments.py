@@ -71,6 +71,9 @@ class DeploymentInfo:
     #: None: read from the source's git work tree, if any.
     git_commit: str | None = None
     git_branch: str | None = None
+    #: Record a deployment even when no file changed (the live one is
+    #: otherwise the publish): each deploy from CI is a line of history.
+    record_unchanged: bool = False
 
 
 def deployment_info(info: DeploymentInfo, source: str | os.PathLike[str], subdomain: str) -> DeploymentInfo:

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from . import conf
 from .deployments import expire_deployments, expired_deployment_ids
-from .models import Asset, Blob, Change, Site, lock_blobs, record_change, sites_named
+from .models import Asset, Blob, Change, PendingDeploy, Site, lock_blobs, record_change, sites_named
 from .progress import human_bytes, plural
 from .store import BlobStore
 
@@ -51,6 +51,8 @@ class GarbageSummary:
     tier_files_deleted: int = 0
     changes_pruned: int = 0
     deployments_expired: int = 0
+    #: Deploys started through the API and left unfinished past ASSETCACHE_DEPLOY_TTL.
+    pending_deploys_expired: int = 0
     #: Unused blobs kept because they became unused within the grace period.
     blobs_kept: int = 0
     dry_run: bool = False
@@ -64,7 +66,8 @@ class GarbageSummary:
             f"{plural(self.orphan_files_deleted, 'orphan file')}, "
             f"{plural(self.tier_files_deleted, 'local tier file')}, "
             f"{plural(self.changes_pruned, 'old change row')}, "
-            f"{plural(self.deployments_expired, 'expired deployment')}; "
+            f"{plural(self.deployments_expired, 'expired deployment')}, "
+            f"{plural(self.pending_deploys_expired, 'expired API deploy')}; "
             f"{self.seconds:.2f} s"
             + (f"; kept {plural(self.blobs_kept, 'unused blob')} within the grace period" if self.blobs_kept else "")
         )
@@ -151,26 +154,46 @@ def collect_garbage(
     else:
         summary.deployments_expired = expire_deployments(doomed)
     gone = [pk for ids in doomed.values() for pk in ids] if dry_run else []
-    deleted = _collect_unused_blobs(store, summary, now, grace, gone)
-    _collect_orphan_files(store, summary, deleted, now, grace)
+    needed = _collect_pending_deploys(summary, now)
+    deleted = _collect_unused_blobs(store, summary, now, grace, gone, needed)
+    _collect_orphan_files(store, summary, deleted, now, grace, needed)
     _collect_tier_files(store, summary, deleted, now)
     _prune_changes(summary)
     summary.seconds = time.monotonic() - started
     return summary
 
 
+def _collect_pending_deploys(summary: GarbageSummary, now: datetime) -> set[str]:
+    """Delete the API deploys past ASSETCACHE_DEPLOY_TTL; return the hashes
+    the unfinished others name, which gc keeps (rows and files) until they
+    finish or expire. What only an expired one uploaded is a file without a
+    row, collected as orphan files are."""
+    expired = PendingDeploy.objects.filter(expires_at__lte=now)
+    summary.pending_deploys_expired = expired.filter(deployment__isnull=True).count()
+    if not summary.dry_run:
+        expired.delete()
+    manifests = PendingDeploy.objects.filter(expires_at__gt=now, deployment__isnull=True).values_list("manifest")
+    return {entry[0] for (manifest,) in manifests for entry in manifest.values()}
+
+
 def _collect_unused_blobs(
-    store: BlobStore, summary: GarbageSummary, now: datetime, grace: timedelta, ignoring: list[int]
+    store: BlobStore,
+    summary: GarbageSummary,
+    now: datetime,
+    grace: timedelta,
+    ignoring: list[int],
+    needed: set[str],
 ) -> set[str]:
     """Blob rows no asset has used for the grace period (variants go with
     their source), then their files; return the hashes deleted. A dry run
-    counts the rows of the deployments it would expire (``ignoring``) as gone."""
+    counts the rows of the deployments it would expire (``ignoring``) as gone;
+    ``needed`` (by unfinished API deploys) are kept."""
     if not summary.dry_run:
         _mark_unused(now)
     due = _unused_since(now - grace)
     if summary.dry_run and not grace:
         due |= _unused(ignoring) & Q(unused_since__isnull=True)
-    unused = dict(Blob.objects.filter(due).values_list("sha256", "size"))
+    unused = {sha: size for sha, size in Blob.objects.filter(due).values_list("sha256", "size") if sha not in needed}
     summary.blobs_kept = Blob.objects.filter(_unused()).count() - len(unused)
     if not summary.dry_run and unused:
         gone = _delete_unused_rows(sorted(unused), now - grace)
@@ -181,7 +204,7 @@ def _collect_unused_blobs(
 
 
 def _collect_orphan_files(
-    store: BlobStore, summary: GarbageSummary, deleted: set[str], now: datetime, grace: timedelta
+    store: BlobStore, summary: GarbageSummary, deleted: set[str], now: datetime, grace: timedelta, needed: set[str]
 ) -> None:
     """Files without a row. Those younger than an hour probably belong to a
     publish that has not committed yet: deleting them would only make it
@@ -190,7 +213,7 @@ def _collect_orphan_files(
     known = set(Blob.objects.values_list("sha256", flat=True))
     orphan_cutoff = now - max(UNCOMMITTED_GRACE, grace)
     for sha in store.walk():
-        if sha in known or sha in deleted or store.modified(sha) > orphan_cutoff:
+        if sha in known or sha in deleted or sha in needed or store.modified(sha) > orphan_cutoff:
             continue
         if summary.dry_run or _delete_file(store, sha):
             summary.orphan_files_deleted += 1

@@ -368,6 +368,10 @@ def record_change(
 from .accessmodels import ShareLink as ShareLink  # noqa: E402
 from .accessmodels import UsedTicket as UsedTicket  # noqa: E402
 
+# The deploy API's tokens and uploads (apimodels.py), likewise.
+from .apimodels import DeployToken as DeployToken  # noqa: E402
+from .apimodels import PendingDeploy as PendingDeploy  # noqa: E402
+
 # A site's deployments (every publish) and their aliases, likewise.
 from .deploymentmodels import Deployment as Deployment  # noqa: E402
 from .deploymentmodels import DeploymentAlias as DeploymentAlias  # noqa: E402

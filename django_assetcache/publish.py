@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
@@ -22,81 +21,15 @@ from . import conf
 from .deployments import DeploymentInfo, copy_manifest, deployment_info, move_alias, switch
 from .mediatypes import content_type_for
 from .models import Asset, Blob, Change, Deployment, Site, lock_blobs, record_change
-from .progress import Progress, Stream, human_bytes
+from .progress import Progress, Stream
 from .publishrules import compile_rules, refuse_problems, take_rule_files
+from .publishsummary import PublishSummary
 from .sources import PublishError, SourceFile, SourceRules, read_source
 from .store import BlobChanged, BlobStore, BlobTooLarge, hash_stream
 from .validators import validate_subdomain
 
 #: PublishError is defined with the source readers, which raise it too.
-__all__ = ["DeploymentInfo", "PublishError", "PublishSummary", "SourceRules", "publish"]
-
-
-@dataclass
-class PublishSummary:
-    subdomain: str
-    created: bool = False
-    dry_run: bool = False
-    added: list[str] = field(default_factory=list)
-    changed: list[str] = field(default_factory=list)
-    unchanged: int = 0
-    removed: list[str] = field(default_factory=list)
-    files: int = 0
-    bytes_stored: int = 0
-    bytes_deduplicated: int = 0
-    seconds: float = 0.0
-    #: Source paths the exclusion rules skipped (a folder once, as ``name/``).
-    skipped: list[str] = field(default_factory=list)
-    #: The zip's one top folder, published without it ("" if none).
-    top_folder: str = ""
-    #: Lines of _redirects and _headers skipped ("_redirects:4: why").
-    rule_problems: list[str] = field(default_factory=list)
-    #: Whether the site's compiled rules changed.
-    rules_changed: bool = False
-    #: The deployment made (or, when nothing changed, the live one it is);
-    #: None for a dry run.
-    deployment: Deployment | None = None
-    draft: bool = False
-
-    def as_json(self) -> dict[str, int]:
-        """The counts a deployment keeps as its summary."""
-        return {
-            "files": self.files,
-            "added": len(self.added),
-            "changed": len(self.changed),
-            "unchanged": self.unchanged,
-            "removed": len(self.removed),
-            "skipped": len(self.skipped),
-            "bytes_stored": self.bytes_stored,
-        }
-
-    def __str__(self) -> str:
-        prefix = "dry run, nothing changed: " if self.dry_run else ""
-        created = " (new site)" if self.created else ""
-        stored = "would store" if self.dry_run else "stored"
-        skipped = f", {len(self.skipped)} skipped" if self.skipped else ""
-        top = f"; the zip's top folder {self.top_folder}/ left out of the paths" if self.top_folder else ""
-        return (
-            f"{prefix}{self.subdomain}{created}: {len(self.added)} added, "
-            f"{len(self.changed)} changed, {self.unchanged} unchanged, "
-            f"{len(self.removed)} removed{skipped}; {human_bytes(self.bytes_stored)} {stored}, "
-            f"{human_bytes(self.bytes_deduplicated)} deduplicated{top}{self._deployed()}; {self.seconds:.2f} s"
-            f"{self._rules()}"
-        )
-
-    def _deployed(self) -> str:
-        deployment = self.deployment
-        if deployment is None:
-            return ""
-        if self.draft:
-            return f"; draft {deployment.key}, preview at {deployment.preview_url()}"
-        return f"; deployment {deployment.key} live"
-
-    def _rules(self) -> str:
-        changed = "; site rules updated" if self.rules_changed else ""
-        if not self.rule_problems:
-            return changed
-        return f"{changed}; {len(self.rule_problems)} rule lines skipped: " + "; ".join(self.rule_problems)
+__all__ = ["DeploymentInfo", "PublishError", "PublishSummary", "SourceRules", "publish", "publish_stored"]
 
 
 def _hash_files(files: list[SourceFile], progress: Progress) -> None:
@@ -213,6 +146,26 @@ def publish(
     return summary
 
 
+def publish_stored(
+    site: Site | str, files: list[SourceFile], *, delete: bool, info: DeploymentInfo, bytes_uploaded: int = 0
+) -> PublishSummary:
+    """Publish ``files`` whose blobs the storage holds already: each has its
+    sha256, size and content type, and opens its blob (the deploy API's
+    ``finish``). The same rules, diff and one transaction as ``publish``;
+    PublishError for bad input, having changed nothing."""
+    started = time.monotonic()
+    site_obj, subdomain = _resolve_site(site)
+    info = deployment_info(info, info.source, subdomain)
+    summary = PublishSummary(subdomain=subdomain, created=site_obj is None, draft=info.draft)
+    rule_files = take_rule_files(files)
+    problems = compile_rules(rule_files, site_obj.rules if site_obj else "", delete)[1]
+    summary.rule_problems = [str(problem) for problem in problems]
+    summary.files, summary.bytes_stored = len(files), bytes_uploaded
+    _commit(BlobStore(), site_obj, subdomain, files, delete, summary, info, rule_files)
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
 def _empty_source_message(source: str | os.PathLike[str], subdomain: str, skipped: list[str]) -> str:
     reason = f"no files to publish ({len(skipped)} skipped by the exclusion rules)" if skipped else "no files"
     return f"{source}: {reason}; with --delete that would remove every file of {subdomain}: give --allow-empty to do it"
@@ -312,7 +265,8 @@ def _commit(
             # Rules follow the live site (a draft leaves them as they are).
             _store_rules(site, rule_files, delete, summary)
         live = site.live_deployment
-        if live is not None and not info.draft and not (summary.added or summary.changed or summary.removed):
+        unchanged = not (summary.added or summary.changed or summary.removed)
+        if live is not None and not info.draft and not info.record_unchanged and unchanged:
             # Nothing changed: the live deployment is this publish.
             summary.deployment = live
             if info.alias:

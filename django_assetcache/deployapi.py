@@ -1,0 +1,257 @@
+"""The deploy API's work, apart from HTTP: a manifest in, the hashes the
+storage lacks out; blobs verified into the storage; ``finish`` through the
+publish pipeline (``publish.publish_stored``), in one transaction.
+
+Every refusal is an ApiError carrying its HTTP status, raised before
+anything changed.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from functools import partial
+from typing import IO, Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from . import conf
+from .deployments import DeploymentError, DeploymentInfo, check_alias
+from .deploytokens import may_deploy
+from .mediatypes import content_type_for
+from .models import Blob, DeployToken, PendingDeploy, Site
+from .progress import human_bytes
+from .publish import PublishError, publish_stored
+from .sources import SourceFile, SourceRules, normalize_path
+from .store import BlobChanged, BlobStore, BlobTooLarge, hash_stream
+from .validators import validate_subdomain
+
+SHA256_RE = re.compile(r"[0-9a-f]{64}")
+
+
+class ApiError(Exception):
+    """A refused request: ``status`` and a one-line message (and, for a
+    finish with blobs missing, which)."""
+
+    def __init__(self, status: int, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.extra = extra
+
+
+def deployable_site(token: DeployToken, subdomain: str) -> Site | None:
+    """The site ``token`` may deploy under ``subdomain``; None for one the
+    token may create (it does not exist)."""
+    subdomain = subdomain.strip().lower()
+    try:
+        validate_subdomain(subdomain)
+    except ValidationError as exc:
+        raise ApiError(400, " ".join(exc.messages)) from exc
+    site = Site.objects.filter(subdomain=subdomain).first()
+    if site is None:
+        if token.may_create_sites:
+            return None
+        raise ApiError(404, f"no such site: {subdomain}")
+    if not may_deploy(token, site):
+        raise ApiError(403, f"this token may not deploy {subdomain}")
+    return site
+
+
+def _entry(path: str, value: Any) -> tuple[str, int | None, str]:
+    """(sha256, size or None, content type or "") of one manifest entry:
+    a hash, or {"sha256", "size", "content_type"}."""
+    if isinstance(value, str):
+        value = {"sha256": value}
+    if not isinstance(value, dict):
+        raise ApiError(400, f"{path}: give a sha256 or an object with one")
+    sha, size, content_type = value.get("sha256"), value.get("size"), value.get("content_type", "")
+    if not isinstance(sha, str) or not SHA256_RE.fullmatch(sha):
+        raise ApiError(400, f"{path}: not a sha256 in lower-case hex")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+        raise ApiError(400, f"{path}: size must be a whole number of bytes")
+    if not isinstance(content_type, str) or len(content_type) > 255 or "\n" in content_type:
+        raise ApiError(400, f"{path}: content_type must be a media type")
+    return sha, size, content_type
+
+
+def _manifest(files: Any, rules: SourceRules) -> tuple[dict[str, list[str]], dict[str, int | None], list[str]]:
+    """The checked manifest (path → [sha256, content type]), the size of
+    each hash (None: not given) and the paths the exclusion rules skip."""
+    if not isinstance(files, dict) or not files:
+        raise ApiError(400, 'give "files": {"/path": "<sha256>", …}, at least one')
+    manifest: dict[str, list[str]] = {}
+    sizes: dict[str, int | None] = {}
+    skipped: list[str] = []
+    for name, value in files.items():
+        try:
+            path = normalize_path(name)
+        except PublishError as exc:
+            raise ApiError(400, str(exc)) from exc
+        sha, size, content_type = _entry(path, value)
+        if rules.skips(path[1:].split("/")):
+            skipped.append(path)
+            continue
+        manifest[path] = [sha, content_type]
+        if sizes.get(sha) is None:
+            sizes[sha] = size
+    return manifest, sizes, skipped
+
+
+def check_sizes(manifest: dict[str, list[str]], sizes: dict[str, Any]) -> None:
+    """413 for a file over ASSETCACHE_MAX_FILE_SIZE or a deploy over
+    ASSETCACHE_MAX_SITE_SIZE (counting the files whose size is known)."""
+    settings = conf.get()
+    largest = max((size for size in sizes.values() if size is not None), default=0)
+    if largest > settings.MAX_FILE_SIZE:
+        raise ApiError(413, f"a file of {human_bytes(largest)} is over ASSETCACHE_MAX_FILE_SIZE")
+    total = sum(sizes.get(sha) or 0 for sha, _ in manifest.values())
+    if total > settings.MAX_SITE_SIZE:
+        limit = human_bytes(settings.MAX_SITE_SIZE)
+        raise ApiError(413, f"the deploy ({human_bytes(total)}) is over ASSETCACHE_MAX_SITE_SIZE ({limit})")
+
+
+def _required(store: BlobStore, sizes: dict[str, int | None]) -> tuple[list[str], dict[str, int]]:
+    """The hashes the storage lacks, and every size now known (a blob with
+    a row has its size there; one of unknown size is required)."""
+    unknown = [sha for sha, size in sizes.items() if size is None]
+    known = {sha: size for sha, size in sizes.items() if size is not None}
+    for start in range(0, len(unknown), 500):
+        known.update(Blob.objects.filter(pk__in=unknown[start : start + 500]).values_list("sha256", "size"))
+    lacking = store.missing(known) | {sha for sha in sizes if sha not in known}
+    return sorted(lacking), known
+
+
+def _options(body: dict[str, Any], subdomain: str) -> dict[str, Any]:
+    options = {
+        "draft": body.get("draft", False),
+        "alias": body.get("alias") or "",
+        "message": body.get("message") or "",
+        "delete": body.get("delete", True),
+        "git_commit": body.get("git_commit") or "",
+        "git_branch": body.get("git_branch") or "",
+    }
+    if not isinstance(options["draft"], bool) or not isinstance(options["delete"], bool):
+        raise ApiError(400, '"draft" and "delete" are true or false')
+    if not all(isinstance(options[name], str) for name in ("alias", "message", "git_commit", "git_branch")):
+        raise ApiError(400, '"alias", "message", "git_commit" and "git_branch" are strings')
+    if options["alias"]:
+        try:
+            check_alias(subdomain, options["alias"])
+        except DeploymentError as exc:
+            raise ApiError(400, str(exc)) from exc
+    return options
+
+
+def start_deploy(token: DeployToken, subdomain: str, body: Any) -> tuple[PendingDeploy, list[str]]:
+    """Accept a manifest; return the pending deploy and the skipped paths."""
+    site = deployable_site(token, subdomain)
+    subdomain = site.subdomain if site else subdomain.strip().lower()
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body is a JSON object")
+    try:
+        rules = SourceRules.of(body.get("exclude") or [], body.get("include") or [])
+    except (PublishError, TypeError, AttributeError) as exc:
+        raise ApiError(400, f'"exclude" and "include" are lists of patterns: {exc}') from exc
+    manifest, sizes, skipped = _manifest(body.get("files"), rules)
+    options = _options(body, subdomain)
+    check_sizes(manifest, sizes)
+    required, known = _required(BlobStore(), sizes)
+    check_sizes(manifest, known)
+    pending = PendingDeploy.objects.create(
+        subdomain=subdomain,
+        token=token,
+        manifest=manifest,
+        sizes=known,
+        required=required,
+        options=options,
+        expires_at=timezone.now() + timedelta(seconds=conf.get().DEPLOY_TTL),
+    )
+    return pending, skipped
+
+
+def pending_deploy(token: DeployToken, key: str) -> PendingDeploy:
+    """The unexpired pending deploy ``key`` of a site ``token`` may deploy."""
+    pending = PendingDeploy.objects.filter(key=key, expires_at__gt=timezone.now()).first()
+    if pending is None:
+        raise ApiError(404, f"no deploy {key} (or it expired)")
+    deployable_site(token, pending.subdomain)
+    return pending
+
+
+def receive_blob(token: DeployToken, key: str, sha: str, stream: IO[bytes], length: int | None) -> bool:
+    """Store the bytes of one blob of deploy ``key``, verified against its
+    hash; return whether they were stored (False: present already)."""
+    pending = pending_deploy(token, key)
+    if pending.deployment_id is not None:
+        raise ApiError(409, f"deploy {key} is finished")
+    if not SHA256_RE.fullmatch(sha) or not any(entry[0] == sha for entry in pending.manifest.values()):
+        raise ApiError(404, f"{sha} is not a file of deploy {key}")
+    if length is None:
+        raise ApiError(400, "give the blob's Content-Length")
+    declared = pending.sizes.get(sha)
+    if declared is not None and declared != length:
+        raise ApiError(422, f"{sha}: {length} bytes sent, the manifest said {declared}")
+    check_sizes(pending.manifest, {**pending.sizes, sha: length})
+    store = BlobStore()
+    try:
+        if store.has(sha, length):
+            # Read and checked all the same: a wrong upload is refused the same way.
+            stored, (got, size) = False, hash_stream(stream, length)
+            if (got, size) != (sha, length):
+                raise BlobChanged(sha)
+        else:
+            stored = store.save(sha, length, stream, missing=True)
+    except (BlobChanged, BlobTooLarge) as exc:
+        raise ApiError(422, f"the bytes sent do not have the sha256 {sha} and {length} bytes") from exc
+    if declared is None:
+        with transaction.atomic():
+            locked = PendingDeploy.objects.select_for_update().get(pk=pending.pk)
+            locked.sizes[sha] = length
+            locked.save(update_fields=["sizes"])
+    return stored
+
+
+def finish_deploy(token: DeployToken, key: str) -> tuple[PendingDeploy, dict[str, Any]]:
+    """Publish deploy ``key``: 409 while a required blob is missing."""
+    pending = pending_deploy(token, key)
+    site = deployable_site(token, pending.subdomain)
+    store = BlobStore()
+    sizes: dict[str, int] = pending.sizes
+    known = {sha: sizes[sha] for sha in pending.required if sha in sizes}
+    missing = sorted(store.missing(known) | {sha for sha in pending.required if sha not in sizes})
+    if missing:
+        raise ApiError(409, f"{len(missing)} blobs are not uploaded yet", missing=missing)
+    check_sizes(pending.manifest, sizes)
+    files = [
+        SourceFile(path, sizes[sha], partial(store.open, sha), sha, content_type or content_type_for(path))
+        for path, (sha, content_type) in pending.manifest.items()
+    ]
+    options = pending.options
+    info = DeploymentInfo(
+        draft=options["draft"],
+        alias=options["alias"],
+        created_by=f"token {token.name}"[:150],
+        source="deploy API",
+        message=options["message"],
+        git_commit=options["git_commit"][:64],
+        git_branch=options["git_branch"][:255],
+        record_unchanged=True,
+    )
+    uploaded = sum(sizes[sha] for sha in pending.required)
+    with transaction.atomic():
+        locked = PendingDeploy.objects.select_for_update().get(pk=pending.pk)
+        if locked.deployment_id is not None:
+            raise ApiError(409, f"deploy {key} is finished already")
+        try:
+            summary = publish_stored(
+                site or pending.subdomain, files, delete=options["delete"], info=info, bytes_uploaded=uploaded
+            )
+        except PublishError as exc:
+            raise ApiError(400, str(exc)) from exc
+        locked.deployment = summary.deployment
+        locked.save(update_fields=["deployment"])
+        if site is None and not token.all_sites and summary.deployment is not None:
+            token.sites.add(summary.deployment.site)
+    return locked, summary.as_json()

@@ -1,0 +1,86 @@
+"""``assetcache-deploy`` run as a subprocess against a real gunicorn."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from django_assetcache.deploytokens import create_token
+from django_assetcache.models import Deployment, Site
+
+from .conftest import live_assets, write_tree
+from .servers import ROOT, gunicorn
+
+
+def run_client(port: int, source: Path, token: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ASSETCACHE_TOKEN": token, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "django_assetcache.deployclient", str(source)]
+    url = f"http://127.0.0.1:{port}/assetcache/"
+    return subprocess.run(
+        [*command, "--url", url, "--site", "docs", "--message", "ci", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.fixture
+def thousand_files(tmp_path: Path) -> Path:
+    return write_tree(tmp_path / "build", {f"page{n:04}/index.html": f"<p>page {n}</p>" for n in range(1000)})
+
+
+def test_deploy_redeploy_and_one_change_over_gunicorn(
+    transactional_db, tmp_path: Path, settings, thousand_files
+) -> None:
+    Site.objects.create(subdomain="docs")
+    secret = create_token("ci", ["docs"])[1]
+    with gunicorn(tmp_path, env={"ASSETCACHE_TEST_MEDIA_ROOT": settings.MEDIA_ROOT}) as server:
+        first = run_client(server.port, thousand_files, secret)
+        assert first.returncode == 0, first.stderr
+        assert first.stdout.startswith("deployed docs: 1,000 of 1,000 files uploaded (")
+        assert "live at https://docs.sites.test/ in " in first.stdout
+        assert live_assets().count() == 1000
+
+        again = run_client(server.port, thousand_files, secret)
+        assert again.returncode == 0, again.stderr
+        assert again.stdout.startswith("deployed docs: 0 of 1,000 files uploaded (0 bytes)")
+        assert Deployment.objects.filter(site__subdomain="docs").count() == 2
+
+        (thousand_files / "page0007" / "index.html").write_text("<p>changed</p>")
+        changed = run_client(server.port, thousand_files, secret)
+        assert changed.returncode == 0, changed.stderr
+        assert changed.stdout.startswith("deployed docs: 1 of 1,000 files uploaded (14 bytes)")
+        status, _, body = server.request("/page0007/", "docs.sites.test")
+        assert (status, body) == (200, b"<p>changed</p>")
+
+
+@pytest.mark.parametrize(
+    ("token", "error"),
+    [
+        ("acd_wrong", "assetcache-deploy: 401 from POST sites/docs/deploys: a valid deploy token is required"),
+        ("", "assetcache-deploy: set ASSETCACHE_TOKEN to a deploy token (assetcache_token create)"),
+    ],
+)
+def test_a_failure_is_one_line_and_a_non_zero_exit(
+    transactional_db, tmp_path: Path, settings, thousand_files, token: str, error: str
+) -> None:
+    Site.objects.create(subdomain="docs")
+    with gunicorn(tmp_path, env={"ASSETCACHE_TEST_MEDIA_ROOT": settings.MEDIA_ROOT}) as server:
+        done = run_client(server.port, thousand_files, token)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.startswith(error) and done.stderr.count("\n") == 1
+    assert not Deployment.objects.exists()
+
+
+def test_a_server_that_is_not_there_is_retried_then_one_line(tmp_path: Path, thousand_files) -> None:
+    done = run_client(1, thousand_files, "acd_x")
+    assert done.returncode == 1
+    assert done.stderr.startswith("assetcache-deploy: POST sites/docs/deploys: ")
+    assert done.stderr.count("\n") == 1
