@@ -7,8 +7,10 @@ contender of ours (the middleware, the WSGI fast path) runs twice on the same
 prepared sites: once with ASSETCACHE_METRICS on, in prometheus_client's
 multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, as docs/observability.md sets
 it up for gunicorn), and once with it off; benchmarks/run.py's loop
-interleaves them and rotates their order round by round. Prints the ratios
-(on over off) and writes docs/benchmarks-metrics.md. Needs wrk.
+interleaves them and rotates their order round by round. A third server of
+each, with metrics off too, is the control: the ratio of two servers that
+differ in nothing shows how far apart this machine puts two servers at all.
+Prints the ratios (on over off) and writes docs/benchmarks-metrics.md. Needs wrk.
 """
 
 from __future__ import annotations
@@ -36,17 +38,21 @@ TARGET = 0.05
 
 
 def pairs(workdir: Path) -> list[tuple[Contender, Contender]]:
-    """(metrics on, metrics off) of each gunicorn contender of ours; each
-    "on" server gets its own multiprocess directory."""
+    """(metrics on, metrics off) of each gunicorn contender of ours, then
+    (metrics off, a second server with metrics off), the control; each "on"
+    server gets its own multiprocess directory."""
     found = []
+    controls = []
     for contender in (c for c in CONTENDERS if c.name in (MIDDLEWARE, FAST_PATH)):
         directory = workdir / f"prometheus-{contender.label.replace(' ', '-')}"
         directory.mkdir()
         env = {**contender.env, "BENCH_METRICS": "1", "PROMETHEUS_MULTIPROC_DIR": str(directory)}
         on = replace(contender, name=f"{contender.name}, metrics on", label=f"{contender.label} on", env=env)
         off = replace(contender, name=f"{contender.name}, metrics off", label=f"{contender.label} off")
+        again = replace(contender, name=f"{contender.name}, metrics off again", label=f"{contender.label} control")
         found.append((on, off))
-    return found
+        controls.append((again, off))
+    return found + controls
 
 
 def check_metrics_written(on: Contender) -> None:
@@ -56,13 +62,18 @@ def check_metrics_written(on: Contender) -> None:
         raise RuntimeError(f"{on.name}: no metrics file in {directory}; were metrics on?")
 
 
+def is_control(contender: Contender) -> bool:
+    return contender.label.endswith(" control")
+
+
 def ratio_rows(
     results: run.Results, contender_pairs: list[tuple[Contender, Contender]]
-) -> tuple[list[list[str]], float]:
-    """Rows of medians and ratios, and the largest extra CPU per request
-    metrics cost (the measure the target applies to: see compare_commits)."""
+) -> tuple[list[list[str]], float, float]:
+    """Rows of medians and ratios; the largest extra CPU per request metrics
+    cost (the measure the target applies to: see compare_commits), and the
+    largest difference between the control servers."""
     rows = []
-    worst = 0.0
+    worst = spread = 0.0
     for case in (case for case in CASES if case.name in HIT_CASES):
         for on, off in contender_pairs:
             with_metrics = results.get(case.name, on.name)
@@ -73,11 +84,15 @@ def ratio_rows(
             off_rps = statistics.median(s.requests_per_s for s in without)
             on_cpu = statistics.median(s.cpu_us_per_request for s in with_metrics)
             off_cpu = statistics.median(s.cpu_us_per_request for s in without)
-            worst = max(worst, on_cpu / off_cpu - 1)
+            if is_control(on):
+                spread = max(spread, abs(on_cpu / off_cpu - 1))
+            else:
+                worst = max(worst, on_cpu / off_cpu - 1)
+            name = off.label.removesuffix(" off")
             rows.append(
                 [
                     case.name,
-                    off.label.removesuffix(" off"),
+                    f"{name}: off against off (control)" if is_control(on) else name,
                     f"{on_rps:,.0f}",
                     f"{off_rps:,.0f}",
                     f"{on_rps / off_rps:.2f}×",
@@ -86,7 +101,7 @@ def ratio_rows(
                     f"{on_cpu / off_cpu:.2f}×",
                 ]
             )
-    return rows, worst
+    return rows, worst, spread
 
 
 def document(args: argparse.Namespace, table: str, verdict: str) -> str:
@@ -102,6 +117,8 @@ def document(args: argparse.Namespace, table: str, verdict: str) -> str:
             f" {args.threads} wrk threads).",
             "The target applies to the workers' CPU time per request: requests per second swing with",
             "whatever else the machine runs, while the CPU one request costs a worker barely moves.",
+            'The control rows compare two servers with metrics off ("on" is the second of them): what',
+            "separates two servers that differ in nothing on this machine.",
             "",
             table,
             "",
@@ -133,19 +150,24 @@ def main() -> int:
     try:
         run.prepare(args.workdir, args.files)
         contender_pairs = pairs(args.workdir)
-        contenders = [c for pair in contender_pairs for c in pair]
+        # Each "off" server is in two pairs: start it once.
+        contenders = list({c.name: c for pair in contender_pairs for c in pair}.values())
         with ExitStack() as stack:
             servers = [stack.enter_context(running(c, args.workdir, 64)) for c in contenders]
             for server in servers:
                 run.warm_and_check(server, args.selected_cases)
             results = run.measure(servers, args)
         for on, _ in contender_pairs:
-            check_metrics_written(on)
-        rows, worst = ratio_rows(results, contender_pairs)
+            if not is_control(on):
+                check_metrics_written(on)
+        rows, worst, spread = ratio_rows(results, contender_pairs)
         headers = ["case", "contender", "on req/s", "off req/s", "req/s ratio"]
         table = markdown_table([*headers, "on CPU µs/req", "off CPU µs/req", "CPU ratio"], rows)
         held = "holds" if worst <= TARGET else "does not hold"
-        verdict = f"metrics on cost at most {worst:+.1%} CPU per request; the {TARGET:.0%} target {held}"
+        verdict = (
+            f"metrics on cost at most {worst:+.1%} CPU per request; the {TARGET:.0%} target {held}"
+            f" (two servers with metrics off differ by up to {spread:.1%})"
+        )
         print()
         print(table)
         print(verdict)
