@@ -7,7 +7,7 @@ PY := $(BIN)/python
 DEMO_DIR := example_project
 MANAGE := cd $(DEMO_DIR) && ../$(PY) manage.py
 
-.PHONY: demo demo-setup test test-postgres lint package coverage soak bench bench-compare bench-publish bench-propagation clean
+.PHONY: demo demo-setup test test-postgres lint package coverage soak bench bench-compare bench-metrics bench-publish bench-propagation clean
 
 $(VENV)/.installed-%: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -63,6 +63,10 @@ bench: $(VENV)/.installed-bench
 # The hit path of this checkout against another commit's: make bench-compare BASELINE=<rev>
 bench-compare: $(VENV)/.installed-bench
 	$(PY) benchmarks/compare_commits.py --baseline $(BASELINE)
+
+# The hit path with ASSETCACHE_METRICS on against off, interleaved in one run.
+bench-metrics: $(VENV)/.installed-bench
+	$(PY) benchmarks/metrics_serve_bench.py
 
 bench-publish: $(VENV)/.installed-test
 	$(PY) benchmarks/publish_bench.py

@@ -3,6 +3,7 @@
 ``BENCH_DIR`` (required) holds the SQLite database, MEDIA_ROOT (the blob store
 and the warm snapshot) and ``site/``, the files whitenoise serves.
 ``BENCH_MIDDLEWARE`` picks the contender: ``assetcache`` or ``whitenoise``.
+``BENCH_METRICS=1`` turns ASSETCACHE_METRICS on (benchmarks/metrics_serve_bench.py).
 This module is also the URLconf (no URL patterns): every request the
 middleware does not answer is a 404.
 """
@@ -33,6 +34,7 @@ MEDIA_ROOT = str(BENCH_DIR / "media")
 STATIC_URL = "/static/"
 
 ASSETCACHE_DOMAIN = "sites.bench"
+ASSETCACHE_METRICS = os.environ.get("BENCH_METRICS") == "1"
 
 # whitenoise: the same files from a directory, served at "/", no compressed
 # variants on disk, the file list read once at start-up, and a Cache-Control

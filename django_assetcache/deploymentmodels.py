@@ -1,5 +1,6 @@
 """Deployments and their aliases: the rows that make every publish an
-immutable manifest (see ``deployments.py``).
+immutable manifest (see ``deployments.py``); and the tally of publishes,
+promotes and rollbacks the metrics view exports.
 
 Imported by ``models.py`` (Django finds an app's models through that
 module); the site is named by string, so this module imports no model.
@@ -39,6 +40,9 @@ class Deployment(models.Model):
     state = models.CharField(_("state"), max_length=16, choices=State.choices, default=State.DRAFT)
     #: When it was last made live (None: never).
     live_at = models.DateTimeField(_("made live"), null=True, blank=True)
+    #: Seconds the publish that made it took, from reading the source to
+    #: its commit (None: made before this was recorded).
+    publish_seconds = models.FloatField(_("publish took (s)"), null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -72,3 +76,35 @@ class DeploymentAlias(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class DeployTally(models.Model):
+    """How many publishes, drafts, promotes and rollbacks of one site
+    committed, and the seconds they took in all: one row per site and kind,
+    added to in the transaction of each one, whatever process did it.
+
+    ``site`` is the subdomain, not a foreign key: retention and a deleted
+    site leave the tally as it is, so the counters the metrics view exports
+    from it never go down."""
+
+    class Kind(models.TextChoices):
+        #: A publish made live (one that changed nothing included).
+        PUBLISH = "publish", _("publish")
+        #: A publish stored as a draft, not made live.
+        DRAFT = "draft", _("draft")
+        PROMOTE = "promote", _("promote")
+        ROLLBACK = "rollback", _("rollback")
+
+    site = models.CharField(_("site"), max_length=63)
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    count = models.PositiveBigIntegerField(_("count"), default=0)
+    seconds = models.FloatField(_("seconds in all"), default=0.0)
+
+    class Meta:
+        ordering = ["site", "kind"]
+        verbose_name = _("deploy tally")
+        verbose_name_plural = _("deploy tallies")
+        constraints = [models.UniqueConstraint(fields=["site", "kind"], name="assetcache_deploy_tally_site_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.site} {self.kind}: {self.count}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -18,11 +19,11 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import connections, router, transaction
-from django.db.models import Exists, Field, OuterRef
+from django.db.models import Exists, F, Field, OuterRef
 from django.utils import timezone
 
 from . import conf
-from .models import Asset, Change, Deployment, DeploymentAlias, Site, record_change
+from .models import Asset, Change, Deployment, DeploymentAlias, DeployTally, Site, record_change
 from .sources import PublishError
 from .validators import DEPLOYMENT_KEY_RE, validate_alias
 
@@ -44,6 +45,8 @@ __all__ = [
     "promote",
     "rollback",
     "switch",
+    "tallies",
+    "tally",
 ]
 
 LIVE = Deployment.State.LIVE
@@ -111,6 +114,23 @@ def switch(site: Site, deployment: Deployment, paths: list[str] | None = None) -
     return record_change(site.pk, Change.Kind.DEPLOY, paths, deployment_id=deployment.pk, previous_id=previous)
 
 
+def tally(subdomain: str, kind: str, seconds: float) -> None:
+    """Count one ``kind`` of ``subdomain`` that took ``seconds``, inside the
+    transaction that did it (so it counts only if that commits), which
+    holds the site's row locked: no other one adds to the same row meanwhile."""
+    added = DeployTally.objects.filter(site=subdomain, kind=kind).update(
+        count=F("count") + 1, seconds=F("seconds") + seconds
+    )
+    if not added:
+        DeployTally.objects.create(site=subdomain, kind=kind, count=1, seconds=seconds)
+
+
+def tallies() -> list[tuple[str, str, int, float]]:
+    """Every (site, kind, count, seconds) of the tally: what the metrics
+    view exports."""
+    return list(DeployTally.objects.values_list("site", "kind", "count", "seconds"))
+
+
 def move_alias(site: Site, name: str, deployment: Deployment) -> None:
     """Point the alias ``name`` of ``site`` at ``deployment`` (inside the
     caller's transaction; the caller records the Change)."""
@@ -166,10 +186,12 @@ def check_target(site: Site, key: str, found: Deployment | None, rolling_back: b
 def rollback(site: Site | str, deployment: Deployment | str | None = None) -> Deployment:
     """Make the deployment live before the current one (or ``deployment``,
     a Deployment or its key) live again; return it."""
+    started = time.monotonic()
     with transaction.atomic():
         locked = _locked_site(site)
         target = _previous(locked) if deployment is None else _named(locked, deployment, rolling_back=True)
         switch(locked, target)
+        tally(locked.subdomain, DeployTally.Kind.ROLLBACK, time.monotonic() - started)
     return target
 
 
@@ -190,10 +212,12 @@ def _previous(site: Site) -> Deployment:
 
 def promote(site: Site | str, deployment: Deployment | str) -> Deployment:
     """Make ``deployment`` (a draft, or any retained deployment) live."""
+    started = time.monotonic()
     with transaction.atomic():
         locked = _locked_site(site)
         target = _named(locked, deployment)
         switch(locked, target)
+        tally(locked.subdomain, DeployTally.Kind.PROMOTE, time.monotonic() - started)
     return target
 
 
@@ -219,6 +243,7 @@ def describe(deployment: Deployment) -> dict[str, Any]:
         "git_commit": deployment.git_commit,
         "git_branch": deployment.git_branch,
         "summary": deployment.summary,
+        "publish_seconds": deployment.publish_seconds,
         "aliases": sorted(alias.name for alias in deployment.aliases.all()),
         "preview_url": deployment.preview_url() if deployment.state != EXPIRED else None,
     }

@@ -8,6 +8,11 @@ counters and set its gauges. In prometheus_client's multiprocess mode
 metrics view sums them; gauges of processes that exited drop out once the
 server calls ``multiprocess.mark_process_dead`` (docs/observability.md).
 
+Publishes, drafts, promotes and rollbacks run in other processes (commands,
+the admin, on any machine): ``DeployCollector`` reads their tally from the
+database at scrape time instead, so every machine exports the cluster's
+totals (docs/observability.md says how to aggregate them).
+
 This module imports prometheus_client (the ``[metrics]`` extra): only
 ``reporting.py`` and the metrics view import it, when ASSETCACHE_METRICS is on.
 """
@@ -16,9 +21,12 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+from prometheus_client.core import CounterMetricFamily, Metric, SummaryMetricFamily
+from prometheus_client.registry import Collector
 
 from . import traffic
 
@@ -106,11 +114,53 @@ class Publisher:
                 SENT.labels(site).inc(delta[traffic.SENT])
 
 
-def exposition() -> bytes:
+#: The kinds of the deploy tally, each exported (at 0 when none) without the site label.
+DEPLOY_KINDS = ("publish", "draft", "promote", "rollback")
+
+#: One row of the deploy tally: site, kind, count, seconds in all.
+TallyRow = tuple[str, str, int, float]
+
+
+class DeployCollector(Collector):
+    """The deploy tally (read by ``rows`` at each scrape) as a counter and a
+    summary by site and kind; by kind alone without ``per_site``."""
+
+    def __init__(self, rows: Callable[[], Iterable[TallyRow]], per_site: bool) -> None:
+        self.rows = rows
+        self.per_site = per_site
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["site", "kind"] if self.per_site else ["kind"]
+        totals: dict[tuple[str, ...], tuple[int, float]] = {}
+        if not self.per_site:
+            totals = {(kind,): (0, 0.0) for kind in DEPLOY_KINDS}
+        for site, kind, count, seconds in self.rows():
+            key: tuple[str, ...] = (site, kind) if self.per_site else (kind,)
+            had_count, had_seconds = totals.get(key, (0, 0.0))
+            totals[key] = (had_count + count, had_seconds + seconds)
+        counts = CounterMetricFamily(
+            PREFIX + "deploys", "Publishes, drafts, promotes and rollbacks committed, by kind", labels=labels
+        )
+        durations = SummaryMetricFamily(
+            PREFIX + "deploy_seconds", "Seconds a publish, draft, promote or rollback took", labels=labels
+        )
+        for key, (count, seconds) in sorted(totals.items()):
+            counts.add_metric(key, count)
+            durations.add_metric(key, count, seconds)
+        yield counts
+        yield durations
+
+
+def exposition(*collectors: Collector) -> bytes:
     """The metrics of every process on this machine (multiprocess mode), or
-    of this process alone."""
+    of this process alone; then those of ``collectors``."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # untyped in the library
-        return generate_latest(registry)
-    return generate_latest()
+        processes = generate_latest(registry)
+    else:
+        processes = generate_latest()
+    extra = CollectorRegistry()
+    for collector in collectors:
+        extra.register(collector)
+    return processes + generate_latest(extra)

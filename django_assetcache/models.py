@@ -375,6 +375,7 @@ from .apimodels import PendingDeploy as PendingDeploy  # noqa: E402
 # A site's deployments (every publish) and their aliases, likewise.
 from .deploymentmodels import Deployment as Deployment  # noqa: E402
 from .deploymentmodels import DeploymentAlias as DeploymentAlias  # noqa: E402
+from .deploymentmodels import DeployTally as DeployTally  # noqa: E402
 
 # Traffic per site and the processes' heartbeats live in usage.py; importing
 # them here registers them with the app like every other model.

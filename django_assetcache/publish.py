@@ -18,9 +18,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from . import conf
-from .deployments import DeploymentInfo, copy_manifest, deployment_info, move_alias, switch
+from .deployments import DeploymentInfo, copy_manifest, deployment_info, move_alias, switch, tally
 from .mediatypes import content_type_for
-from .models import Asset, Blob, Change, Deployment, Site, lock_blobs, record_change
+from .models import Asset, Blob, Change, Deployment, DeployTally, Site, lock_blobs, record_change
 from .progress import Progress, Stream
 from .publishrules import compile_rules, refuse_problems, take_rule_files
 from .publishsummary import PublishSummary
@@ -141,7 +141,7 @@ def publish(
         writes = _diff(files, _current_assets(site_obj), delete, summary)
         _store_blobs(store, files, writes, summary, dry_run, progress_stream)
         if not dry_run:
-            _commit(store, site_obj, subdomain, files, delete, summary, info, rule_files)
+            _commit(store, site_obj, subdomain, files, delete, summary, info, rule_files, started)
     summary.seconds = time.monotonic() - started
     return summary
 
@@ -161,7 +161,7 @@ def publish_stored(
     problems = compile_rules(rule_files, site_obj.rules if site_obj else "", delete)[1]
     summary.rule_problems = [str(problem) for problem in problems]
     summary.files, summary.bytes_stored = len(files), bytes_uploaded
-    _commit(BlobStore(), site_obj, subdomain, files, delete, summary, info, rule_files)
+    _commit(BlobStore(), site_obj, subdomain, files, delete, summary, info, rule_files, started)
     summary.seconds = time.monotonic() - started
     return summary
 
@@ -250,6 +250,7 @@ def _commit(
     summary: PublishSummary,
     info: DeploymentInfo,
     rule_files: dict[str, bytes],
+    started: float,
 ) -> None:
     now = timezone.now().replace(microsecond=0)
     with transaction.atomic():
@@ -272,26 +273,44 @@ def _commit(
             if info.alias:
                 move_alias(site, info.alias, live)
                 record_change(site.pk, Change.Kind.DEPLOY)
-            return
-        made = Deployment.objects.create(
-            site=site,
-            created_at=timezone.now(),
-            created_by=info.created_by,
-            source=info.source[:1024],
-            message=info.message,
-            git_commit=info.git_commit or "",
-            git_branch=info.git_branch or "",
-            summary=summary.as_json(),
-        )
-        _write_manifest(site, made, live, writes, summary, now)
-        if info.alias:
-            move_alias(site, info.alias, made)
-        if info.draft:
-            if info.alias:
-                record_change(site.pk, Change.Kind.DEPLOY)
         else:
-            switch(site, made, [*summary.added, *summary.changed, *summary.removed])
-        summary.deployment = made
+            summary.deployment = _deploy(site, live, writes, summary, info, now)
+        # Counted in this transaction: exactly the publishes that commit.
+        seconds = time.monotonic() - started
+        if summary.deployment is not live:
+            Deployment.objects.filter(pk=summary.deployment.pk).update(publish_seconds=seconds)
+            summary.deployment.publish_seconds = seconds
+        tally(site.subdomain, DeployTally.Kind.DRAFT if info.draft else DeployTally.Kind.PUBLISH, seconds)
+
+
+def _deploy(
+    site: Site,
+    live: Deployment | None,
+    writes: list[SourceFile],
+    summary: PublishSummary,
+    info: DeploymentInfo,
+    now: datetime,
+) -> Deployment:
+    """The new deployment: its rows, its alias, and (unless a draft) live."""
+    made = Deployment.objects.create(
+        site=site,
+        created_at=timezone.now(),
+        created_by=info.created_by,
+        source=info.source[:1024],
+        message=info.message,
+        git_commit=info.git_commit or "",
+        git_branch=info.git_branch or "",
+        summary=summary.as_json(),
+    )
+    _write_manifest(site, made, live, writes, summary, now)
+    if info.alias:
+        move_alias(site, info.alias, made)
+    if info.draft:
+        if info.alias:
+            record_change(site.pk, Change.Kind.DEPLOY)
+    else:
+        switch(site, made, [*summary.added, *summary.changed, *summary.removed])
+    return made
 
 
 def _store_rules(site: Site, rule_files: dict[str, bytes], delete: bool, summary: PublishSummary) -> None:

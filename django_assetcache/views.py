@@ -9,7 +9,8 @@ process's host map, the one that routes requests, so a repeated question
 costs no database query.
 
 ``metrics``: the Prometheus exposition of every process on this machine,
-asking for ASSETCACHE_METRICS_TOKEN as a bearer token when one is set.
+and the cluster's deploy tally from the database, asking for
+ASSETCACHE_METRICS_TOKEN as a bearer token when one is set.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from . import conf
+from .deployments import tallies
 from .hosts import SiteInfo, normalize_host
 from .runtime import get_cache
 
@@ -77,6 +79,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
             return refused
     # prometheus_client is the optional [metrics] extra; ASSETCACHE_METRICS
     # on without it is a system check error.
-    from .metrics import exposition
+    from .metrics import DeployCollector, exposition
 
-    return HttpResponse(exposition(), content_type=PROMETHEUS_TEXT)
+    deploys = DeployCollector(tallies, settings.METRICS_PER_SITE)
+    return HttpResponse(exposition(deploys), content_type=PROMETHEUS_TEXT)

@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -19,8 +20,9 @@ from django.utils import timezone
 
 from django_assetcache import checks, runtime, traffic
 from django_assetcache.admin.sites import SiteAdmin
-from django_assetcache.models import Heartbeat, Site, SiteTraffic, record_change
-from django_assetcache.publish import publish
+from django_assetcache.deployments import expire_deployments, expired_deployment_ids, rollback
+from django_assetcache.models import Deployment, Heartbeat, Site, SiteTraffic, record_change
+from django_assetcache.publish import DeploymentInfo, publish
 from django_assetcache.reporting import Reporter
 
 from .conftest import write_tree
@@ -279,3 +281,101 @@ def test_metrics_on_without_prometheus_client_is_a_check_error(
         lambda name, *a: real(name, *a) if installed or name != "prometheus_client" else None,
     )
     assert [message.id for message in checks.check_metrics()] == ids
+
+
+# --- publishes, promotes and rollbacks ------------------------------------------------
+
+DEPLOY_LINE = re.compile(
+    r"^assetcache_(deploys_total|deploy_seconds_count|deploy_seconds_sum)(\{[^}]*\})? (\S+)$", re.M
+)
+
+
+def deploy_metrics(body: bytes) -> dict[str, dict[str, float]]:
+    """``assetcache_deploys_total`` and its summary's count and sum, each by
+    its labels as written (``{kind="publish",site="docs"}``)."""
+    found: dict[str, dict[str, float]] = {}
+    for match in DEPLOY_LINE.finditer(body.decode()):
+        found.setdefault(match[1], {})[match[2] or ""] = float(match[3])
+    return found
+
+
+def deploy_a_lot(tmp_path: Path) -> None:
+    """Through the commands and the Python API: docs gets 3 publishes, a
+    draft, a promote and 2 rollbacks; blog one publish. A dry run and a
+    refused rollback count for nothing."""
+    for number in (1, 2):
+        call_command("assetcache_publish", "docs", str(write_tree(tmp_path / f"v{number}", {"i.html": f"v{number}"})))
+    call_command("assetcache_publish", "blog", str(write_tree(tmp_path / "blog", {"i.html": "blog"})))
+    call_command("assetcache_publish", "docs", str(tmp_path / "v1"), "--dry-run")
+    with pytest.raises(CommandError, match="no earlier deployment"):
+        call_command("assetcache_rollback", "blog")
+    call_command("assetcache_rollback", "docs")
+    publish("docs", write_tree(tmp_path / "v3", {"i.html": "v3"}))
+    draft = publish("docs", write_tree(tmp_path / "v4", {"i.html": "v4"}), deployment=DeploymentInfo(draft=True))
+    assert draft.deployment is not None
+    call_command("assetcache_promote", "docs", draft.deployment.key)
+    rollback("docs")
+
+
+PER_SITE = {
+    '{kind="draft",site="docs"}': 1,
+    '{kind="promote",site="docs"}': 1,
+    '{kind="publish",site="blog"}': 1,
+    '{kind="publish",site="docs"}': 3,
+    '{kind="rollback",site="docs"}': 2,
+}
+ALL_SITES = {'{kind="draft"}': 1, '{kind="promote"}': 1, '{kind="publish"}': 4, '{kind="rollback"}': 2}
+
+
+@pytest.mark.parametrize(("per_site", "expected"), [(True, PER_SITE), (False, ALL_SITES)])
+def test_the_metrics_view_counts_publishes_and_rollbacks_by_site_and_kind(
+    db, settings, client: Client, tmp_path: Path, per_site: bool, expected: dict[str, int]
+) -> None:
+    settings.ASSETCACHE_METRICS = True
+    settings.ASSETCACHE_METRICS_PER_SITE = per_site
+    deploy_a_lot(tmp_path)
+    response = client.get("/assetcache/metrics")
+    assert response.status_code == 200
+    found = deploy_metrics(response.content)
+    assert found["deploys_total"] == expected
+    assert found["deploy_seconds_count"] == expected
+    assert set(found["deploy_seconds_sum"]) == set(expected)
+    assert all(seconds > 0 for seconds in found["deploy_seconds_sum"].values())
+    # A publish's seconds are kept on the deployment it made.
+    made = Deployment.objects.values_list("publish_seconds", flat=True)
+    publishes = sum(seconds for labels, seconds in found["deploy_seconds_sum"].items() if "publish" in labels)
+    drafts = sum(seconds for labels, seconds in found["deploy_seconds_sum"].items() if "draft" in labels)
+    assert sum(made) == pytest.approx(publishes + drafts)
+    assert b"# TYPE assetcache_deploy_seconds summary" in response.content
+
+
+def test_deploy_counters_never_go_down_when_deployments_expire_or_the_site_goes(
+    db, settings, client: Client, tmp_path: Path, no_deployment_retention: None
+) -> None:
+    settings.ASSETCACHE_METRICS = True
+    deploy_a_lot(tmp_path)
+    before = deploy_metrics(client.get("/assetcache/metrics").content)
+    assert expire_deployments(expired_deployment_ids()) == 3  # all of docs but the live one
+    Site.objects.filter(subdomain="docs").delete()
+    assert not Deployment.objects.filter(site__subdomain="docs").exists()
+    assert deploy_metrics(client.get("/assetcache/metrics").content) == before
+    assert before["deploys_total"] == PER_SITE
+
+
+def test_a_rollback_in_another_process_shows_in_every_workers_metrics(
+    transactional_db, tmp_path: Path, settings
+) -> None:
+    env = {
+        "ASSETCACHE_TEST_MEDIA_ROOT": settings.MEDIA_ROOT,
+        "ASSETCACHE_TEST_METRICS": "1",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"),
+    }
+    (tmp_path / "prometheus").mkdir()
+    with gunicorn(tmp_path, workers=2, env=env) as server:
+        deploy_a_lot(tmp_path)
+        # Whichever worker answers (each scrape may be another) says the same.
+        for _ in range(4):
+            status, _, body = server.request("/assetcache/metrics", "localhost")
+            assert status == 200, server.log()
+            found = deploy_metrics(body)
+            assert (found["deploys_total"], found["deploy_seconds_count"]) == (PER_SITE, PER_SITE)
