@@ -97,8 +97,9 @@ def _fall_through(requests: int) -> Callable[[], float]:
     from django_assetcache.hosts import SiteInfo
     from django_assetcache.models import Site
 
-    site = Site.objects.get(subdomain="ruled")
-    info = SiteInfo(site.pk, site.subdomain, True, "index.html", "404.html", "", site.rules)
+    site = Site.objects.select_related("live_deployment").get(subdomain="ruled")
+    assert site.live_deployment is not None
+    info = SiteInfo(site.pk, site.subdomain, True, "index.html", "404.html", "", rules=site.live_deployment.rules)
     table = info.redirects
     assert table is not None and len(table.dynamic) == 100
 

@@ -39,6 +39,14 @@ class Deployment(models.Model):
     state = models.CharField(_("state"), max_length=16, choices=State.choices, default=State.DRAFT)
     #: When it was last made live (None: never).
     live_at = models.DateTimeField(_("made live"), null=True, blank=True)
+    #: Its site rules: the _redirects and _headers it was published with
+    #: (or kept from the deployment live before), compiled (rules.py's JSON).
+    rules = models.TextField(
+        _("compiled rules"),
+        blank=True,
+        editable=False,
+        help_text=_("The _redirects and _headers this deployment serves with, compiled (JSON)."),
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

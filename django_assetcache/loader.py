@@ -42,9 +42,11 @@ def cache_control_for(site: SiteInfo, path: str, settings: conf.Settings, ruled:
     return private_cache_control(value) if site.private else value
 
 
-def _site_info(fields: list[Any], visibility: str, password: str, deployment_id: int | None, preview: bool) -> SiteInfo:
+def _site_info(
+    fields: list[Any], visibility: str, password: str, deployment_id: int | None, rules: str | None, preview: bool
+) -> SiteInfo:
     """A SiteInfo from a row of SITE_FIELDS (less the visibility), for a
-    deployment, as a live or a preview host."""
+    deployment with its rules (None: no deployment), as a live or a preview host."""
     return SiteInfo(
         *fields,
         visibility=visibility,
@@ -52,6 +54,7 @@ def _site_info(fields: list[Any], visibility: str, password: str, deployment_id:
         force_https=django_settings.SECURE_SSL_REDIRECT,
         deployment_id=deployment_id,
         preview=preview,
+        rules=rules or "",
     )
 
 
@@ -95,11 +98,11 @@ class DatabaseLoader:
             if preview is not None:
                 return self._preview_target(*preview)
             query = Site.objects.filter(subdomain=label)
-        rows = list(query.values_list(*SITE_FIELDS, "password", "live_deployment_id")[:1])
+        rows = list(query.values_list(*SITE_FIELDS, "password", "live_deployment_id", "live_deployment__rules")[:1])
         if not rows:
             return HostMiss.PASS
-        *fields, visibility, password, deployment_id = rows[0]
-        return _site_info(fields, visibility, password, deployment_id, preview=False)
+        *fields, visibility, password, deployment_id, rules = rows[0]
+        return _site_info(fields, visibility, password, deployment_id, rules, preview=False)
 
     def _preview_target(self, name: str, subdomain: str) -> HostTarget:
         """The deployment whose key or alias is ``name``, in one query; a key
@@ -108,12 +111,12 @@ class DatabaseLoader:
             Deployment.objects.filter(site__subdomain=subdomain)
             .exclude(state=Deployment.State.EXPIRED)
             .filter(Q(key=name) | Q(aliases__name=name))
-            .values_list(*PREVIEW_FIELDS, "id", "key")[:2]
+            .values_list(*PREVIEW_FIELDS, "id", "rules", "key")[:2]
         )
         if not rows:
             return HostMiss.PASS
-        *fields, visibility, password, deployment_id, _ = next((row for row in rows if row[-1] == name), rows[0])
-        return _site_info(fields, visibility, password, deployment_id, preview=True)
+        *fields, visibility, password, deployment_id, rules, _ = next((row for row in rows if row[-1] == name), rows[0])
+        return _site_info(fields, visibility, password, deployment_id, rules, preview=True)
 
     # --- entries -------------------------------------------------------------
 

@@ -51,7 +51,7 @@ class PublishSummary:
     top_folder: str = ""
     #: Lines of _redirects and _headers skipped ("_redirects:4: why").
     rule_problems: list[str] = field(default_factory=list)
-    #: Whether the site's compiled rules changed.
+    #: Whether the deployment's compiled rules differ from the live one's.
     rules_changed: bool = False
     #: The deployment made (or, when nothing changed, the live one it is);
     #: None for a dry run.
@@ -93,7 +93,9 @@ class PublishSummary:
         return f"; deployment {deployment.key} live"
 
     def _rules(self) -> str:
-        changed = "; site rules updated" if self.rules_changed else ""
+        changed = ""
+        if self.rules_changed:
+            changed = "; rules differ from the live deployment's" if self.draft else "; site rules updated"
         if not self.rule_problems:
             return changed
         return f"{changed}; {len(self.rule_problems)} rule lines skipped: " + "; ".join(self.rule_problems)
@@ -148,6 +150,12 @@ def _diff(
     return writes
 
 
+def _live_rules(site: Site | None) -> str:
+    """The compiled rules of the deployment ``site`` serves ("" for none)."""
+    live = site.live_deployment if site is not None else None
+    return live.rules if live is not None else ""
+
+
 def _current_assets(site: Site | None) -> dict[str, tuple[str, str]]:
     """The live manifest of ``site``: path → (blob, content type)."""
     if site is None or site.live_deployment_id is None:
@@ -179,8 +187,9 @@ def publish(
     ``include`` are globs added to the default exclusions (see
     ``sources.SourceRules``); a zip's one top folder is stripped unless
     ``keep_top_folder``. ``_redirects`` and ``_headers`` are compiled into
-    the site's rules (their invalid lines skipped and listed in the summary,
-    or, with ``strict``, refused), never served. The files become a new
+    the new deployment's rules (their invalid lines skipped and listed in
+    the summary, or, with ``strict``, refused), never served; a file absent
+    keeps the live deployment's rules of it, unless ``delete``. The files become a new
     deployment (``summary.deployment``), live unless ``deployment.draft``;
     see ``DeploymentInfo``. Raises PublishError for bad input, having changed nothing.
     """
@@ -194,7 +203,7 @@ def publish(
         files = listing.files
         summary.skipped, summary.top_folder = listing.skipped, listing.top_folder
         rule_files = take_rule_files(files)
-        problems = compile_rules(rule_files, site_obj.rules if site_obj else "", delete)[1]
+        problems = compile_rules(rule_files, _live_rules(site_obj), delete)[1]
         summary.rule_problems = [str(problem) for problem in problems]
         if strict:
             refuse_problems(problems)
@@ -308,11 +317,12 @@ def _commit(
         # ``files`` on top of what is live now.
         writes = _diff(files, _current_assets(site), delete, summary)
         _hold_blobs(store, writes, summary)
-        if not info.draft:
-            # Rules follow the live site (a draft leaves them as they are).
-            _store_rules(site, rule_files, delete, summary)
         live = site.live_deployment
-        if live is not None and not info.draft and not (summary.added or summary.changed or summary.removed):
+        before = live.rules if live is not None else ""
+        rules = compile_rules(rule_files, before, delete)[0] if rule_files or delete else before
+        summary.rules_changed = rules != before
+        paths = [*summary.added, *summary.changed, *summary.removed]
+        if live is not None and not info.draft and not paths and not summary.rules_changed:
             # Nothing changed: the live deployment is this publish.
             summary.deployment = live
             if info.alias:
@@ -328,6 +338,7 @@ def _commit(
             git_commit=info.git_commit or "",
             git_branch=info.git_branch or "",
             summary=summary.as_json(),
+            rules=rules,
         )
         _write_manifest(site, made, live, writes, summary, now)
         if info.alias:
@@ -336,19 +347,10 @@ def _commit(
             if info.alias:
                 record_change(site.pk, Change.Kind.DEPLOY)
         else:
-            switch(site, made, [*summary.added, *summary.changed, *summary.removed])
+            # Entries carry their header rules: with other rules, no entry of
+            # the deployment before is this one's (None: processes move none).
+            switch(site, made, None if summary.rules_changed else paths)
         summary.deployment = made
-
-
-def _store_rules(site: Site, rule_files: dict[str, bytes], delete: bool, summary: PublishSummary) -> None:
-    """Keep the compiled rules with what is published (the site row is
-    locked): a change of them is a settings change, which drops the site's
-    hosts and entries everywhere (header rules are in its entries)."""
-    text = compile_rules(rule_files, site.rules, delete)[0] if rule_files or delete else site.rules
-    if text != site.rules:
-        Site.objects.filter(pk=site.pk).update(rules=text)
-        record_change(site.pk, Change.Kind.SETTINGS)
-        summary.rules_changed = True
 
 
 def _write_manifest(
