@@ -182,9 +182,12 @@ def main() -> None:
                 "",
                 table,
                 "",
-                "A hit on a site with forced rules pays one memo lookup (the forced table's answer for that path); "
-                "header rules are in the entry already. A 404 asked again pays the same memo lookup in the other "
-                "table. The last row is what a path asked for the first time pays, before the memo holds it.",
+                "Whether a forced rule may answer a path is decided when the path's cache entry is built (a "
+                "deployment's rules never change), so a hit on a path no forced rule matches reads one flag of "
+                "its entry, as on a site without rules; a path a forced rule may answer (or any path, when a "
+                "forced rule asks for a host or a query) pays one memo lookup more. Header rules are in the entry "
+                "already. A 404 asked again pays one memo lookup in the table of unforced rules. The last row is "
+                "what a path asked for the first time pays, before the memo holds it.",
                 "",
                 *machine_lines(["Django", "django-assetcache"]),
             ]

@@ -143,8 +143,10 @@ class DatabaseLoader:
             result[site.error_path] = (
                 self.file_entry(site, error_row, site.error_path) if error_row else build_missing_entry()
             )
+        forced = site.forced
         for key_path, entry in result.items():
             entry.cost += entry_overhead(key_path, entry)  # the key is held too
+            entry.forced = forced is not None and forced.may_match(key_path)
         return result
 
     def rows(self, deployment_id: int | None, paths: list[str]) -> dict[str, AssetRecord]:

@@ -102,6 +102,34 @@ def test_redirect_rules(fetch, ruled, target: str, status: int, location: str) -
     assert (response.status, response.headers["Location"], response.body) == (status, location, b"")
 
 
+FORCED = """\
+/css/site.css v=:v /guide/?v=:v 302!
+/404.html /guide/ 307!
+/nowhere /guide/ 301!
+"""
+
+
+@pytest.mark.parametrize(
+    ("targets", "status", "location"),
+    [
+        # Cached first without the query: a rule asking for one still answers.
+        (["/css/site.css", "/css/site.css?v=2"], 302, "/guide/?v=2"),
+        # Cached first as the error document of a missing path.
+        (["/no/such", "/404.html"], 307, "/guide/"),
+        (["/nowhere", "/nowhere"], 301, "/guide/"),
+    ],
+)
+def test_forced_rules_answer_paths_already_cached(
+    fetch, db, tmp_path: Path, targets: list[str], status: int, location: str
+) -> None:
+    publish("docs", write_tree(tmp_path / "forced", {**SAMPLE, "_redirects": FORCED}))
+    first, then = targets
+    fetch("GET", first)
+    response = fetch("GET", then)
+    assert (response.status, response.headers["Location"]) == (status, location)
+    assert fetch("GET", "/css/site.css").body == SAMPLE["css/site.css"].encode()
+
+
 @pytest.mark.parametrize("target", ["/search", "/search?other=1", "/u/ann", "/api/x", "/no/such"])
 def test_requests_no_rule_matches_get_the_error_document(fetch, ruled, target: str) -> None:
     response = fetch("GET", target)
