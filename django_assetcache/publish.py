@@ -189,9 +189,10 @@ def publish(
     ``keep_top_folder``. ``_redirects`` and ``_headers`` are compiled into
     the new deployment's rules (their invalid lines skipped and listed in
     the summary, or, with ``strict``, refused), never served; a file absent
-    keeps the live deployment's rules of it, unless ``delete``. The files become a new
-    deployment (``summary.deployment``), live unless ``deployment.draft``;
-    see ``DeploymentInfo``. Raises PublishError for bad input, having changed nothing.
+    keeps the live deployment's rules of it, unless ``delete``. The files
+    become a new deployment (``summary.deployment``), live unless
+    ``deployment.draft``; see ``DeploymentInfo``. Raises PublishError for
+    bad input, having changed nothing.
     """
     started = time.monotonic()
     rules = SourceRules.of(exclude, include)
