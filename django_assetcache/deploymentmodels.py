@@ -43,6 +43,14 @@ class Deployment(models.Model):
     #: Seconds the publish that made it took, from reading the source to
     #: its commit (None: made before this was recorded).
     publish_seconds = models.FloatField(_("publish took (s)"), null=True, blank=True)
+    #: Its site rules: the _redirects and _headers it was published with
+    #: (or kept from the deployment live before), compiled (rules.py's JSON).
+    rules = models.TextField(
+        _("compiled rules"),
+        blank=True,
+        editable=False,
+        help_text=_("The _redirects and _headers this deployment serves with, compiled (JSON)."),
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

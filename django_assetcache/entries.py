@@ -266,6 +266,7 @@ class Entry:
         "br",
         "cost",
         "extra",
+        "forced",
         "gzip",
         "hot",
         "identity",
@@ -299,6 +300,10 @@ class Entry:
         self.location = location
         self.cost = cost
         self.hot = False
+        #: Whether a forced rule of the site may answer its path, so a hit
+        #: asks the site's forced rules only then (set when it is built:
+        #: rules never change within a deployment).
+        self.forced = False
         self._not_found: Reply | None = None
 
     def file_paths(self) -> list[str]:

@@ -60,7 +60,6 @@ class SiteInfo:
         index_document: str,
         error_document: str,
         cache_control: str,
-        rules: str = "",
         https_only: bool = False,
         hsts_max_age: int = 0,
         hsts_include_subdomains: bool = False,
@@ -73,6 +72,7 @@ class SiteInfo:
         deployment_id: int | None = None,
         preview: bool = False,
         previews_private: bool = False,
+        rules: str = "",
     ) -> None:
         self.id = id
         self.subdomain = subdomain
@@ -97,7 +97,7 @@ class SiteInfo:
         #: For password sites: a tag of the password hash, held by the
         #: cookies the password gave (a new password refuses them).
         self.access_tag = access_tag
-        # Site rules (rules.py), compiled once per stored text.
+        # The deployment's site rules (rules.py), compiled once per stored text.
         self.rules_text = rules
         site_rules = compiled(rules)
         self.forced: RedirectTable | None = site_rules.forced if site_rules else None
@@ -151,8 +151,8 @@ def preview_label(label: str) -> tuple[str, str] | None:
 
 
 #: Site fields serving reads besides the six SiteInfo starts with, in the
-#: order SiteInfo takes them.
-SERVING_FIELDS = ("rules", "https_only", "hsts_max_age", "hsts_include_subdomains", "hsts_preload", "canonical_host")
+#: order SiteInfo takes them (the rules are the deployment's).
+SERVING_FIELDS = ("https_only", "hsts_max_age", "hsts_include_subdomains", "hsts_preload", "canonical_host")
 #: A Site's fields a request needs, in SiteInfo's order (its positional
 #: arguments, then who may see it): what the loader and the snapshot read.
 SITE_FIELDS = (

@@ -44,9 +44,10 @@ def cache_control_for(site: SiteInfo, path: str, settings: conf.Settings, ruled:
 
 
 def _site_info(row: Sequence[Any], preview: bool) -> SiteInfo:
-    """A SiteInfo from a row of SITE_FIELDS, the password and a deployment
-    id, for that deployment, as a live or a preview host."""
-    *fields, visibility, previews_private, password, deployment_id = row
+    """A SiteInfo from a row of SITE_FIELDS, the password, a deployment id
+    and that deployment's rules (None: no deployment), as a live or a
+    preview host."""
+    *fields, visibility, previews_private, password, deployment_id, rules = row
     return SiteInfo(
         *fields,
         visibility=visibility,
@@ -55,6 +56,7 @@ def _site_info(row: Sequence[Any], preview: bool) -> SiteInfo:
         force_https=django_settings.SECURE_SSL_REDIRECT,
         deployment_id=deployment_id,
         preview=preview,
+        rules=rules or "",
     )
 
 
@@ -98,7 +100,7 @@ class DatabaseLoader:
             if preview is not None:
                 return self._preview_target(*preview)
             query = Site.objects.filter(subdomain=label)
-        rows = list(query.values_list(*SITE_FIELDS, "password", "live_deployment_id")[:1])
+        rows = list(query.values_list(*SITE_FIELDS, "password", "live_deployment_id", "live_deployment__rules")[:1])
         if not rows:
             return HostMiss.PASS
         return _site_info(rows[0], preview=False)
@@ -110,7 +112,7 @@ class DatabaseLoader:
             Deployment.objects.filter(site__subdomain=subdomain)
             .exclude(state=Deployment.State.EXPIRED)
             .filter(Q(key=name) | Q(aliases__name=name))
-            .values_list(*PREVIEW_FIELDS, "id", "key")[:2]
+            .values_list(*PREVIEW_FIELDS, "id", "rules", "key")[:2]
         )
         if not rows:
             return HostMiss.PASS
@@ -142,8 +144,10 @@ class DatabaseLoader:
             result[site.error_path] = (
                 self.file_entry(site, error_row, site.error_path) if error_row else build_missing_entry()
             )
+        forced = site.forced
         for key_path, entry in result.items():
             entry.cost += entry_overhead(key_path, entry)  # the key is held too
+            entry.forced = forced is not None and forced.may_match(key_path)
         return result
 
     def rows(self, deployment_id: int | None, paths: list[str]) -> dict[str, AssetRecord]:

@@ -90,12 +90,6 @@ class Site(models.Model):
         blank=True,
         help_text=_("Every other host of the site redirects here (301), path and query kept. Blank: none."),
     )
-    rules = models.TextField(
-        _("compiled rules"),
-        blank=True,
-        editable=False,
-        help_text=_("The _redirects and _headers of the last publish, compiled (JSON)."),
-    )
     visibility = models.CharField(_("visibility"), max_length=16, choices=Visibility.choices, default=Visibility.PUBLIC)
     previews_private = models.BooleanField(
         _("previews private"),

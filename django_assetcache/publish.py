@@ -81,6 +81,12 @@ def _diff(
     return writes
 
 
+def _live_rules(site: Site | None) -> str:
+    """The compiled rules of the deployment ``site`` serves ("" for none)."""
+    live = site.live_deployment if site is not None else None
+    return live.rules if live is not None else ""
+
+
 def _current_assets(site: Site | None) -> dict[str, tuple[str, str]]:
     """The live manifest of ``site``: path → (blob, content type)."""
     if site is None or site.live_deployment_id is None:
@@ -112,10 +118,12 @@ def publish(
     ``include`` are globs added to the default exclusions (see
     ``sources.SourceRules``); a zip's one top folder is stripped unless
     ``keep_top_folder``. ``_redirects`` and ``_headers`` are compiled into
-    the site's rules (their invalid lines skipped and listed in the summary,
-    or, with ``strict``, refused), never served. The files become a new
-    deployment (``summary.deployment``), live unless ``deployment.draft``;
-    see ``DeploymentInfo``. Raises PublishError for bad input, having changed nothing.
+    the new deployment's rules (their invalid lines skipped and listed in
+    the summary, or, with ``strict``, refused), never served; a file absent
+    keeps the live deployment's rules of it, unless ``delete``. The files
+    become a new deployment (``summary.deployment``), live unless
+    ``deployment.draft``; see ``DeploymentInfo``. Raises PublishError for
+    bad input, having changed nothing.
     """
     started = time.monotonic()
     rules = SourceRules.of(exclude, include)
@@ -127,7 +135,7 @@ def publish(
         files = listing.files
         summary.skipped, summary.top_folder = listing.skipped, listing.top_folder
         rule_files = take_rule_files(files)
-        problems = compile_rules(rule_files, site_obj.rules if site_obj else "", delete)[1]
+        problems = compile_rules(rule_files, _live_rules(site_obj), delete)[1]
         summary.rule_problems = [str(problem) for problem in problems]
         if strict:
             refuse_problems(problems)
@@ -158,7 +166,7 @@ def publish_stored(
     info = deployment_info(info, info.source, subdomain)
     summary = PublishSummary(subdomain=subdomain, created=site_obj is None, draft=info.draft)
     rule_files = take_rule_files(files)
-    problems = compile_rules(rule_files, site_obj.rules if site_obj else "", delete)[1]
+    problems = compile_rules(rule_files, _live_rules(site_obj), delete)[1]
     summary.rule_problems = [str(problem) for problem in problems]
     summary.files, summary.bytes_stored = len(files), bytes_uploaded
     _commit(BlobStore(), site_obj, subdomain, files, delete, summary, info, rule_files, started)
@@ -262,11 +270,11 @@ def _commit(
         # ``files`` on top of what is live now.
         writes = _diff(files, _current_assets(site), delete, summary)
         _hold_blobs(store, writes, summary)
-        if not info.draft:
-            # Rules follow the live site (a draft leaves them as they are).
-            _store_rules(site, rule_files, delete, summary)
         live = site.live_deployment
-        unchanged = not (summary.added or summary.changed or summary.removed)
+        before = live.rules if live is not None else ""
+        rules = compile_rules(rule_files, before, delete)[0] if rule_files or delete else before
+        summary.rules_changed = rules != before
+        unchanged = not (summary.added or summary.changed or summary.removed or summary.rules_changed)
         if live is not None and not info.draft and not info.record_unchanged and unchanged:
             # Nothing changed: the live deployment is this publish.
             summary.deployment = live
@@ -274,7 +282,7 @@ def _commit(
                 move_alias(site, info.alias, live)
                 record_change(site.pk, Change.Kind.DEPLOY)
         else:
-            summary.deployment = _deploy(site, live, writes, summary, info, now)
+            summary.deployment = _deploy(site, live, writes, summary, info, rules, now)
         # Counted in this transaction: exactly the publishes that commit.
         seconds = time.monotonic() - started
         if summary.deployment is not live:
@@ -289,9 +297,11 @@ def _deploy(
     writes: list[SourceFile],
     summary: PublishSummary,
     info: DeploymentInfo,
+    rules: str,
     now: datetime,
 ) -> Deployment:
-    """The new deployment: its rows, its alias, and (unless a draft) live."""
+    """The new deployment, with its compiled ``rules``: its rows, its alias,
+    and (unless a draft) live."""
     made = Deployment.objects.create(
         site=site,
         created_at=timezone.now(),
@@ -301,6 +311,7 @@ def _deploy(
         git_commit=info.git_commit or "",
         git_branch=info.git_branch or "",
         summary=summary.as_json(),
+        rules=rules,
     )
     _write_manifest(site, made, live, writes, summary, now)
     if info.alias:
@@ -309,19 +320,11 @@ def _deploy(
         if info.alias:
             record_change(site.pk, Change.Kind.DEPLOY)
     else:
-        switch(site, made, [*summary.added, *summary.changed, *summary.removed])
+        # Entries carry their header rules: with other rules, no entry of
+        # the deployment before is this one's (None: processes move none).
+        paths = [*summary.added, *summary.changed, *summary.removed]
+        switch(site, made, None if summary.rules_changed else paths)
     return made
-
-
-def _store_rules(site: Site, rule_files: dict[str, bytes], delete: bool, summary: PublishSummary) -> None:
-    """Keep the compiled rules with what is published (the site row is
-    locked): a change of them is a settings change, which drops the site's
-    hosts and entries everywhere (header rules are in its entries)."""
-    text = compile_rules(rule_files, site.rules, delete)[0] if rule_files or delete else site.rules
-    if text != site.rules:
-        Site.objects.filter(pk=site.pk).update(rules=text)
-        record_change(site.pk, Change.Kind.SETTINGS)
-        summary.rules_changed = True
 
 
 def _write_manifest(

@@ -28,7 +28,7 @@ class PublishSummary:
     top_folder: str = ""
     #: Lines of _redirects and _headers skipped ("_redirects:4: why").
     rule_problems: list[str] = field(default_factory=list)
-    #: Whether the site's compiled rules changed.
+    #: Whether the deployment's compiled rules differ from the live one's.
     rules_changed: bool = False
     #: The deployment made (or, when nothing changed, the live one it is);
     #: None for a dry run.
@@ -70,7 +70,9 @@ class PublishSummary:
         return f"; deployment {deployment.key} live"
 
     def _rules(self) -> str:
-        changed = "; site rules updated" if self.rules_changed else ""
+        changed = ""
+        if self.rules_changed:
+            changed = "; rules differ from the live deployment's" if self.draft else "; site rules updated"
         if not self.rule_problems:
             return changed
         return f"{changed}; {len(self.rule_problems)} rule lines skipped: " + "; ".join(self.rule_problems)

@@ -15,11 +15,13 @@ from dataclasses import dataclass
 @dataclass(frozen=True, slots=True)
 class DeploymentRecord:
     """A deployment as the snapshot keeps it: its id, the key and aliases
-    its preview hosts are named by."""
+    its preview hosts are named by, and its compiled site rules."""
 
     id: int
     key: str
     aliases: tuple[str, ...] = ()
+    #: rules.py's JSON text; "" for none.
+    rules: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +50,6 @@ class SiteRecord:
     #: Its deployments kept in the snapshot (live and retained), with their
     #: preview names.
     deployments: tuple[DeploymentRecord, ...] = ()
-    #: Its compiled site rules (rules.py's JSON text; "" for none).
-    rules: str = ""
     https_only: bool = False
     hsts_max_age: int = 0
     hsts_include_subdomains: bool = False

@@ -134,6 +134,11 @@ class RedirectTable:
         memo[key] = found
         return found
 
+    def may_match(self, path: str) -> bool:
+        """Whether a rule may match a request for ``path``: surely when one
+        matches the path alone, maybe when a rule asks for a host or a query."""
+        return self.live or self.lookup("", path, "") is not None
+
     def search(self, host: str, path: str, query_string: str) -> Match | None:
         key = normalize(path)
         static = self.static.get(key)

@@ -32,7 +32,7 @@ from .replies import (
     for_method,
 )
 from .runtime import cache_ready, get_cache, release_connections
-from .siterules import fallback_reply, rule_reply, transport_reply
+from .siterules import fallback_reply, forced_reply, transport_reply
 
 logger = logging.getLogger("django_assetcache")
 
@@ -90,15 +90,13 @@ def _site_reply(
     if clean is None:
         return for_method(method, site.replies.bad_request)
     try:
-        forced = site.forced
-        if forced is not None:
-            # One memo lookup per request once the path was seen.
-            match = forced.lookup(host, clean, query_string)
-            if match is not None:
-                ruled = rule_reply(cache, site, match, method, query_string, get)
-                if ruled is not None:
-                    return ruled
         entry = cache.entry(site, clean)
+        if entry.forced:
+            # A forced rule may answer before the path's own file: only for
+            # paths whose entry says so (one memo lookup then).
+            ruled = forced_reply(cache, site, host, clean, method, query_string, get)
+            if ruled is not None:
+                return ruled
         kind = entry.kind
         if kind is _FILE:
             return decide(entry, method, get)

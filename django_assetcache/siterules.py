@@ -57,6 +57,15 @@ def rule_reply(
     return moved(status, location, site.transport.hsts if site.transport is not None else ())
 
 
+def forced_reply(
+    cache: EntrySource, site: SiteInfo, host: str, path: str, method: str, query_string: str, get: HeaderGetter
+) -> Reply | None:
+    """The reply of the site's first forced rule matching the request, or None."""
+    table = site.forced
+    match = table.lookup(host, path, query_string) if table is not None else None
+    return rule_reply(cache, site, match, method, query_string, get) if match is not None else None
+
+
 def fallback_reply(
     cache: EntrySource, site: SiteInfo, host: str, path: str, method: str, query_string: str, get: HeaderGetter
 ) -> Reply | None:

@@ -4,10 +4,10 @@ Layout: ``MAGIC`` (8 bytes, ending in the format version); the bodies; one
 fixed-size record per distinct asset of a site (``RECORD``: hash, size,
 Last-Modified, where its body is, its media type and variants), shared by
 every deployment of the site that has it; one record per compressed variant
-(``VARIANT``); the index as UTF-8 JSON (sites, their hosts, their compiled
-rules and transport settings, their live deployment, a table of their paths,
-and per deployment kept (the live one and the retained ones, with their key
-and aliases) the pairs of path number and record number of its assets; media
+(``VARIANT``); the index as UTF-8 JSON (sites, their hosts, their transport
+settings, their live deployment, a table of their paths, and per deployment
+kept (the live one and the retained ones, with their key, aliases and
+compiled rules) the pairs of path number and record number of its assets; media
 types, the lengths of the areas before it and the CRC-32 of the record and
 variant tables); then a footer: the index length, the index's CRC-32 and
 ``MAGIC`` again. Bodies are written once, as they are
@@ -49,7 +49,7 @@ logger = logging.getLogger("django_assetcache")
 
 #: The last two characters are the format version: a snapshot of another
 #: version is refused (and warmup writes a new one).
-MAGIC = b"ACSNAP06"
+MAGIC = b"ACSNAP07"
 VERSION = 6
 FOOTER = struct.Struct("<QQ8s")
 #: sha256, size, Last-Modified, body offset (-1: not in the snapshot),
@@ -105,6 +105,8 @@ class Snapshot:
         self.assets: dict[int, dict[str, int | None]] = {}
         #: Per site, the deployments the snapshot holds.
         self.site_deployments: dict[int, list[int]] = {}
+        #: Per deployment held, its compiled site rules.
+        self.rules: dict[int, str] = {}
         #: Per site, the feed position its rows were read at: a replayed
         #: change at or before it is already in them.
         self.site_change_ids: dict[int, int] = {}
@@ -130,6 +132,7 @@ class Snapshot:
             except IndexError as exc:
                 raise SnapshotError(f"deployment {deployment.key}: a path number out of range") from exc
             self.site_deployments[site.id].append(deployment.id)
+            self.rules[deployment.id] = deployment.rules
             for name in (deployment.key, *deployment.aliases):
                 self.hosts[f"{name}--{site.subdomain}.{self.domain}"] = (site.id, deployment.id, True)
 
@@ -274,7 +277,7 @@ def _site_record(entry: dict[str, Any]) -> SiteRecord:
         change_id=entry["change_id"],
         live_deployment=entry["live"],
         deployments=tuple(
-            DeploymentRecord(deployment["id"], deployment["key"], tuple(deployment["aliases"]))
+            DeploymentRecord(deployment["id"], deployment["key"], tuple(deployment["aliases"]), deployment["rules"])
             for deployment in entry["deployments"]
         ),
         **{name: entry[name] for name in SERVING_FIELDS},
@@ -309,4 +312,5 @@ def site_target(snapshot: Snapshot, host: str) -> HostTarget | None:
         force_https=django_settings.SECURE_SSL_REDIRECT,
         deployment_id=deployment_id,
         preview=preview,
+        rules=snapshot.rules.get(deployment_id, "") if deployment_id is not None else "",
     )

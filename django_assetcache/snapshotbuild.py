@@ -142,19 +142,19 @@ def read_sites(sites: QuerySet[Site]) -> tuple[list[SiteRecord], dict[int, list[
 
 def _read_deployments(site_ids: list[int]) -> dict[int, list[DeploymentRecord]]:
     """Per site, its deployments that have rows (live, draft, superseded),
-    newest first, with their aliases."""
+    newest first, with their aliases and rules."""
     aliases: dict[int, list[str]] = {}
     for deployment_id, name in DeploymentAlias.objects.filter(site__in=site_ids).values_list("deployment_id", "name"):
         aliases.setdefault(deployment_id, []).append(name)
     found: dict[int, list[DeploymentRecord]] = {}
-    for site_id, deployment_id, key in (
+    for site_id, deployment_id, key, rules in (
         Deployment.objects.filter(site__in=site_ids)
         .exclude(state=Deployment.State.EXPIRED)
         .order_by("site_id", "-created_at", "-pk")
-        .values_list("site_id", "id", "key")
+        .values_list("site_id", "id", "key", "rules")
     ):
         found.setdefault(site_id, []).append(
-            DeploymentRecord(deployment_id, key, tuple(sorted(aliases.get(deployment_id, []))))
+            DeploymentRecord(deployment_id, key, tuple(sorted(aliases.get(deployment_id, []))), rules)
         )
     return found
 

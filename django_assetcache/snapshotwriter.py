@@ -146,7 +146,13 @@ def _site_entry(
                 records.append(asset)
             flat += (paths.setdefault(asset.path, len(paths)), number)
         deployments.append(
-            {"id": deployment.id, "key": deployment.key, "aliases": list(deployment.aliases), "entries": flat}
+            {
+                "id": deployment.id,
+                "key": deployment.key,
+                "aliases": list(deployment.aliases),
+                "rules": deployment.rules,
+                "entries": flat,
+            }
         )
     entry = {
         "id": site.id,

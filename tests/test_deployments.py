@@ -291,9 +291,9 @@ def test_the_admin_site_list_shows_when_and_by_whom_the_live_deployment_was_publ
 # --- the migration ---------------------------------------------------------------------------------
 
 
-def _migrator() -> tuple[MigrationExecutor, tuple[str, str], list[tuple[str, str]]]:
+def _migrator(suffix: str = "_deployments") -> tuple[MigrationExecutor, tuple[str, str], list[tuple[str, str]]]:
     executor = MigrationExecutor(connection)
-    (after,) = [key for key in executor.loader.disk_migrations if key[1].endswith("_deployments")]
+    (after,) = [key for key in executor.loader.disk_migrations if key[1].endswith(suffix)]
     before = [dep for dep in executor.loader.disk_migrations[after].dependencies if dep[0] == "django_assetcache"]
     return executor, after, before
 
@@ -343,6 +343,37 @@ def test_the_migration_names_subdomains_that_hold_a_double_hyphen(transactional_
     apps.get_model("django_assetcache", "Site").objects.filter(subdomain="old--name").update(subdomain="old-name")
     executor = MigrationExecutor(connection)
     executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+def test_the_migration_gives_each_deployment_its_sites_rules(transactional_db) -> None:
+    executor, after, before = _migrator("_deployment_rules")
+    executor.migrate(before)
+    apps = executor.loader.project_state(before).apps
+    site_model, deployment_model = (
+        apps.get_model("django_assetcache", "Site"),
+        apps.get_model("django_assetcache", "Deployment"),
+    )
+    rules = '{"redirects": [], "headers": []}'
+    docs = site_model.objects.create(subdomain="docs", rules=rules)
+    plain = site_model.objects.create(subdomain="plain")
+    old, live = (deployment_model.objects.create(site=docs, key=key) for key in ("aaaaaaaa", "bbbbbbbb"))
+    other = deployment_model.objects.create(site=plain, key="cccccccc")
+    site_model.objects.filter(pk=docs.pk).update(live_deployment=live)
+    site_model.objects.filter(pk=plain.pk).update(live_deployment=other)
+    executor = MigrationExecutor(connection)
+    executor.migrate([after])
+    # Every deployment of a site was served with its rules: each keeps them.
+    found = dict(Deployment.objects.values_list("key", "rules"))
+    assert found == {old.key: rules, live.key: rules, other.key: ""}
+    # And back: a site's rules are its live deployment's.
+    Deployment.objects.filter(key=old.key).update(rules="")
+    Deployment.objects.filter(key=live.key).update(rules=rules.replace("[]", "[ ]", 1))
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    apps = executor.loader.project_state(before).apps
+    back = dict(apps.get_model("django_assetcache", "Site").objects.values_list("subdomain", "rules"))
+    assert back == {"docs": rules.replace("[]", "[ ]", 1), "plain": ""}
+    MigrationExecutor(connection).migrate(executor.loader.graph.leaf_nodes())
 
 
 def test_tls_ask_says_yes_to_preview_hosts_of_retained_deployments(v1_v2, tmp_path: Path, settings) -> None:

@@ -10,8 +10,9 @@ from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 
 from django_assetcache import runtime
-from django_assetcache.models import Domain, Site
-from django_assetcache.publish import PublishError, publish
+from django_assetcache.deployments import promote, rollback
+from django_assetcache.models import Deployment, Domain, Site
+from django_assetcache.publish import DeploymentInfo, PublishError, publish
 from django_assetcache.warmup import warm_up
 
 from .conftest import SAMPLE, write_tree
@@ -67,13 +68,13 @@ def test_invalid_lines_are_reported_with_their_numbers(ruled) -> None:
 
 
 def test_strict_refuses_and_changes_nothing(ruled, tmp_path: Path) -> None:
-    before = Site.objects.get(subdomain="docs").rules
+    before = Site.objects.get(subdomain="docs").live_deployment.rules
     source = write_tree(tmp_path / "other", {**FILES, "_redirects": "/a /b\n/broken\n"})
     with pytest.raises(PublishError, match=r"invalid rule lines: _redirects:2: a rule needs FROM and TO"):
         publish("docs", source, strict=True)
     with pytest.raises(CommandError, match="_redirects:2"):
         call_command("assetcache_publish", "docs", str(source), "--strict", verbosity=0)
-    assert Site.objects.get(subdomain="docs").rules == before
+    assert Site.objects.get(subdomain="docs").live_deployment.rules == before
 
 
 def test_over_the_limit_is_refused(ruled, tmp_path: Path, settings) -> None:
@@ -99,6 +100,34 @@ def test_over_the_limit_is_refused(ruled, tmp_path: Path, settings) -> None:
 def test_redirect_rules(fetch, ruled, target: str, status: int, location: str) -> None:
     response = fetch("GET", target)
     assert (response.status, response.headers["Location"], response.body) == (status, location, b"")
+
+
+FORCED = """\
+/css/site.css v=:v /guide/?v=:v 302!
+/404.html /guide/ 307!
+/nowhere /guide/ 301!
+"""
+
+
+@pytest.mark.parametrize(
+    ("targets", "status", "location"),
+    [
+        # Cached first without the query: a rule asking for one still answers.
+        (["/css/site.css", "/css/site.css?v=2"], 302, "/guide/?v=2"),
+        # Cached first as the error document of a missing path.
+        (["/no/such", "/404.html"], 307, "/guide/"),
+        (["/nowhere", "/nowhere"], 301, "/guide/"),
+    ],
+)
+def test_forced_rules_answer_paths_already_cached(
+    fetch, db, tmp_path: Path, targets: list[str], status: int, location: str
+) -> None:
+    publish("docs", write_tree(tmp_path / "forced", {**SAMPLE, "_redirects": FORCED}))
+    first, then = targets
+    fetch("GET", first)
+    response = fetch("GET", then)
+    assert (response.status, response.headers["Location"]) == (status, location)
+    assert fetch("GET", "/css/site.css").body == SAMPLE["css/site.css"].encode()
 
 
 @pytest.mark.parametrize("target", ["/search", "/search?other=1", "/u/ann", "/api/x", "/no/such"])
@@ -176,6 +205,100 @@ def test_a_publish_without_rule_files_keeps_them_and_delete_clears_them(
         publish("docs", write_tree(tmp_path / "all", SAMPLE), delete=True)
     assert fetch("GET", "/old-guide").status == 404
     assert "X-Frame-Options" not in fetch("GET", "/").headers
+
+
+# --- rules belong to a deployment ------------------------------------------------
+
+
+def versioned(number: int) -> dict[str, str]:
+    """The sample site with rules of their own: a redirect, a forced rule
+    and a header naming ``number``."""
+    return {
+        **SAMPLE,
+        "_redirects": f"/old /v{number}/ 302\n/css/site.css /index.html?v={number} 307!\n",
+        "_headers": f"/*\n  X-Version: {number}\n",
+    }
+
+
+def publish_version(tmp_path: Path, number: int, capture, *, draft: bool = False):  # type: ignore[no-untyped-def]
+    with capture(execute=True):
+        summary = publish(
+            "docs",
+            write_tree(tmp_path / f"v{number}", versioned(number)),
+            delete=True,
+            deployment=DeploymentInfo(draft=draft),
+        )
+    assert summary.deployment is not None
+    return summary.deployment
+
+
+def preview_host(deployment: Deployment) -> str:
+    return f"{deployment.key}--{HOST}"
+
+
+def test_a_rollback_brings_back_its_rules(fetch, tmp_path: Path, django_capture_on_commit_callbacks) -> None:
+    v1 = publish_version(tmp_path, 1, django_capture_on_commit_callbacks)
+    assert (fetch("GET", "/old").headers["Location"], fetch("GET", "/").headers["X-Version"]) == ("/v1/", "1")
+    # v2 has the same files and other rules: a deployment of its own, whose
+    # entries are not v1's (those carry v1's header rules).
+    v2 = publish_version(tmp_path, 2, django_capture_on_commit_callbacks)
+    assert v2.pk != v1.pk
+    assert (fetch("GET", "/old").headers["Location"], fetch("GET", "/").headers["X-Version"]) == ("/v2/", "2")
+    assert fetch("GET", "/css/site.css").headers["Location"] == "/index.html?v=2"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        rollback("docs")
+    moved = fetch("GET", "/old")
+    assert (moved.status, moved.headers["Location"]) == (302, "/v1/")
+    assert fetch("GET", "/css/site.css").headers["Location"] == "/index.html?v=1"
+    page = fetch("GET", "/")
+    assert (page.status, page.body, page.headers["X-Version"]) == (200, INDEX, "1")
+    assert fetch("GET", "/", if_none_match=page.headers["ETag"]).headers["X-Version"] == "1"
+
+
+def test_a_drafts_preview_serves_with_its_own_rules(fetch, tmp_path: Path, django_capture_on_commit_callbacks) -> None:
+    publish_version(tmp_path, 1, django_capture_on_commit_callbacks)
+    assert fetch("GET", "/").headers["X-Version"] == "1"  # the live entry, cached
+    draft = publish_version(tmp_path, 2, django_capture_on_commit_callbacks, draft=True)
+    moved = fetch("GET", "/old", host=preview_host(draft))
+    assert (moved.status, moved.headers["Location"]) == (302, "/v2/")
+    assert fetch("GET", "/css/site.css", host=preview_host(draft)).headers["Location"] == "/index.html?v=2"
+    page = fetch("GET", "/", host=preview_host(draft))
+    assert (page.body, page.headers["X-Version"], page.headers["X-Robots-Tag"]) == (INDEX, "2", "noindex")
+    # The live host keeps the live deployment's rules.
+    assert fetch("GET", "/old").headers["Location"] == "/v1/"
+    assert fetch("GET", "/").headers["X-Version"] == "1"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        promote("docs", draft.key)
+    assert (fetch("GET", "/old").headers["Location"], fetch("GET", "/").headers["X-Version"]) == ("/v2/", "2")
+
+
+def test_a_draft_without_rule_files_keeps_the_live_rules(
+    fetch, tmp_path: Path, django_capture_on_commit_callbacks
+) -> None:
+    publish_version(tmp_path, 1, django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=True):
+        summary = publish(
+            "docs", write_tree(tmp_path / "more", {"extra.txt": "x"}), deployment=DeploymentInfo(draft=True)
+        )
+    assert summary.deployment is not None and not summary.rules_changed
+    assert fetch("GET", "/old", host=preview_host(summary.deployment)).headers["Location"] == "/v1/"
+
+
+def test_a_publish_changing_only_rules_makes_a_deployment(
+    fetch, tmp_path: Path, django_capture_on_commit_callbacks
+) -> None:
+    v1 = publish_version(tmp_path, 1, django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=True):
+        summary = publish("docs", write_tree(tmp_path / "rules", {"_headers": "/*\n  X-Version: 3\n"}))
+    assert summary.deployment is not None and summary.deployment.pk != v1.pk
+    assert (summary.added, summary.changed, summary.rules_changed) == ([], [], True)
+    assert "site rules updated" in str(summary)
+    # The _headers file replaced its rules; _redirects, absent, kept v1's.
+    assert (fetch("GET", "/").headers["X-Version"], fetch("GET", "/old").headers["Location"]) == ("3", "/v1/")
+    v1.refresh_from_db()
+    assert v1.state == "superseded" and "X-Version" in v1.rules
 
 
 # --- transport --------------------------------------------------------------------
@@ -257,8 +380,20 @@ def test_transport_settings_are_validated(ruled, changes: dict[str, object], fie
 
 def test_rules_are_served_with_the_database_gone(transactional_db, tmp_path: Path, settings) -> None:
     publish("docs", write_tree(tmp_path / "src", FILES))
+    draft = publish("docs", write_tree(tmp_path / "v2", versioned(2)), deployment=DeploymentInfo(draft=True))
+    assert draft.deployment is not None
     warm_up()
     with gunicorn(tmp_path, env=database_gone(settings.MEDIA_ROOT, tmp_path), workers=1) as server:
+        # The draft's preview host, with the draft's rules.
+        status, headers, _ = server.request("/old", preview_host(draft.deployment))
+        assert (status, headers.get("location")) == (302, "/v2/"), server.log()
+        status, headers, _ = server.request("/css/site.css", preview_host(draft.deployment))
+        assert (status, headers.get("location")) == (307, "/index.html?v=2")
+        status, headers, _ = server.request("/guide/", preview_host(draft.deployment))
+        assert (status, headers["x-version"], headers["x-robots-tag"]) == (200, "2", "noindex")
+        # The live host, with the live deployment's.
+        assert server.request("/old", HOST)[0] == 404
+        assert "x-version" not in server.request("/guide/", HOST)[1]
         status, headers, _ = server.request("/old-guide", HOST)
         assert (status, headers.get("location")) == (302, "/guide/"), server.log()
         status, _, body = server.request("/app/route", HOST)

@@ -157,8 +157,9 @@ class SiteAdmin(TrafficColumns, SiteAdminBase):
 
     @admin.display(description=_("site rules"))
     def rules_summary(self, obj: Site) -> str:
-        """What the last publish's _redirects and _headers compiled to."""
-        parsed = loads(obj.rules)
+        """What the live deployment's _redirects and _headers compiled to."""
+        live = obj.live_deployment
+        parsed = loads(live.rules if live is not None else "")
         forced = sum(1 for rule in parsed.redirects if rule.force)
         return gettext("%(redirects)d redirect rules (%(forced)d forced), %(headers)d header blocks") % {
             "redirects": len(parsed.redirects),
