@@ -18,7 +18,8 @@ v1's and v2's exact bytes. Then, ``--rounds`` times, another process runs
   version made live from the last worker (the probes' gaps included);
 - the bytes and files it added to the blob storage, the SQL statements it
   sent (and how many of them write), and *stale* answers: an answer with the
-  other version from a worker that had already served the new one.
+  other version from a worker to a request sent after its first answer with
+  the new one had been read.
 
 The publish of v2 is measured the same way, for comparison. Writes
 docs/benchmarks-rollback.md.
@@ -300,15 +301,17 @@ def report(results: list[Measured], args: argparse.Namespace, skipped: list[str]
         f"exact bytes. Another process then runs, {args.rounds} times, `assetcache_rollback bench` (back to v1) "
         "and `assetcache_promote bench <v2>` (forward again).",
         "",
-        "*command*: the management command, called to returned, in its process. *applied*: from its commit to "
-        "the last worker's cache applying the change, as the workers report it. *served*: from its commit to the "
-        "end of the first response carrying the version made live from the last worker (the probes' gaps "
-        "included). Median and maximum over the rounds. *bytes stored*: what the command added to the blob "
-        "storage (the most in any round, with the blob files). *queries (writes)*: SQL statements the command "
-        "sent, and of them INSERT, UPDATE and DELETE. *stale answers*: answers with the other version from a "
-        "worker that had already served the new one (none may come). Every backend also polls the change "
-        f"feed every {POLL_INTERVAL:g} s (`ASSETCACHE_POLL_INTERVAL`, the default): for `database` it is the "
-        "only way a change arrives, a reference row.",
+        "*command*: the management command, called to returned, in its process. *applied*: from its commit to"
+        " the last worker's cache applying the change, as the workers report it (a push is sent at the "
+        "commit, before the command has returned and read the clock, so this can come out just under 0). "
+        "*served*: from its commit to the end of the first response carrying the version made live from the "
+        "last worker (the probes' gaps included). Median and maximum over the rounds. *bytes stored*: what "
+        "the command added to the blob storage (the most in any round, with the blob files). *queries "
+        "(writes)*: SQL statements the command sent, and of them INSERT, UPDATE and DELETE. *stale answers*: "
+        "answers with the other version from a worker to a request sent after the client had read its first "
+        "answer with the new one (none may come). Every backend also polls the change feed every "
+        f"{POLL_INTERVAL:g} s (`ASSETCACHE_POLL_INTERVAL`, the default): for `database` it is the only way a "
+        "change arrives, a reference row.",
         "",
         markdown_table(HEADERS, rows),
         "",

@@ -127,6 +127,8 @@ class Probe:
     pid: str
     path: str
     version: int
+    #: When the request was about to be sent, and when its answer had been read.
+    started: float
     ended: float
     applied_at: float | None
 
@@ -149,6 +151,7 @@ class Prober:
         while not self.stopping.is_set():
             path = self.paths[turn % len(self.paths)]
             turn += 1
+            started = time.time()
             try:
                 status, headers, body = http_request(self.port, path, HOST)
             except OSError as exc:
@@ -161,7 +164,12 @@ class Prober:
             _, _, applied = headers.get("x-last-change", "0 None").partition(" ")
             self.probes.append(
                 Probe(
-                    headers["x-worker-pid"], path, version, time.time(), None if applied == "None" else float(applied)
+                    headers["x-worker-pid"],
+                    path,
+                    version,
+                    started,
+                    time.time(),
+                    None if applied == "None" else float(applied),
                 )
             )
             time.sleep(0.002)
@@ -225,17 +233,14 @@ def reached(
 
 
 def stale_answers(prober: Prober, committed: float, until: float, version: int) -> int:
-    """Answers with another version than ``version`` from a worker after its
-    first answer with ``version``, between a commit at ``committed`` and
-    ``until`` (before the next change): a worker going back to what it
-    served before."""
+    """Answers with another version than ``version`` from a worker, to a
+    request sent after the client had read that worker's first answer with
+    ``version`` (between a commit at ``committed`` and ``until``, before the
+    next change): a worker going back to what it served before. A sync
+    worker answers one request at a time, so such a request came after."""
+    window = sorted((p for p in list(prober.probes) if committed < p.ended <= until), key=lambda p: p.ended)
     first: dict[str, float] = {}
-    stale = 0
-    for probe in sorted(list(prober.probes), key=lambda p: p.ended):
-        if not committed < probe.ended <= until:
-            continue
+    for probe in window:
         if probe.version == version:
             first.setdefault(probe.pid, probe.ended)
-        elif probe.pid in first:
-            stale += 1
-    return stale
+    return sum(1 for p in window if p.version != version and p.pid in first and p.started > first[p.pid])
