@@ -7,7 +7,7 @@ PY := $(BIN)/python
 DEMO_DIR := example_project
 MANAGE := cd $(DEMO_DIR) && ../$(PY) manage.py
 
-.PHONY: demo demo-setup test test-postgres lint package coverage soak bench bench-compare bench-metrics bench-publish bench-propagation clean
+.PHONY: demo demo-setup test test-postgres lint package coverage soak bench bench-compare bench-metrics bench-publish bench-propagation bench-rollback clean
 
 $(VENV)/.installed-%: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -73,6 +73,10 @@ bench-publish: $(VENV)/.installed-test
 
 bench-propagation: $(VENV)/.installed-test
 	$(PY) benchmarks/propagation_bench.py
+
+# Rollback and promote of a 10,000-file site with each invalidation backend.
+bench-rollback: $(VENV)/.installed-test
+	$(PY) benchmarks/rollback_bench.py
 
 clean:
 	rm -rf $(VENV) example_project/var .pytest_cache .coverage .coverage.*

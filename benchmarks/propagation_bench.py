@@ -44,18 +44,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import ROOT, machine_lines, markdown_table, write_doc
-from tests.databases import (
-    MigratedDatabases,
-    PostgresServer,
-    Publisher,
-    RedisServer,
-    ServerUnavailable,
-    start_postgres,
-    start_redis,
-)
-from tests.servers import Server, gunicorn, http_request
+from benchmarks.stacks import HOST, Backends, Prober, Stack, reached, warm
+from tests.databases import Publisher
+from tests.servers import gunicorn, http_request
 
-HOST = "bench.sites.test"
 POLL_INTERVAL = 1.0
 KIB_BODY = b"<!doctype html>" + b"x" * (1024 - len(b"<!doctype html>"))
 VERSION_RE = re.compile(rb"version (\d+)")
@@ -78,92 +70,20 @@ def write_version(base: Path, number: int) -> Path:
     return directory
 
 
-@dataclass
-class Probe:
-    pid: str
-    version: int
-    ended: float
-    applied_at: float | None
-
-
-@dataclass
-class Prober:
-    port: int
-    threads: int = 3
-    probes: list[Probe] = field(default_factory=list)
-    stopping: threading.Event = field(default_factory=threading.Event)
-
-    errors: list[str] = field(default_factory=list)
-
-    def run(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                status, headers, body = http_request(self.port, "/", HOST)
-            except OSError as exc:
-                self.errors.append(f"{type(exc).__name__}: {exc}")
-                if len(self.errors) > 100:
-                    raise
-                time.sleep(0.01)
-                continue
-            match = VERSION_RE.search(body)
-            if status != 200 or match is None:
-                raise RuntimeError(f"unexpected answer {status}: {body[:100]!r}")
-            _, _, applied = headers.get("x-last-change", "0 None").partition(" ")
-            self.probes.append(
-                Probe(
-                    headers["x-worker-pid"],
-                    int(match.group(1)),
-                    time.time(),
-                    None if applied == "None" else float(applied),
-                )
-            )
-            time.sleep(0.002)
-
-    def __enter__(self) -> Prober:
-        self.workers = [threading.Thread(target=self.run, daemon=True) for _ in range(self.threads)]
-        for worker in self.workers:
-            worker.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stopping.set()
-        for worker in self.workers:
-            worker.join(timeout=30)
-
-
-def warm(server: Server, workers: int) -> set[str]:
-    pids: set[str] = set()
-    deadline = time.monotonic() + 30
-    with Prober(server.port, threads=workers + 1) as prober:
-        while time.monotonic() < deadline:
-            pids = {probe.pid for probe in prober.probes}
-            if len(pids) == workers and len(prober.probes) >= 30:
-                break
-            time.sleep(0.02)
-    if len(pids) != workers:
-        raise RuntimeError(f"only {len(pids)} of {workers} workers answered")
-    return pids
-
-
 def measure(prober: Prober, publisher: Publisher, base: Path, number: int, pids: set[str]) -> tuple[float, float]:
     """(applied, served) seconds after the commit of version ``number``,
     the probes running all along (a worker polls the database backend's feed
     on requests: steady traffic, not a burst started just before the commit)."""
     committed = publisher.publish("bench", write_version(base, number))
-    deadline = committed + 30
-    while time.time() < deadline:
-        if {probe.pid for probe in list(prober.probes) if probe.version >= number} >= pids:
-            break
-        time.sleep(0.005)
-    else:
-        raise RuntimeError(f"version {number} did not reach every worker within 30 s; errors {prober.errors[:5]}")
-    applied: dict[str, float] = {}
-    served: dict[str, float] = {}
-    for probe in sorted(prober.probes, key=lambda p: p.ended):
-        if probe.version >= number and probe.pid not in served:
-            served[probe.pid] = probe.ended
-            applied[probe.pid] = probe.applied_at if probe.applied_at is not None else probe.ended
-    return max(applied.values()) - committed, max(served.values()) - committed
+    return reached(prober, pids, committed, number)
+
+
+def version_of(path: str, status: int, body: bytes) -> int:
+    """The version number a probe of the page carries."""
+    match = VERSION_RE.search(body)
+    if status != 200 or match is None:
+        raise RuntimeError(f"unexpected answer {status}: {body[:100]!r}")
+    return int(match.group(1))
 
 
 def throughput(port: int, seconds: float) -> tuple[float, str]:
@@ -226,29 +146,6 @@ class Result:
         ]
 
 
-@dataclass
-class Stack:
-    backend: str
-    work: Path
-    env: dict[str, str]
-
-
-def make_stack(backend: str, base: Path, databases: MigratedDatabases, redis: RedisServer | None) -> Stack:
-    work = base / backend
-    work.mkdir()
-    env = databases.env(work)
-    env.update(
-        {
-            "ASSETCACHE_TEST_MEDIA_ROOT": str(work / "media"),
-            "ASSETCACHE_TEST_INVALIDATION": backend,
-            "ASSETCACHE_TEST_POLL_INTERVAL": str(POLL_INTERVAL),
-        }
-    )
-    if redis is not None:
-        env["ASSETCACHE_TEST_REDIS_URL"] = redis.url
-    return Stack(backend, work, env)
-
-
 def propagation(stack: Stack, args: argparse.Namespace, result: Result) -> None:
     rng = random.Random(stack.backend)
     with Publisher(stack.env) as publisher:
@@ -256,8 +153,8 @@ def propagation(stack: Stack, args: argparse.Namespace, result: Result) -> None:
         if stack.backend == "local":
             return  # nothing propagates
         with gunicorn(stack.work, workers=args.workers, app="tests.pid_wsgi:application", env=stack.env) as server:
-            pids = warm(server, args.workers)
-            with Prober(server.port) as prober:
+            pids = warm(server, args.workers, version_of)
+            with Prober(server.port, version_of) as prober:
                 for number in range(1, args.publishes + 1):
                     time.sleep(rng.uniform(0.3, 0.7))
                     applied, served = measure(prober, publisher, stack.work, number, pids)
@@ -348,13 +245,6 @@ def report(results: list[Result], args: argparse.Namespace, skipped: list[str]) 
     return "\n".join(lines)
 
 
-def server_version(command: list[str]) -> str:
-    try:
-        return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip().splitlines()[0]
-    except (OSError, subprocess.CalledProcessError, IndexError):
-        return "not installed"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--publishes", type=int, default=20)
@@ -368,44 +258,20 @@ def main(argv: list[str] | None = None) -> int:
     backends = [name.strip() for name in args.backends.split(",") if name.strip()]
 
     base = Path(tempfile.mkdtemp(prefix="assetcache-propagation-bench-"))
-    postgres: PostgresServer | None = None
-    redis: RedisServer | None = None
-    skipped: list[str] = []
-    args.postgres_version = args.redis_version = "not used"
     results: dict[str, Result] = {}
     try:
-        if "postgres" in backends:
-            try:
-                postgres = start_postgres()
-                with postgres.connect() as conn:  # type: ignore[attr-defined]
-                    args.postgres_version = conn.execute("SHOW server_version").fetchone()[0]
-            except ServerUnavailable as exc:
-                print(f"skipping postgres: {exc}", file=sys.stderr)
-                skipped.append(f"postgres ({exc})")
-        if "redis" in backends:
-            try:
-                redis = start_redis()
-                args.redis_version = server_version(["redis-server", "--version"])
-            except ServerUnavailable as exc:
-                print(f"skipping redis: {exc}", file=sys.stderr)
-                skipped.append(f"redis ({exc})")
-        sqlite = MigratedDatabases(base)
-        stacks = []
-        for backend in backends:
-            if (backend == "postgres" and postgres is None) or (backend == "redis" and redis is None):
-                continue
-            databases = MigratedDatabases(base, postgres) if backend == "postgres" else sqlite
-            stacks.append(make_stack(backend, base, databases, redis if backend == "redis" else None))
-        print(f"{'backend':9} {'applied':>8} {'max':>8} {'served':>8} {'max':>8}  (ms after the commit)", flush=True)
-        for stack in stacks:
-            results[stack.backend] = Result(stack.backend)
-            propagation(stack, args, results[stack.backend])
-        hit_rates(stacks, results, args)
+        with Backends(base, backends, POLL_INTERVAL) as servers:
+            args.postgres_version, args.redis_version = servers.postgres_version, servers.redis_version
+            skipped = servers.skipped
+            stacks = servers.stacks()
+            print(
+                f"{'backend':9} {'applied':>8} {'max':>8} {'served':>8} {'max':>8}  (ms after the commit)", flush=True
+            )
+            for stack in stacks:
+                results[stack.backend] = Result(stack.backend)
+                propagation(stack, args, results[stack.backend])
+            hit_rates(stacks, results, args)
     finally:
-        if redis is not None:
-            redis.stop()
-        if postgres is not None:
-            postgres.stop()
         shutil.rmtree(base, ignore_errors=True)
     ordered = [results[backend] for backend in backends if backend in results]
     text = report(ordered, args, skipped)

@@ -320,6 +320,7 @@ def document(
             "",
             f"![Requests/s (MiB/s for the large bodies) per case and server](images/{CHART.name})",
             "",
+            *others_section(),
             *targets_section(results),
             "## Results",
             "",
@@ -334,6 +335,29 @@ def document(
             "`--only LABEL,…` for some contenders, `--help` for the rest).",
         ]
     )
+
+
+#: The benchmarks with a page of their own: (page, what it measures, its make target or script).
+OTHER_BENCHMARKS = [
+    ("benchmarks-compare.md", "the hit path of this checkout against another commit", "make bench-compare"),
+    (PROFILE_DOC, "where a worker's time goes", "benchmarks/profile_workers.py"),
+    ("benchmarks-publish.md", "publishing", "make bench-publish"),
+    ("benchmarks-propagation.md", "how soon every worker serves a change, per backend", "make bench-propagation"),
+    ("benchmarks-rollback.md", "rollback and promote of a 10,000-file site", "make bench-rollback"),
+    ("benchmarks-rules.md", "site rules", "benchmarks/rules_bench.py"),
+    ("benchmarks-s3.md", "remote storage (S3) and the local disk tier", "benchmarks/s3_bench.py"),
+    ("benchmarks-serving.md", "serving", "benchmarks/serve_bench.py"),
+    ("benchmarks-warm.md", "warm start", "benchmarks/warm_bench.py"),
+]
+
+
+def others_section() -> list[str]:
+    return [
+        "Other benchmarks, each with its own page:",
+        "",
+        *(f"- [{page}]({page}): {what} (`{how}`)" for page, what, how in OTHER_BENCHMARKS),
+        "",
+    ]
 
 
 def targets_section(results: Results) -> list[str]:

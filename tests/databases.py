@@ -5,9 +5,10 @@
   loopback port; ``PostgresServer.stop()`` shuts it down and deletes the
   directory. Run as root, the server runs as the ``postgres`` user.
 - ``start_redis()``: ``redis-server`` on a free loopback port, no persistence.
-- ``Publisher``: a long-lived process that publishes on demand and reports the
-  time each publish returned (its transaction committed), so a test can
-  measure how fast other processes learn of a change.
+- ``Publisher``: a long-lived process that publishes (or runs another
+  management command) on demand and reports the time each returned (its
+  transaction committed) and the SQL it sent, so a test can measure how fast
+  other processes learn of a change.
 - pytest fixtures over these (import them into a test module to use them):
   ``postgres_server`` (session; skips when the binaries are missing),
   ``redis_server`` (session) and ``redis_factory`` (servers a test may stop).
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import json
 import os
 import pwd
 import shutil
@@ -373,31 +375,56 @@ def django_command(env: dict[str, str], *args: str, timeout: float = 120.0) -> s
     return result
 
 
-PUBLISHER_CODE = r"""
-import io, sys, time, traceback
+COMMANDS_CODE = r"""
+import io, json, sys, time, traceback
 import django
 django.setup()
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 print("ready", flush=True)
 for line in sys.stdin:
-    subdomain, source, *flags = line.rstrip("\n").split("\t")
+    name, *args = line.rstrip("\n").split("\t")
+    out = io.StringIO()
+    started = time.time()
     try:
-        call_command("assetcache_publish", subdomain, source, *flags, verbosity=0, stdout=io.StringIO())
+        with CaptureQueriesContext(connection) as queries:
+            call_command(name, *args, verbosity=0, stdout=out)
     except Exception:
         print("error " + traceback.format_exc().replace("\n", " | "), flush=True)
     else:
-        # publish() has returned: its transaction committed.
-        print(repr(time.time()), flush=True)
+        # The command has returned: its transaction committed.
+        statements = [query["sql"] for query in queries.captured_queries]
+        writes = [sql[:200] for sql in statements if sql.split(" ", 1)[0].upper() in ("INSERT", "UPDATE", "DELETE")]
+        done = {"started": started, "committed": time.time(), "stdout": out.getvalue(),
+                "queries": len(statements), "writes": writes}
+        print(json.dumps(done), flush=True)
 """
+
+
+@dataclass(frozen=True)
+class CommandRun:
+    """What one management command run by a ``Publisher`` did."""
+
+    #: Wall-clock times (``time.time()``) the command was called and returned.
+    started: float
+    committed: float
+    stdout: str
+    #: How many SQL statements it sent.
+    queries: int
+    #: The statements that write (INSERT, UPDATE, DELETE), in order, cut at 200 characters.
+    writes: list[str]
 
 
 @dataclass
 class Publisher:
-    """Another process that runs ``assetcache_publish`` when asked.
+    """Another process that runs ``assetcache_publish`` (or any management
+    command) when asked.
 
     ``publish()`` returns the wall-clock time (``time.time()``) at which the
-    command returned in that process, i.e. right after its commit. The
-    process starts at once; the first publish waits until it is ready.
+    command returned in that process, i.e. right after its commit; ``run()``
+    the whole ``CommandRun``. The process starts at once; the first command
+    waits until it is ready.
     """
 
     env: dict[str, str]
@@ -406,7 +433,7 @@ class Publisher:
 
     def __post_init__(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-c", PUBLISHER_CODE],
+            [sys.executable, "-c", COMMANDS_CODE],
             cwd=ROOT,
             env=django_environ(self.env),
             text=True,
@@ -432,19 +459,32 @@ class Publisher:
             raise RuntimeError(f"publisher exited ({self.process.returncode}) waiting for {what}:\n{err}")
         return line.strip()
 
-    def send(self, subdomain: str, source: Path | str, *flags: str) -> None:
-        """Ask for a publish without waiting for it."""
+    def send_command(self, name: str, *args: str | Path) -> None:
+        """Ask for ``manage.py NAME ARGS`` without waiting for it."""
         self.wait_ready()
         assert self.process.stdin is not None
-        self.process.stdin.write("\t".join([subdomain, str(source), *flags]) + "\n")
+        self.process.stdin.write("\t".join([name, *map(str, args)]) + "\n")
         self.process.stdin.flush()
+
+    def send(self, subdomain: str, source: Path | str, *flags: str) -> None:
+        """Ask for a publish without waiting for it."""
+        self.send_command("assetcache_publish", subdomain, source, *flags)
+
+    def finished(self) -> CommandRun:
+        """Wait for the command asked for last; what it did."""
+        line = self._expect("a command")
+        if not line or line.startswith("error"):
+            raise RuntimeError(f"command failed: {line}")
+        done = json.loads(line)
+        return CommandRun(done["started"], done["committed"], done["stdout"], done["queries"], done["writes"])
 
     def committed(self) -> float:
         """Wait for the publish asked for last; the time it committed."""
-        line = self._expect("a publish")
-        if not line or line.startswith("error"):
-            raise RuntimeError(f"publish failed: {line}")
-        return float(line)
+        return self.finished().committed
+
+    def run(self, name: str, *args: str | Path) -> CommandRun:
+        self.send_command(name, *args)
+        return self.finished()
 
     def publish(self, subdomain: str, source: Path | str, *flags: str) -> float:
         self.send(subdomain, source, *flags)
