@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from contextlib import ExitStack
 from dataclasses import replace
 from io import BytesIO
 from pathlib import Path
@@ -30,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks import run
 from benchmarks.cases import CASES
 from benchmarks.common import ROOT, machine_lines, markdown_table, write_doc
-from benchmarks.contenders import ASGI_GRANIAN, ASGI_UVICORN, CONTENDERS, FAST_PATH, MIDDLEWARE, Contender, running
+from benchmarks.contenders import ASGI_GRANIAN, ASGI_UVICORN, CONTENDERS, FAST_PATH, MIDDLEWARE, Contender
 
 OURS = (MIDDLEWARE, FAST_PATH, ASGI_UVICORN, ASGI_GRANIAN)
 #: The cases a hit decides alone: no database, no sendfile-bound body.
@@ -96,14 +95,9 @@ def ratio_rows(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline", required=True, help="the commit to compare with (e.g. a tag or a hash)")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--duration", type=int, default=3, help="seconds per wrk run")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--no-doc", action="store_true")
+    run.add_run_options(parser, rounds=5)
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        print("wrk is not installed: apt-get install wrk", file=sys.stderr)
+    if run.wrk_missing():
         return 2
     args.selected_cases = [case for case in CASES if case.name in HIT_CASES]
     args.files = 100  # the many-files site (no case here asks it)
@@ -114,11 +108,7 @@ def main() -> int:
         run.prepare(args.workdir, args.files)
         contender_pairs = pairs(baseline_root, short)
         contenders = [c for pair in contender_pairs for c in pair]
-        with ExitStack() as stack:
-            servers = [stack.enter_context(running(c, args.workdir, 64)) for c in contenders]
-            for server in servers:
-                run.warm_and_check(server, args.selected_cases)
-            results = run.measure(servers, args)
+        results = run.measure_contenders(contenders, args)
         rows, worst = ratio_rows(results, contender_pairs)
         table = markdown_table(
             [

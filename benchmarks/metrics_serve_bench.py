@@ -20,7 +20,6 @@ import shutil
 import statistics
 import sys
 import tempfile
-from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks import run
 from benchmarks.cases import CASES
 from benchmarks.common import ROOT, machine_lines, markdown_table, write_doc
-from benchmarks.contenders import CONTENDERS, FAST_PATH, MIDDLEWARE, Contender, running
+from benchmarks.contenders import CONTENDERS, FAST_PATH, MIDDLEWARE, Contender
 
 #: The hits the target is about: a 1 KiB body from memory, and a 304.
 HIT_CASES = ("1 KiB hit", "304 Not Modified")
@@ -135,14 +134,9 @@ def document(args: argparse.Namespace, table: str, verdict: str) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--duration", type=int, default=3, help="seconds per wrk run")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--no-doc", action="store_true")
+    run.add_run_options(parser, rounds=5)
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        print("wrk is not installed: apt-get install wrk", file=sys.stderr)
+    if run.wrk_missing():
         return 2
     args.selected_cases = [case for case in CASES if case.name in HIT_CASES]
     args.files = 100  # the many-files site (no case here asks it)
@@ -152,11 +146,7 @@ def main() -> int:
         contender_pairs = pairs(args.workdir)
         # Each "off" server is in two pairs: start it once.
         contenders = list({c.name: c for pair in contender_pairs for c in pair}.values())
-        with ExitStack() as stack:
-            servers = [stack.enter_context(running(c, args.workdir, 64)) for c in contenders]
-            for server in servers:
-                run.warm_and_check(server, args.selected_cases)
-            results = run.measure(servers, args)
+        results = run.measure_contenders(contenders, args)
         for on, _ in contender_pairs:
             if not is_control(on):
                 check_metrics_written(on)

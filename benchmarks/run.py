@@ -263,18 +263,42 @@ def check_sendfile(contenders: list[Contender], workdir: Path, max_entries: int)
 # --- main ---------------------------------------------------------------------------------------
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="smoke run: 1 round of 1 s per case")
-    parser.add_argument("--rounds", type=int, default=3)
+def add_run_options(parser: argparse.ArgumentParser, rounds: int) -> None:
+    """The options of every run of wrk rounds (this one, compare_commits,
+    metrics_serve_bench)."""
+    parser.add_argument("--rounds", type=int, default=rounds)
     parser.add_argument("--duration", type=int, default=3, help="seconds per wrk run")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections")
+    parser.add_argument("--no-doc", action="store_true", help="print the table, write no doc or chart")
+
+
+def wrk_missing() -> bool:
+    """Whether wrk is missing (said on stderr): nothing can be measured."""
+    if shutil.which("wrk") is not None:
+        return False
+    print("wrk is not installed: apt-get install wrk (or build it from github.com/wg/wrk)", file=sys.stderr)
+    return True
+
+
+def measure_contenders(contenders: list[Contender], args: argparse.Namespace, max_entries: int = 64) -> Results:
+    """Start every contender, check each answers every selected case, then
+    measure them all, interleaved (``measure``)."""
+    with ExitStack() as stack:
+        servers = [stack.enter_context(running(c, args.workdir, max_entries)) for c in contenders]
+        for server in servers:
+            warm_and_check(server, args.selected_cases)
+        return measure(servers, args)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smoke run: 1 round of 1 s per case")
+    add_run_options(parser, rounds=3)
     parser.add_argument("--files", type=int, default=20_000, help="files of the site the miss case asks for")
     parser.add_argument("--max-entries", type=int, default=64, help="ASSETCACHE_MAX_ENTRIES of the servers")
     parser.add_argument("--only", default="", help="comma-separated contender labels (default: all)")
     parser.add_argument("--cases", default="", help="comma-separated case labels (default: all)")
-    parser.add_argument("--no-doc", action="store_true", help="print the table, write no doc or chart")
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.duration = 1, 1
@@ -289,8 +313,7 @@ def select_cases(args: argparse.Namespace) -> list[Case]:
 
 
 def select(args: argparse.Namespace) -> list[Contender] | None:
-    if shutil.which("wrk") is None:
-        print("wrk is not installed: apt-get install wrk (or build it from github.com/wg/wrk)", file=sys.stderr)
+    if wrk_missing():
         return None
     nginx_found = shutil.which("nginx") is not None
     if not nginx_found:
