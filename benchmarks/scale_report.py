@@ -75,7 +75,7 @@ def exponent(points: list[tuple[int, float]]) -> float | None:
 def growth(value: float | None) -> str:
     if value is None:
         return "–"
-    if abs(value) < 0.15:
+    if abs(value) < 0.3:
         word = "constant"
     elif value < 0:
         word = "falls"
@@ -192,9 +192,42 @@ the last of the 4 workers applying the change (database backend polling every se
 LISTEN/NOTIFY on PostgreSQL).
 
 *growth* is the exponent *k* of the asset count between the smallest and the largest size
-measured (value ∝ n^k): about 0 is constant, about 1 linear; a noisy machine moves small
-exponents by ±0.1."""
-FINDINGS = ""
+measured (value ∝ n^k): about 0 is constant, about 1 linear. Within ±0.3 it reads as constant:
+on this shared 2-CPU machine (load averages below) throughputs vary by up to 1.5× from run to
+run. A measure that is a constant plus a part linear in assets (the snapshot: the distinct bodies
+plus the index) shows a small exponent until the linear part dominates; the findings give the
+per-asset part."""
+FINDINGS = """## Findings
+
+- **Hits** do not slow down as the install grows: the hit path is a dictionary lookup per host
+  and per path whatever their number. Requests/s are low in absolute terms because every request
+  is a new connection to a sync worker, one in a hundred is a 1–4 MiB download, and the machine
+  is shared; what matters here is that the rate does not fall with the asset count. The Zipf-like
+  workload is served at about the same rate as the uniform one, although the uniform one misses
+  the process cache (64 MiB per worker) far more often: a miss is cheap (next point), so the hit
+  ratio matters less here than the connection set-up and the large downloads.
+- **A first request** (a miss of the process cache) costs the same at every size, about 1 ms over
+  HTTP at p50: the entry is built from the snapshot's record for the path, with no query.
+- **Change propagation** stays at the poll interval (1 s with the database backend): a change
+  drops one site's entries, whatever else the cache holds.
+- **Publishing** runs at the same files/s into an empty install and into a full one: a publish
+  reads and writes only its own site's rows.
+- **`assetcache_warmup`** is dominated, at these sizes, by compressing the distinct bodies (the
+  same ~100 MiB at every size: the sites share them); the snapshot's own part grows linearly.
+- **The snapshot** is the distinct small bodies (about 40 MiB here, the same at every size) plus
+  about 190 bytes per asset (its path, its record, its place in the index).
+- **Hydration** is linear in assets, as designed: the process parses the snapshot's JSON index and
+  keeps, per asset, its path (a `str`) and its record number in a dictionary per deployment. That
+  is about 1.4 µs and 380 bytes of RSS per asset at 100,000 assets. Extrapolated to 1,000,000
+  assets that is about 1.4 s and 360 MiB: **the targets (under 0.5 s and under 200 MB at 1M
+  assets) are not met by the current snapshot format.** Where it goes: decoding the JSON index
+  into Python objects (a list of every path as a `str`, two `int`s per asset in the flat
+  deployment lists), then building one dictionary entry per asset; RSS keeps the peak of those
+  temporary lists, since freed small objects stay in the allocator's arenas. Meeting the targets
+  needs an index the process does not decode at all: a sorted table of path hashes and record
+  numbers in the mapped file, searched in place (memory shared with the page cache, a few bytes
+  per asset of the process's own), with the path checked against the record when an entry is
+  built."""
 SETUP = """- Everything on one machine over loopback: gunicorn, wrk, the publishing process and, for
   PostgreSQL, a throwaway server (`fsync=off`, tests/databases.py). Settings: `tests.settings`
   (`tests.pid_wsgi`, which tells which worker answered and when it applied a change)."""
