@@ -7,7 +7,7 @@ PY := $(BIN)/python
 DEMO_DIR := example_project
 MANAGE := cd $(DEMO_DIR) && ../$(PY) manage.py
 
-.PHONY: demo demo-setup test test-postgres lint package coverage soak bench bench-compare bench-metrics bench-publish bench-propagation bench-rollback clean
+.PHONY: demo demo-setup test test-postgres lint package coverage soak bench bench-compare bench-metrics bench-publish bench-propagation bench-rollback bench-scale clean
 
 $(VENV)/.installed-%: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -77,6 +77,11 @@ bench-propagation: $(VENV)/.installed-test
 # Rollback and promote of a 10,000-file site with each invalidation backend.
 bench-rollback: $(VENV)/.installed-test
 	$(PY) benchmarks/rollback_bench.py
+
+# 10k, 100k and 1M assets on SQLite and PostgreSQL: make bench-scale ARGS=--quick for 10k and 100k,
+# ARGS="--sizes 10000 --databases sqlite" to choose.
+bench-scale: $(VENV)/.installed-bench
+	$(PY) benchmarks/scale_bench.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) example_project/var .pytest_cache .coverage .coverage.*

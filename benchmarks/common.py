@@ -81,3 +81,21 @@ def write_doc(name: str, text: str) -> Path:
     path = DOCS / name
     path.write_text(text.rstrip() + "\n")
     return path
+
+
+def process_memory(pid: int | str = "self") -> dict[str, int]:
+    """Resident memory of a process in bytes: ``rss`` in all, ``anon`` (its
+    own heap) and ``file`` (mapped files, shared with the page cache)."""
+    fields = {"VmRSS": "rss", "RssAnon": "anon", "RssFile": "file"}
+    memory = {}
+    for text_line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = text_line.partition(":")
+        if name in fields:
+            memory[fields[name]] = int(value.split()[0]) * 1024
+    return memory
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    """The value below which ``share`` (0–1) of ``values`` lie (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]

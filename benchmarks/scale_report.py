@@ -1,0 +1,237 @@
+"""docs/benchmarks-scale.md and its chart, from benchmarks/scale_results.json."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.common import DOCS, machine_lines, markdown_table, write_doc
+
+CHART = DOCS / "images" / "benchmarks-scale.png"
+MIB = 1024 * 1024
+Results = dict[str, dict[str, float]]
+
+
+@dataclass(frozen=True)
+class Measure:
+    key: str
+    label: str
+    unit: str
+    show: Callable[[float], str]
+    promise: str
+    #: The design's growth, as an exponent of the asset count: 0 constant, 1 linear.
+    promised: float
+    scale: float = 1.0
+
+
+def mib(value: float) -> str:
+    return f"{value / MIB:,.1f}"
+
+
+def fixed(digits: int) -> Callable[[float], str]:
+    return lambda value: f"{value:,.{digits}f}"
+
+
+MEASURES = [
+    Measure("publish_empty_files_per_s", "publish, first 30 sites", "files/s", fixed(0),
+            "constant: per file, a hash, a store and a row", 0),
+    Measure("publish_full_files_per_s", "publish of 3 sites into the full install", "files/s", fixed(0),
+            "constant: a publish reads and writes its own site's rows only", 0),
+    Measure("warmup_seconds", "`assetcache_warmup`", "s", fixed(1),
+            "linear in assets (every row read, every entry written), plus compressing each distinct body once", 1),
+    Measure("snapshot_bytes", "snapshot size", "MiB", mib,
+            "linear in assets (index) plus the distinct small bodies", 1, MIB),
+    Measure("hydrate_seconds", "hydration of one process", "s", fixed(3),
+            "the snapshot is mapped, its index read: linear, under 0.5 s at 1M", 1),
+    Measure("hydrate_rss_growth", "RSS growth at hydration", "MiB", mib,
+            "linear in assets, under 200 MB at 1M", 1, MIB),
+    Measure("worker_rss_hydrated", "worker RSS after hydration", "MiB", mib,
+            "Django's own plus the hydration growth", 1, MIB),
+    Measure("worker_rss_served", "worker RSS after the wrk runs", "MiB", mib,
+            "plus built entries, bounded by ASSETCACHE_MEMORY_LIMIT (64 MiB)", 1, MIB),
+    Measure("uniform_rps", "hits at uniform random paths", "req/s", fixed(0),
+            "constant per hit (dictionary lookups); the share of misses grows once the paths outnumber the cache", 0),
+    Measure("zipf_rps", "hits at Zipf-like random paths", "req/s", fixed(0),
+            "constant: the hot paths stay cached", 0),
+    Measure("miss_p50_ms", "first request of a path, p50", "ms", fixed(2),
+            "constant: one lookup in the mapped index, no query", 0),
+    Measure("miss_p99_ms", "first request of a path, p99", "ms", fixed(2), "constant", 0),
+    Measure("propagation_ms", "change applied by all 4 workers, median", "ms", fixed(0),
+            "constant: one feed read per poll, drops only the changed site's entries", 0),
+]  # fmt: skip
+
+
+def exponent(points: list[tuple[int, float]]) -> float | None:
+    """The slope of log(value) against log(assets), first to last size."""
+    usable = [(n, v) for n, v in points if v > 0]
+    if len(usable) < 2 or usable[0][0] == usable[-1][0]:
+        return None
+    (n0, v0), (n1, v1) = usable[0], usable[-1]
+    return math.log(v1 / v0) / math.log(n1 / n0)
+
+
+def growth(value: float | None) -> str:
+    if value is None:
+        return "–"
+    if abs(value) < 0.3:
+        word = "constant"
+    elif value < 0:
+        word = "falls"
+    elif value < 0.7:
+        word = "sub-linear"
+    elif value < 1.3:
+        word = "linear"
+    else:
+        word = "super-linear"
+    return f"{word} (n^{value:.2f})"
+
+
+def series(results: Results, database: str, key: str) -> list[tuple[int, float]]:
+    points = [(int(name.split()[1]), data[key]) for name, data in results.items() if name.split()[0] == database]
+    return sorted((n, v) for n, v in points if v is not None)
+
+
+def table(results: Results, database: str) -> str:
+    sizes = sorted({int(name.split()[1]) for name in results if name.split()[0] == database})
+    rows = []
+    for measure in MEASURES:
+        points = dict(series(results, database, measure.key))
+        cells = [measure.show(points[n]) if n in points else "–" for n in sizes]
+        rows.append([f"{measure.label} ({measure.unit})", *cells, growth(exponent(sorted(points.items())))])
+    headers = ["measure", *[f"{n:,} assets / {n // 100:,} sites" for n in sizes], "growth"]
+    return markdown_table(headers, rows)
+
+
+def chart(results: Results, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = 4
+    rows = math.ceil(len(MEASURES) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(18, 3.6 * rows), squeeze=False)
+    databases = sorted({name.split()[0] for name in results})
+    flat = list(axes.flat)
+    for axis, measure in zip(flat, MEASURES, strict=False):
+        for database in databases:
+            points = series(results, database, measure.key)
+            xs = [n for n, _ in points]
+            ys = [v / measure.scale for _, v in points]
+            axis.plot(xs, ys, marker="o", label=database)
+        axis.set_xscale("log")
+        axis.set_title(measure.label.replace("`", ""), fontsize=10)
+        axis.set_ylabel(measure.unit)
+        axis.set_ylim(bottom=0)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    for axis in flat[len(MEASURES) :]:
+        axis.axis("off")
+    figure.suptitle("django-assetcache at scale: each measure against the number of assets (log scale)")
+    figure.tight_layout(rect=(0, 0, 1, 0.96))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+    return path
+
+
+def write_report(results: Results) -> Path:
+    image = chart(results, CHART)
+    databases = [d for d in ("sqlite", "postgres") if any(name.startswith(d + " ") for name in results)]
+    tables = {database: table(results, database) for database in databases}
+    promises = markdown_table(["measure", "what the design promises"], [[m.label, m.promise] for m in MEASURES])
+    text = document(
+        tables,
+        promises,
+        results,
+        image.relative_to(DOCS).as_posix(),
+        machine_lines(["Django", "gunicorn", "psycopg", "django-assetcache"]),
+    )
+    return write_doc("benchmarks-scale.md", text)
+
+
+def document(tables: dict[str, str], promises: str, results: Results, image: str, machine: list[str]) -> str:
+    lines = ["# Benchmark: scale", "", INTRO, "", f"![Each measure against the number of assets]({image})", ""]
+    for database, text in tables.items():
+        lines += [f"## {TITLES[database]}", "", text, ""]
+    lines += ["## What the design promises", "", promises, "", FINDINGS, "", "## Set-up", "", SETUP, *machine, ""]
+    loads = ", ".join(f"{name}: {data['load']:.2f}" for name, data in sorted(results.items()))
+    lines += [f"- Load average (1 min) when each run began: {loads}", "", REPRODUCE]
+    return "\n".join(lines)
+
+
+TITLES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
+INTRO = """How each cost of django-assetcache grows with the install: 10,000, 100,000 and 1,000,000 assets
+across 100, 1,000 and 10,000 sites of 100 files each, on SQLite and on PostgreSQL. Every site has
+55 small HTML pages of its own, CSS, JavaScript and SVG drawn from pools of "framework" bodies that
+every site shares (40 stylesheets, 60 scripts of 2 KiB to 200 KiB), images (PNGs of its own, shared
+JPEGs), JSON, and one download of 1 to 4 MiB from a pool of six. Sizes are log-uniform within each
+kind: many small files, some images, a few large ones.
+
+**How the install is made.** Publishing 10,000 sites one by one would measure publishing for hours.
+30 template sites are published for real (`publish()`: reading, hashing, storing blobs, writing
+rows; their speed is the first row), then the other sites are written in bulk as clones of the
+templates, in exactly the rows a publish writes (a `Site`, its live `Deployment`, one `Asset` per
+file pointing at the template's blobs, one `Change`), and 3 more sites are published for real into
+the full install (the second row). The blob store stays the size of the templates (about 100 MiB
+whatever the asset count); every asset is still its own row, its own path in the snapshot and its
+own cache entry. Then `assetcache_warmup` runs (compressed variants, then the snapshot).
+
+**What is measured.** *Hydration*: a fresh process's `django_assetcache.warm()` (median of three
+processes), and how much its resident memory grew: RSS in all, which includes the pages of the
+mapped snapshot it touched, shared by every worker through the page cache. Then gunicorn with
+4 sync workers, each hydrating in `post_fork` (`ASSETCACHE_MEMORY_LIMIT` 64 MiB, the default):
+the largest worker RSS after hydration, 500 first requests of random assets one after another
+(*miss*: the entry is built from the snapshot, no query), wrk (`-t2 -c16`) choosing a random asset
+of the whole install for every request, uniformly and Zipf-like (rank *r* asked about 1/*r* as
+often), each after a run half as long that fills the caches, the largest worker RSS after those
+runs, and 5 publishes of a small site while three clients probe it: the time from the commit to
+the last of the 4 workers applying the change (database backend polling every second on SQLite,
+LISTEN/NOTIFY on PostgreSQL).
+
+*growth* is the exponent *k* of the asset count between the smallest and the largest size
+measured (value ∝ n^k): about 0 is constant, about 1 linear. Within ±0.3 it reads as constant:
+on this shared 2-CPU machine (load averages below) throughputs vary by up to 1.5× from run to
+run. A measure that is a constant plus a part linear in assets (the snapshot: the distinct bodies
+plus the index) shows a small exponent until the linear part dominates; the findings give the
+per-asset part."""
+FINDINGS = """## Findings
+
+- **Hits** do not slow down as the install grows: the hit path is a dictionary lookup per host
+  and per path whatever their number. Requests/s are low in absolute terms because every request
+  is a new connection to a sync worker, one in a hundred is a 1–4 MiB download, and the machine
+  is shared; what matters here is that the rate does not fall with the asset count. The Zipf-like
+  workload is served at about the same rate as the uniform one, although the uniform one misses
+  the process cache (64 MiB per worker) far more often: a miss is cheap (next point), so the hit
+  ratio matters less here than the connection set-up and the large downloads.
+- **A first request** (a miss of the process cache) costs the same at every size, about 1 ms over
+  HTTP at p50: the entry is built from the snapshot's record for the path, with no query.
+- **Change propagation** does not grow with the install: under the poll interval (1 s) with the
+  database backend, under 0.1 s with PostgreSQL's LISTEN/NOTIFY. A change drops one site's
+  entries, whatever else the cache holds.
+- **Publishing** runs at the same files/s into an empty install and into a full one: a publish
+  reads and writes only its own site's rows.
+- **`assetcache_warmup`** is dominated, at these sizes, by compressing the distinct bodies (the
+  same ~100 MiB at every size: the sites share them); the snapshot's own part grows linearly.
+- **The snapshot** is the distinct small bodies (about 40 MiB here, the same at every size) plus
+  about 190 bytes per asset (its path, its record, its place in the index).
+- **Hydration** is linear in assets, as designed: the process parses the snapshot's JSON index and
+  keeps, per asset, its path (a `str`) and its record number in a dictionary per deployment. That
+  is about 1.4 µs and 380 bytes of RSS per asset at 100,000 assets. Extrapolated to 1,000,000
+  assets that is about 1.4 s and 360 MiB: **the targets (under 0.5 s and under 200 MB at 1M
+  assets) are not met by the current snapshot format.** Where it goes: decoding the JSON index
+  into Python objects (a list of every path as a `str`, two `int`s per asset in the flat
+  deployment lists), then building one dictionary entry per asset; RSS keeps the peak of those
+  temporary lists, since freed small objects stay in the allocator's arenas. Meeting the targets
+  needs an index the process does not decode at all: a sorted table of path hashes and record
+  numbers in the mapped file, searched in place (memory shared with the page cache, a few bytes
+  per asset of the process's own), with the path checked against the record when an entry is
+  built."""
+SETUP = """- Everything on one machine over loopback: gunicorn, wrk, the publishing process and, for
+  PostgreSQL, a throwaway server (`fsync=off`, tests/databases.py). Settings: `tests.settings`
+  (`tests.pid_wsgi`, which tells which worker answered and when it applied a change)."""
+REPRODUCE = (
+    "Reproduce: `make bench-scale` (10k, 100k and 1M assets; `make bench-scale ARGS=--quick` for 10k and 100k only)."
+)
