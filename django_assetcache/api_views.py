@@ -23,6 +23,9 @@ from .models import Deployment, DeployToken, PendingDeploy
 
 ApiView = Callable[..., HttpResponse]
 
+#: The largest JSON body read: a manifest of some 200,000 files.
+MAX_JSON_BODY = 32 * 1024 * 1024
+
 
 def _error(status: int, message: str, **extra: Any) -> JsonResponse:
     response = JsonResponse({"error": message, **extra}, status=status)
@@ -60,12 +63,42 @@ def api(*methods: str) -> Callable[[Callable[..., Any]], ApiView]:
 
 
 def _json_body(request: HttpRequest) -> Any:
+    """The request's JSON, read here with the API's own limit: Django's
+    ``request.body`` would refuse a large site's manifest past
+    DATA_UPLOAD_MAX_MEMORY_SIZE with an HTML page."""
     if request.content_type != "application/json":
         raise ApiError(415, "send Content-Type: application/json")
+    raw = request.read(MAX_JSON_BODY + 1)
+    if len(raw) > MAX_JSON_BODY:
+        raise ApiError(413, f"the JSON body is over {MAX_JSON_BODY // (1024 * 1024)} MiB")
     try:
-        return json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError) as exc:
+        body = json.loads(raw or b"{}")
+    except (ValueError, RecursionError) as exc:  # RecursionError: [[[[…]]]] nested past the stack
         raise ApiError(400, f"the body is not JSON: {exc}") from exc
+    if not _storable(body):
+        raise ApiError(400, "a string of the body has a NUL or a lone surrogate (\\u0000, \\ud800)")
+    return body
+
+
+def _storable(body: Any) -> bool:
+    """Whether every string of ``body`` can be stored: JSON may escape a NUL
+    or half a surrogate pair, which no database column takes."""
+    pending = [body]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                return False
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+    return True
 
 
 def _uploading(pending: PendingDeploy) -> dict[str, Any]:
@@ -106,7 +139,8 @@ def site_deploys(request: HttpRequest, token: DeployToken, subdomain: str) -> An
 @api("PUT")
 def blob(request: HttpRequest, token: DeployToken, key: str, sha256: str) -> Any:
     length_header = request.META.get("CONTENT_LENGTH") or ""
-    length = int(length_header) if length_header.isdigit() else None
+    # ASCII digits only: str.isdigit() is true of "²", which int() refuses.
+    length = int(length_header) if length_header.isascii() and length_header.isdigit() else None
     # HttpRequest reads its body as a file does, in chunks: never whole in memory.
     stored = receive_blob(token, key, sha256, cast(IO[bytes], request), length)
     return JsonResponse({"sha256": sha256, "stored": stored}, status=201 if stored else 200)
@@ -136,7 +170,7 @@ def site_rollback(request: HttpRequest, token: DeployToken, subdomain: str) -> A
     site = deployable_site(token, subdomain)
     if site is None:
         raise ApiError(404, f"no such site: {subdomain}")
-    body = _json_body(request) if request.body else {}
+    body = _json_body(request) if request.META.get("CONTENT_LENGTH", "0") not in {"", "0"} else {}
     target = body.get("id") if isinstance(body, dict) else None
     if target is not None and not isinstance(target, str):
         raise ApiError(400, '"id" is a deployment id')

@@ -26,9 +26,12 @@ from .progress import human_bytes
 from .publish import PublishError, publish_stored
 from .sources import SourceFile, SourceRules, normalize_path
 from .store import BlobChanged, BlobStore, BlobTooLarge, hash_stream
-from .validators import validate_subdomain
+from .validators import validate_header_value, validate_subdomain
 
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
+#: A media type as a Content-Type header carries it: type/subtype, then
+#: parameters (printable ASCII, which ``validate_header_value`` checks).
+MEDIA_TYPE_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+/[!#$%&'*+.^_`|~0-9A-Za-z-]+(\s*;.*)?")
 
 
 class ApiError(Exception):
@@ -71,9 +74,20 @@ def _entry(path: str, value: Any) -> tuple[str, int | None, str]:
         raise ApiError(400, f"{path}: not a sha256 in lower-case hex")
     if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
         raise ApiError(400, f"{path}: size must be a whole number of bytes")
-    if not isinstance(content_type, str) or len(content_type) > 255 or "\n" in content_type:
-        raise ApiError(400, f"{path}: content_type must be a media type")
+    if not isinstance(content_type, str) or not _is_media_type(content_type):
+        raise ApiError(400, f"{path}: content_type must be a media type such as text/html")
     return sha, size, content_type
+
+
+def _is_media_type(content_type: str) -> bool:
+    """ "" (guess from the name) or a media type that is safe to send as a header."""
+    if not content_type:
+        return True
+    try:
+        validate_header_value(content_type)
+    except ValidationError:
+        return False
+    return len(content_type) <= 255 and MEDIA_TYPE_RE.fullmatch(content_type) is not None
 
 
 def _manifest(files: Any, rules: SourceRules) -> tuple[dict[str, list[str]], dict[str, int | None], list[str]]:
@@ -84,11 +98,16 @@ def _manifest(files: Any, rules: SourceRules) -> tuple[dict[str, list[str]], dic
     manifest: dict[str, list[str]] = {}
     sizes: dict[str, int | None] = {}
     skipped: list[str] = []
+    seen: set[str] = set()
     for name, value in files.items():
         try:
             path = normalize_path(name)
         except PublishError as exc:
             raise ApiError(400, str(exc)) from exc
+        if path in seen:
+            # "a" and "/a" are one path: the second would silently win.
+            raise ApiError(400, f"{name!r}: the path {path} appears twice")
+        seen.add(path)
         sha, size, content_type = _entry(path, value)
         if rules.skips(path[1:].split("/")):
             skipped.append(path)
@@ -123,6 +142,14 @@ def _required(store: BlobStore, sizes: dict[str, int | None]) -> tuple[list[str]
     return sorted(lacking), known
 
 
+def _keep_blobs(hashes: list[str]) -> None:
+    """Start gc's grace period over for the blobs a manifest names, before
+    they are counted as present: gc deletes a row only while it is unused
+    since the cutoff, so one it has not locked yet stays until ``finish``."""
+    for start in range(0, len(hashes), 500):
+        Blob.objects.filter(pk__in=hashes[start : start + 500], unused_since__isnull=False).update(unused_since=None)
+
+
 def _options(body: dict[str, Any], subdomain: str) -> dict[str, Any]:
     options = {
         "draft": body.get("draft", False),
@@ -144,19 +171,32 @@ def _options(body: dict[str, Any], subdomain: str) -> dict[str, Any]:
     return options
 
 
+def _rules(body: dict[str, Any]) -> SourceRules:
+    patterns = [body.get("exclude") or [], body.get("include") or []]
+    # A string is iterable too: "*.map" would be the patterns "*", ".", …
+    if not all(isinstance(given, list) and all(isinstance(p, str) for p in given) for given in patterns):
+        raise ApiError(400, '"exclude" and "include" are lists of patterns')
+    try:
+        return SourceRules.of(*patterns)
+    except PublishError as exc:
+        raise ApiError(400, str(exc)) from exc
+
+
 def start_deploy(token: DeployToken, subdomain: str, body: Any) -> tuple[PendingDeploy, list[str]]:
     """Accept a manifest; return the pending deploy and the skipped paths."""
     site = deployable_site(token, subdomain)
     subdomain = site.subdomain if site else subdomain.strip().lower()
     if not isinstance(body, dict):
         raise ApiError(400, "the body is a JSON object")
-    try:
-        rules = SourceRules.of(body.get("exclude") or [], body.get("include") or [])
-    except (PublishError, TypeError, AttributeError) as exc:
-        raise ApiError(400, f'"exclude" and "include" are lists of patterns: {exc}') from exc
-    manifest, sizes, skipped = _manifest(body.get("files"), rules)
+    manifest, sizes, skipped = _manifest(body.get("files"), _rules(body))
     options = _options(body, subdomain)
+    if not manifest and options["delete"]:
+        raise ApiError(
+            400,
+            f'every file is skipped by the exclusion rules; with "delete" that would remove every file of {subdomain}',
+        )
     check_sizes(manifest, sizes)
+    _keep_blobs(list(sizes))
     required, known = _required(BlobStore(), sizes)
     check_sizes(manifest, known)
     pending = PendingDeploy.objects.create(
@@ -172,8 +212,10 @@ def start_deploy(token: DeployToken, subdomain: str, body: Any) -> tuple[Pending
 
 
 def pending_deploy(token: DeployToken, key: str) -> PendingDeploy:
-    """The unexpired pending deploy ``key`` of a site ``token`` may deploy."""
-    pending = PendingDeploy.objects.filter(key=key, expires_at__gt=timezone.now()).first()
+    """The unexpired pending deploy ``key`` that ``token`` started, of a
+    site it may still deploy. Another token's is not found: two tokens that
+    may create sites must not finish (and so be given) each other's."""
+    pending = PendingDeploy.objects.filter(key=key, token=token, expires_at__gt=timezone.now()).first()
     if pending is None:
         raise ApiError(404, f"no deploy {key} (or it expired)")
     deployable_site(token, pending.subdomain)
