@@ -16,7 +16,15 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
-from .deployapi import ApiError, deployable_site, finish_deploy, pending_deploy, receive_blob, start_deploy
+from .deployapi import (
+    ApiError,
+    deploy_zip,
+    deployable_site,
+    finish_deploy,
+    pending_deploy,
+    receive_blob,
+    start_deploy,
+)
 from .deployments import DeploymentError, describe, history, rollback
 from .deploytokens import authenticate
 from .models import Deployment, DeployToken, PendingDeploy
@@ -111,10 +119,11 @@ def _uploading(pending: PendingDeploy) -> dict[str, Any]:
     }
 
 
-def _finished(pending: PendingDeploy, deployment: Deployment, summary: dict[str, Any]) -> dict[str, Any]:
+def _finished(pending: PendingDeploy | None, deployment: Deployment, summary: dict[str, Any]) -> dict[str, Any]:
+    """A finished deploy (``pending`` None: a zip deploy, which had no upload phase)."""
     return {
         "id": deployment.key,
-        "upload": pending.key,
+        "upload": pending.key if pending else None,
         "state": deployment.state,
         "url": deployment.site.url,
         "preview_url": deployment.preview_url(),
@@ -132,15 +141,26 @@ def site_deploys(request: HttpRequest, token: DeployToken, subdomain: str) -> An
             return {"deploys": [describe(deployment) for deployment in history(site)]}
         except DeploymentError as exc:
             raise ApiError(404, str(exc)) from exc
+    if request.content_type == "application/zip":
+        query = {name: str(value) for name, value in request.GET.items()}
+        if not _storable(query):
+            raise ApiError(400, "a query value has a NUL or a lone surrogate")
+        summary = deploy_zip(token, subdomain, cast(IO[bytes], request), _content_length(request), query)
+        assert summary.deployment is not None  # publish makes one (record_unchanged)
+        return JsonResponse(_finished(None, summary.deployment, summary.as_json()), status=201)
     pending, skipped = start_deploy(token, subdomain, _json_body(request))
     return JsonResponse({**_uploading(pending), "skipped": skipped}, status=201)
 
 
-@api("PUT")
-def blob(request: HttpRequest, token: DeployToken, key: str, sha256: str) -> Any:
+def _content_length(request: HttpRequest) -> int | None:
     length_header = request.META.get("CONTENT_LENGTH") or ""
     # ASCII digits only: str.isdigit() is true of "²", which int() refuses.
-    length = int(length_header) if length_header.isascii() and length_header.isdigit() else None
+    return int(length_header) if length_header.isascii() and length_header.isdigit() else None
+
+
+@api("PUT")
+def blob(request: HttpRequest, token: DeployToken, key: str, sha256: str) -> Any:
+    length = _content_length(request)
     # HttpRequest reads its body as a file does, in chunks: never whole in memory.
     stored = receive_blob(token, key, sha256, cast(IO[bytes], request), length)
     return JsonResponse({"sha256": sha256, "stored": stored}, status=201 if stored else 200)

@@ -9,6 +9,8 @@ anything changed.
 from __future__ import annotations
 
 import re
+import tempfile
+from collections.abc import Mapping
 from datetime import timedelta
 from functools import partial
 from typing import IO, Any
@@ -23,9 +25,9 @@ from .deploytokens import may_deploy
 from .mediatypes import content_type_for
 from .models import Blob, DeployToken, PendingDeploy, Site
 from .progress import human_bytes
-from .publish import PublishError, publish_stored
+from .publish import PublishError, PublishSummary, publish, publish_stored
 from .sources import SourceFile, SourceRules, normalize_path
-from .store import BlobChanged, BlobStore, BlobTooLarge, hash_stream
+from .store import BlobChanged, BlobStore, BlobTooLarge, hash_stream, iter_chunks
 from .validators import validate_header_value, validate_subdomain
 
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
@@ -271,16 +273,7 @@ def finish_deploy(token: DeployToken, key: str) -> tuple[PendingDeploy, dict[str
         for path, (sha, content_type) in pending.manifest.items()
     ]
     options = pending.options
-    info = DeploymentInfo(
-        draft=options["draft"],
-        alias=options["alias"],
-        created_by=f"token {token.name}"[:150],
-        source="deploy API",
-        message=options["message"],
-        git_commit=options["git_commit"][:64],
-        git_branch=options["git_branch"][:255],
-        record_unchanged=True,
-    )
+    info = _deployment_info(token, options, "deploy API")
     uploaded = sum(sizes[sha] for sha in pending.required)
     with transaction.atomic():
         locked = PendingDeploy.objects.select_for_update().get(pk=pending.pk)
@@ -294,6 +287,65 @@ def finish_deploy(token: DeployToken, key: str) -> tuple[PendingDeploy, dict[str
             raise ApiError(400, str(exc)) from exc
         locked.deployment = summary.deployment
         locked.save(update_fields=["deployment"])
-        if site is None and not token.all_sites and summary.deployment is not None:
-            token.sites.add(summary.deployment.site)
+        _give_created_site(token, site, summary)
     return locked, summary.as_json()
+
+
+def _deployment_info(token: DeployToken, options: dict[str, Any], source: str) -> DeploymentInfo:
+    return DeploymentInfo(
+        draft=options["draft"],
+        alias=options["alias"],
+        created_by=f"token {token.name}"[:150],
+        source=source,
+        message=options["message"],
+        git_commit=options["git_commit"][:64],
+        git_branch=options["git_branch"][:255],
+        record_unchanged=True,
+    )
+
+
+def _give_created_site(token: DeployToken, site: Site | None, summary: PublishSummary) -> None:
+    """A token that created a site by deploying to it may deploy it again."""
+    if site is None and not token.all_sites and summary.deployment is not None:
+        token.sites.add(summary.deployment.site)
+
+
+def _query_options(query: Mapping[str, str], subdomain: str) -> dict[str, Any]:
+    flags = {"true": True, "false": False}
+    body: dict[str, Any] = dict(query)
+    for name in ("draft", "delete"):
+        if name in body:
+            body[name] = flags.get(body[name], body[name])
+    return _options(body, subdomain)
+
+
+def deploy_zip(
+    token: DeployToken, subdomain: str, stream: IO[bytes], length: int | None, query: Mapping[str, str]
+) -> PublishSummary:
+    """The one-request deploy: a zip as the body (its size within
+    ASSETCACHE_MAX_SITE_SIZE), published as ``assetcache_publish`` publishes
+    one; the options (draft, alias, message, delete, …) in the query."""
+    site = deployable_site(token, subdomain)
+    subdomain = site.subdomain if site else subdomain.strip().lower()
+    options = _query_options(query, subdomain)
+    if length is None:
+        raise ApiError(400, "give the zip's Content-Length")
+    if length > conf.get().MAX_SITE_SIZE:
+        raise ApiError(413, f"a zip of {human_bytes(length)} is over ASSETCACHE_MAX_SITE_SIZE")
+    with tempfile.NamedTemporaryFile(suffix=".zip") as copy:
+        for chunk in iter_chunks(stream, length):
+            copy.write(chunk)
+        if copy.tell() != length:
+            raise ApiError(400, f"the body ended after {copy.tell()} of the {length} bytes of its Content-Length")
+        copy.flush()
+        try:
+            summary = publish(
+                site or subdomain,
+                copy.name,
+                delete=options["delete"],
+                deployment=_deployment_info(token, options, "deploy API (zip)"),
+            )
+        except PublishError as exc:
+            raise ApiError(400, str(exc).replace(copy.name, "the zip")) from exc
+    _give_created_site(token, site, summary)
+    return summary

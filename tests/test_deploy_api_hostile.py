@@ -21,7 +21,7 @@ from django_assetcache.maintenance import _delete_unused_rows, collect_garbage
 from django_assetcache.models import Blob, Deployment, DeployToken, PendingDeploy, Site
 from django_assetcache.store import BlobStore, blob_name
 
-from .conftest import live_assets, sha, stored
+from .conftest import live_assets, sha, stored, zip_bytes
 from .test_deploy_api import FILES, call, deploy, start
 
 ZERO = "0" * 64
@@ -213,3 +213,81 @@ def test_two_finishes_at_once_make_one_deployment(transactional_db) -> None:
         thread.join()
     assert sorted(statuses) == [200, 409]
     assert Deployment.objects.filter(site__subdomain="docs").count() == 1
+
+
+def post_zip(client: Client, secret: str, data: bytes, query: str = "", subdomain: str = "docs", **extra: Any) -> Any:
+    return client.post(
+        f"/assetcache/sites/{subdomain}/deploys{query}",
+        data,
+        content_type="application/zip",
+        HTTP_AUTHORIZATION=f"Bearer {secret}",
+        **extra,
+    )
+
+
+def test_a_zip_deploys_in_one_request(api: Client, secret: str) -> None:
+    response = post_zip(
+        api, secret, zip_bytes({"build/" + path[1:]: data for path, data in FILES.items()}), "?message=zip"
+    )
+    assert response.status_code == 201
+    body = response.json()
+    assert (body["state"], body["url"], body["upload"], body["summary"]["files"]) == (
+        "live",
+        "https://docs.sites.test/",
+        None,
+        3,
+    )
+    deployment = Deployment.objects.get(key=body["id"])
+    assert (deployment.message, deployment.created_by, deployment.source) == ("zip", "token ci", "deploy API (zip)")
+    assert list(live_assets().values_list("path", flat=True)) == sorted(FILES)
+    assert stored(sha(FILES["/index.html"]))
+
+
+def test_a_zip_as_a_draft_with_an_alias(api: Client, secret: str, site: Site) -> None:
+    live = site.live_deployment_id
+    response = post_zip(api, secret, zip_bytes({"new.html": "new"}), "?draft=true&alias=staging&delete=false")
+    assert (response.status_code, response.json()["state"]) == (201, "draft")
+    assert Site.objects.get(pk=site.pk).live_deployment_id == live
+
+
+@pytest.mark.parametrize(
+    ("data", "query", "extra", "status", "error"),
+    [
+        (b"not a zip", "", {}, 400, "the zip: not a directory or a zip file"),
+        (None, "?draft=maybe", {}, 400, '"draft" and "delete" are true or false'),
+        (None, "?alias=Bad_Alias", {}, 400, None),
+        (None, "?message=a%00b", {}, 400, "a query value has a NUL or a lone surrogate"),
+        (None, "", {"CONTENT_LENGTH": "x"}, 400, "give the zip's Content-Length"),
+    ],
+)
+def test_a_bad_zip_deploy_is_a_json_error_and_changes_nothing(
+    api: Client,
+    secret: str,
+    site: Site,
+    data: bytes | None,
+    query: str,
+    extra: dict[str, str],
+    status: int,
+    error: str | None,
+) -> None:
+    before = Deployment.objects.count()
+    response = post_zip(api, secret, data if data is not None else zip_bytes({"x.html": "x"}), query, **extra)
+    assert response.status_code == status
+    if error is not None:
+        assert response.json() == {"error": error}
+    assert Deployment.objects.count() == before
+
+
+def test_a_zip_with_a_path_out_of_it_is_400(api: Client, secret: str) -> None:
+    response = post_zip(api, secret, zip_bytes({"../evil.html": "x"}))
+    assert (response.status_code, response.json()) == (400, {"error": "zip entry '../evil.html' points outside SOURCE"})
+
+
+def test_a_zip_over_the_site_limit_is_413_and_for_another_site_403(api: Client, secret: str, settings) -> None:
+    Site.objects.create(subdomain="blog")
+    data = zip_bytes({"x.html": "x"})
+    assert post_zip(api, secret, data, subdomain="blog").status_code == 403
+    settings.ASSETCACHE_MAX_SITE_SIZE = 20
+    response = post_zip(api, secret, data)
+    assert response.status_code == 413
+    assert "ASSETCACHE_MAX_SITE_SIZE" in response.json()["error"]
