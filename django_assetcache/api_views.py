@@ -190,7 +190,7 @@ def site_rollback(request: HttpRequest, token: DeployToken, subdomain: str) -> A
     site = deployable_site(token, subdomain)
     if site is None:
         raise ApiError(404, f"no such site: {subdomain}")
-    body = _json_body(request) if request.META.get("CONTENT_LENGTH", "0") not in {"", "0"} else {}
+    body = _json_body(request) if request.content_type == "application/json" or _content_length(request) else {}
     target = body.get("id") if isinstance(body, dict) else None
     if target is not None and not isinstance(target, str):
         raise ApiError(400, '"id" is a deployment id')

@@ -291,3 +291,11 @@ def test_a_zip_over_the_site_limit_is_413_and_for_another_site_403(api: Client, 
     response = post_zip(api, secret, data)
     assert response.status_code == 413
     assert "ASSETCACHE_MAX_SITE_SIZE" in response.json()["error"]
+
+
+def test_a_rollback_body_is_read_past_djangos_upload_limit(api: Client, secret: str, site: Site, settings) -> None:
+    first = site.live_deployment.key
+    deploy(api, secret, FILES)
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 5
+    rolled = call(api, "post", "/assetcache/sites/docs/rollback", secret, {"id": first})
+    assert (rolled.status_code, rolled.json()["id"]) == (200, first)
