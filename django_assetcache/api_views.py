@@ -16,12 +16,23 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
-from .deployapi import ApiError, deployable_site, finish_deploy, pending_deploy, receive_blob, start_deploy
+from .deployapi import (
+    ApiError,
+    deploy_zip,
+    deployable_site,
+    finish_deploy,
+    pending_deploy,
+    receive_blob,
+    start_deploy,
+)
 from .deployments import DeploymentError, describe, history, rollback
 from .deploytokens import authenticate
 from .models import Deployment, DeployToken, PendingDeploy
 
 ApiView = Callable[..., HttpResponse]
+
+#: The largest JSON body read: a manifest of some 200,000 files.
+MAX_JSON_BODY = 32 * 1024 * 1024
 
 
 def _error(status: int, message: str, **extra: Any) -> JsonResponse:
@@ -60,12 +71,42 @@ def api(*methods: str) -> Callable[[Callable[..., Any]], ApiView]:
 
 
 def _json_body(request: HttpRequest) -> Any:
+    """The request's JSON, read here with the API's own limit: Django's
+    ``request.body`` would refuse a large site's manifest past
+    DATA_UPLOAD_MAX_MEMORY_SIZE with an HTML page."""
     if request.content_type != "application/json":
         raise ApiError(415, "send Content-Type: application/json")
+    raw = request.read(MAX_JSON_BODY + 1)
+    if len(raw) > MAX_JSON_BODY:
+        raise ApiError(413, f"the JSON body is over {MAX_JSON_BODY // (1024 * 1024)} MiB")
     try:
-        return json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError) as exc:
+        body = json.loads(raw or b"{}")
+    except (ValueError, RecursionError) as exc:  # RecursionError: [[[[…]]]] nested past the stack
         raise ApiError(400, f"the body is not JSON: {exc}") from exc
+    if not _storable(body):
+        raise ApiError(400, "a string of the body has a NUL or a lone surrogate (\\u0000, \\ud800)")
+    return body
+
+
+def _storable(body: Any) -> bool:
+    """Whether every string of ``body`` can be stored: JSON may escape a NUL
+    or half a surrogate pair, which no database column takes."""
+    pending = [body]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                return False
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+    return True
 
 
 def _uploading(pending: PendingDeploy) -> dict[str, Any]:
@@ -78,10 +119,11 @@ def _uploading(pending: PendingDeploy) -> dict[str, Any]:
     }
 
 
-def _finished(pending: PendingDeploy, deployment: Deployment, summary: dict[str, Any]) -> dict[str, Any]:
+def _finished(pending: PendingDeploy | None, deployment: Deployment, summary: dict[str, Any]) -> dict[str, Any]:
+    """A finished deploy (``pending`` None: a zip deploy, which had no upload phase)."""
     return {
         "id": deployment.key,
-        "upload": pending.key,
+        "upload": pending.key if pending else None,
         "state": deployment.state,
         "url": deployment.site.url,
         "preview_url": deployment.preview_url(),
@@ -99,14 +141,26 @@ def site_deploys(request: HttpRequest, token: DeployToken, subdomain: str) -> An
             return {"deploys": [describe(deployment) for deployment in history(site)]}
         except DeploymentError as exc:
             raise ApiError(404, str(exc)) from exc
+    if request.content_type == "application/zip":
+        query = {name: str(value) for name, value in request.GET.items()}
+        if not _storable(query):
+            raise ApiError(400, "a query value has a NUL or a lone surrogate")
+        summary = deploy_zip(token, subdomain, cast(IO[bytes], request), _content_length(request), query)
+        assert summary.deployment is not None  # publish makes one (record_unchanged)
+        return JsonResponse(_finished(None, summary.deployment, summary.as_json()), status=201)
     pending, skipped = start_deploy(token, subdomain, _json_body(request))
     return JsonResponse({**_uploading(pending), "skipped": skipped}, status=201)
 
 
+def _content_length(request: HttpRequest) -> int | None:
+    length_header = request.META.get("CONTENT_LENGTH") or ""
+    # ASCII digits only: str.isdigit() is true of "²", which int() refuses.
+    return int(length_header) if length_header.isascii() and length_header.isdigit() else None
+
+
 @api("PUT")
 def blob(request: HttpRequest, token: DeployToken, key: str, sha256: str) -> Any:
-    length_header = request.META.get("CONTENT_LENGTH") or ""
-    length = int(length_header) if length_header.isdigit() else None
+    length = _content_length(request)
     # HttpRequest reads its body as a file does, in chunks: never whole in memory.
     stored = receive_blob(token, key, sha256, cast(IO[bytes], request), length)
     return JsonResponse({"sha256": sha256, "stored": stored}, status=201 if stored else 200)
@@ -136,7 +190,7 @@ def site_rollback(request: HttpRequest, token: DeployToken, subdomain: str) -> A
     site = deployable_site(token, subdomain)
     if site is None:
         raise ApiError(404, f"no such site: {subdomain}")
-    body = _json_body(request) if request.body else {}
+    body = _json_body(request) if request.content_type == "application/json" or _content_length(request) else {}
     target = body.get("id") if isinstance(body, dict) else None
     if target is not None and not isinstance(target, str):
         raise ApiError(400, '"id" is a deployment id')

@@ -9,6 +9,8 @@ anything changed.
 from __future__ import annotations
 
 import re
+import tempfile
+from collections.abc import Mapping
 from datetime import timedelta
 from functools import partial
 from typing import IO, Any
@@ -23,12 +25,15 @@ from .deploytokens import may_deploy
 from .mediatypes import content_type_for
 from .models import Blob, DeployToken, PendingDeploy, Site
 from .progress import human_bytes
-from .publish import PublishError, publish_stored
+from .publish import PublishError, PublishSummary, publish, publish_stored
 from .sources import SourceFile, SourceRules, normalize_path
-from .store import BlobChanged, BlobStore, BlobTooLarge, hash_stream
-from .validators import validate_subdomain
+from .store import BlobChanged, BlobStore, BlobTooLarge, hash_stream, iter_chunks
+from .validators import validate_header_value, validate_subdomain
 
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
+#: A media type as a Content-Type header carries it: type/subtype, then
+#: parameters (printable ASCII, which ``validate_header_value`` checks).
+MEDIA_TYPE_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+/[!#$%&'*+.^_`|~0-9A-Za-z-]+(\s*;.*)?")
 
 
 class ApiError(Exception):
@@ -71,9 +76,20 @@ def _entry(path: str, value: Any) -> tuple[str, int | None, str]:
         raise ApiError(400, f"{path}: not a sha256 in lower-case hex")
     if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
         raise ApiError(400, f"{path}: size must be a whole number of bytes")
-    if not isinstance(content_type, str) or len(content_type) > 255 or "\n" in content_type:
-        raise ApiError(400, f"{path}: content_type must be a media type")
+    if not isinstance(content_type, str) or not _is_media_type(content_type):
+        raise ApiError(400, f"{path}: content_type must be a media type such as text/html")
     return sha, size, content_type
+
+
+def _is_media_type(content_type: str) -> bool:
+    """ "" (guess from the name) or a media type that is safe to send as a header."""
+    if not content_type:
+        return True
+    try:
+        validate_header_value(content_type)
+    except ValidationError:
+        return False
+    return len(content_type) <= 255 and MEDIA_TYPE_RE.fullmatch(content_type) is not None
 
 
 def _manifest(files: Any, rules: SourceRules) -> tuple[dict[str, list[str]], dict[str, int | None], list[str]]:
@@ -84,11 +100,16 @@ def _manifest(files: Any, rules: SourceRules) -> tuple[dict[str, list[str]], dic
     manifest: dict[str, list[str]] = {}
     sizes: dict[str, int | None] = {}
     skipped: list[str] = []
+    seen: set[str] = set()
     for name, value in files.items():
         try:
             path = normalize_path(name)
         except PublishError as exc:
             raise ApiError(400, str(exc)) from exc
+        if path in seen:
+            # "a" and "/a" are one path: the second would silently win.
+            raise ApiError(400, f"{name!r}: the path {path} appears twice")
+        seen.add(path)
         sha, size, content_type = _entry(path, value)
         if rules.skips(path[1:].split("/")):
             skipped.append(path)
@@ -123,6 +144,14 @@ def _required(store: BlobStore, sizes: dict[str, int | None]) -> tuple[list[str]
     return sorted(lacking), known
 
 
+def _keep_blobs(hashes: list[str]) -> None:
+    """Start gc's grace period over for the blobs a manifest names, before
+    they are counted as present: gc deletes a row only while it is unused
+    since the cutoff, so one it has not locked yet stays until ``finish``."""
+    for start in range(0, len(hashes), 500):
+        Blob.objects.filter(pk__in=hashes[start : start + 500], unused_since__isnull=False).update(unused_since=None)
+
+
 def _options(body: dict[str, Any], subdomain: str) -> dict[str, Any]:
     options = {
         "draft": body.get("draft", False),
@@ -144,19 +173,32 @@ def _options(body: dict[str, Any], subdomain: str) -> dict[str, Any]:
     return options
 
 
+def _rules(body: dict[str, Any]) -> SourceRules:
+    patterns = [body.get("exclude") or [], body.get("include") or []]
+    # A string is iterable too: "*.map" would be the patterns "*", ".", …
+    if not all(isinstance(given, list) and all(isinstance(p, str) for p in given) for given in patterns):
+        raise ApiError(400, '"exclude" and "include" are lists of patterns')
+    try:
+        return SourceRules.of(*patterns)
+    except PublishError as exc:
+        raise ApiError(400, str(exc)) from exc
+
+
 def start_deploy(token: DeployToken, subdomain: str, body: Any) -> tuple[PendingDeploy, list[str]]:
     """Accept a manifest; return the pending deploy and the skipped paths."""
     site = deployable_site(token, subdomain)
     subdomain = site.subdomain if site else subdomain.strip().lower()
     if not isinstance(body, dict):
         raise ApiError(400, "the body is a JSON object")
-    try:
-        rules = SourceRules.of(body.get("exclude") or [], body.get("include") or [])
-    except (PublishError, TypeError, AttributeError) as exc:
-        raise ApiError(400, f'"exclude" and "include" are lists of patterns: {exc}') from exc
-    manifest, sizes, skipped = _manifest(body.get("files"), rules)
+    manifest, sizes, skipped = _manifest(body.get("files"), _rules(body))
     options = _options(body, subdomain)
+    if not manifest and options["delete"]:
+        raise ApiError(
+            400,
+            f'every file is skipped by the exclusion rules; with "delete" that would remove every file of {subdomain}',
+        )
     check_sizes(manifest, sizes)
+    _keep_blobs(list(sizes))
     required, known = _required(BlobStore(), sizes)
     check_sizes(manifest, known)
     pending = PendingDeploy.objects.create(
@@ -172,8 +214,10 @@ def start_deploy(token: DeployToken, subdomain: str, body: Any) -> tuple[Pending
 
 
 def pending_deploy(token: DeployToken, key: str) -> PendingDeploy:
-    """The unexpired pending deploy ``key`` of a site ``token`` may deploy."""
-    pending = PendingDeploy.objects.filter(key=key, expires_at__gt=timezone.now()).first()
+    """The unexpired pending deploy ``key`` that ``token`` started, of a
+    site it may still deploy. Another token's is not found: two tokens that
+    may create sites must not finish (and so be given) each other's."""
+    pending = PendingDeploy.objects.filter(key=key, token=token, expires_at__gt=timezone.now()).first()
     if pending is None:
         raise ApiError(404, f"no deploy {key} (or it expired)")
     deployable_site(token, pending.subdomain)
@@ -229,16 +273,7 @@ def finish_deploy(token: DeployToken, key: str) -> tuple[PendingDeploy, dict[str
         for path, (sha, content_type) in pending.manifest.items()
     ]
     options = pending.options
-    info = DeploymentInfo(
-        draft=options["draft"],
-        alias=options["alias"],
-        created_by=f"token {token.name}"[:150],
-        source="deploy API",
-        message=options["message"],
-        git_commit=options["git_commit"][:64],
-        git_branch=options["git_branch"][:255],
-        record_unchanged=True,
-    )
+    info = _deployment_info(token, options, "deploy API")
     uploaded = sum(sizes[sha] for sha in pending.required)
     with transaction.atomic():
         locked = PendingDeploy.objects.select_for_update().get(pk=pending.pk)
@@ -252,6 +287,65 @@ def finish_deploy(token: DeployToken, key: str) -> tuple[PendingDeploy, dict[str
             raise ApiError(400, str(exc)) from exc
         locked.deployment = summary.deployment
         locked.save(update_fields=["deployment"])
-        if site is None and not token.all_sites and summary.deployment is not None:
-            token.sites.add(summary.deployment.site)
+        _give_created_site(token, site, summary)
     return locked, summary.as_json()
+
+
+def _deployment_info(token: DeployToken, options: dict[str, Any], source: str) -> DeploymentInfo:
+    return DeploymentInfo(
+        draft=options["draft"],
+        alias=options["alias"],
+        created_by=f"token {token.name}"[:150],
+        source=source,
+        message=options["message"],
+        git_commit=options["git_commit"][:64],
+        git_branch=options["git_branch"][:255],
+        record_unchanged=True,
+    )
+
+
+def _give_created_site(token: DeployToken, site: Site | None, summary: PublishSummary) -> None:
+    """A token that created a site by deploying to it may deploy it again."""
+    if site is None and not token.all_sites and summary.deployment is not None:
+        token.sites.add(summary.deployment.site)
+
+
+def _query_options(query: Mapping[str, str], subdomain: str) -> dict[str, Any]:
+    flags = {"true": True, "false": False}
+    body: dict[str, Any] = dict(query)
+    for name in ("draft", "delete"):
+        if name in body:
+            body[name] = flags.get(body[name], body[name])
+    return _options(body, subdomain)
+
+
+def deploy_zip(
+    token: DeployToken, subdomain: str, stream: IO[bytes], length: int | None, query: Mapping[str, str]
+) -> PublishSummary:
+    """The one-request deploy: a zip as the body (its size within
+    ASSETCACHE_MAX_SITE_SIZE), published as ``assetcache_publish`` publishes
+    one; the options (draft, alias, message, delete, …) in the query."""
+    site = deployable_site(token, subdomain)
+    subdomain = site.subdomain if site else subdomain.strip().lower()
+    options = _query_options(query, subdomain)
+    if length is None:
+        raise ApiError(400, "give the zip's Content-Length")
+    if length > conf.get().MAX_SITE_SIZE:
+        raise ApiError(413, f"a zip of {human_bytes(length)} is over ASSETCACHE_MAX_SITE_SIZE")
+    with tempfile.NamedTemporaryFile(suffix=".zip") as copy:
+        for chunk in iter_chunks(stream, length):
+            copy.write(chunk)
+        if copy.tell() != length:
+            raise ApiError(400, f"the body ended after {copy.tell()} of the {length} bytes of its Content-Length")
+        copy.flush()
+        try:
+            summary = publish(
+                site or subdomain,
+                copy.name,
+                delete=options["delete"],
+                deployment=_deployment_info(token, options, "deploy API (zip)"),
+            )
+        except PublishError as exc:
+            raise ApiError(400, str(exc).replace(copy.name, "the zip")) from exc
+    _give_created_site(token, site, summary)
+    return summary

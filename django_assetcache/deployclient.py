@@ -43,15 +43,21 @@ class LocalFile:
 
 
 def list_files(root: Path, rules: SourceRules) -> list[tuple[str, Path]]:
-    """(site path, file) of every file of ``root`` the rules publish."""
+    """(site path, file) of every file of ``root`` the rules publish. A
+    link to a file outside ``root`` is refused, as ``assetcache_publish``
+    refuses it: a build must not upload what lies beside it."""
     found: list[tuple[str, Path]] = []
+    real_root = root.resolve()
     for directory, folders, names in os.walk(root):
         parts = Path(directory).relative_to(root).parts
         folders[:] = sorted(name for name in folders if not rules.skips_folder([*parts, name]))
         for name in sorted(names):
             file = Path(directory, name)
-            if file.is_file() and not rules.skips([*parts, name]):
-                found.append(("/" + "/".join([*parts, name]), file))
+            if not file.is_file() or rules.skips([*parts, name]):
+                continue
+            if file.is_symlink() and not file.resolve().is_relative_to(real_root):
+                raise DeployFailed(f"{'/'.join([*parts, name])}: symbolic link points outside SOURCE")
+            found.append(("/" + "/".join([*parts, name]), file))
     return found
 
 
@@ -88,11 +94,18 @@ class Api:
             except OSError as exc:  # refused, reset, timed out, TLS
                 if attempt == RETRIES - 1:
                     raise DeployFailed(f"{method} {path}: {exc}") from exc
+            except http.client.HTTPException as exc:  # not HTTP, cut short: not an OSError
+                if attempt == RETRIES - 1:
+                    garbled = " ".join(str(exc).split())
+                    raise DeployFailed(f"{method} {path}: bad HTTP reply ({type(exc).__name__}: {garbled})") from exc
             else:
                 if status < 500 or attempt == RETRIES - 1:
                     break
             time.sleep(min(0.5 * 2**attempt, 8))
-        if status >= 400:
+        # A reply of the API is a JSON object without "error": anything else
+        # (a proxy's page, a redirect, which is never followed with the
+        # token) is a failure.
+        if status >= 300 or "error" in reply:
             raise DeployFailed(f"{status} from {method} {path}: {reply.get('error', reply)}")
         return reply
 
@@ -115,10 +128,16 @@ class Api:
             raw = response.read()
         finally:
             connection.close()
+        if 300 <= response.status < 400:
+            where = response.getheader("Location") or "nowhere"
+            return response.status, {"error": f"redirected to {where}: give --url the API's own address"}
         try:
             reply = json.loads(raw) if raw else {}
         except ValueError:
-            reply = {"error": raw[:200].decode("utf-8", "replace").strip() or response.reason}
+            reply = None
+        if not isinstance(reply, dict):
+            shown = " ".join(raw[:200].decode("utf-8", "replace").split())
+            reply = {"error": f"not a reply of the deploy API: {shown or response.reason}"}
         return response.status, reply
 
 
@@ -194,7 +213,10 @@ def deploy(options: argparse.Namespace, token: str, out: TextIO) -> str:
     body = {"files": manifest, "draft": options.draft, "alias": options.alias, "message": message}
     site = urllib.parse.quote(options.site, safe="")
     started_deploy = api.call("POST", f"sites/{site}/deploys", body)
-    key, required = started_deploy["id"], set(started_deploy["required"])
+    key, required = started_deploy.get("id"), started_deploy.get("required")
+    if not isinstance(key, str) or not isinstance(required, list):
+        raise DeployFailed(f"POST sites/{site}/deploys: not a reply of the deploy API: {started_deploy}")
+    key, required = urllib.parse.quote(key, safe=""), set(required)
     uploads = sorted({f.sha256: f for f in files if f.sha256 in required}.values(), key=lambda f: f.path)
     _parallel(
         lambda f: api.call("PUT", f"deploys/{key}/blobs/{f.sha256}", upload=f.file),
@@ -203,7 +225,7 @@ def deploy(options: argparse.Namespace, token: str, out: TextIO) -> str:
         Bar("uploading", len(uploads), out),
     )
     done = api.call("POST", f"deploys/{key}/finish")
-    where = f"preview at {done['preview_url']}" if done["state"] == "draft" else f"live at {done['url']}"
+    where = f"preview at {done.get('preview_url')}" if done.get("state") == "draft" else f"live at {done.get('url')}"
     sent = human_bytes(sum(f.size for f in uploads))
     return (
         f"deployed {options.site}: {len(uploads):,} of {len(files):,} files uploaded ({sent}), "

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import socketserver
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -84,3 +88,78 @@ def test_a_server_that_is_not_there_is_retried_then_one_line(tmp_path: Path, tho
     assert done.returncode == 1
     assert done.stderr.startswith("assetcache-deploy: POST sites/docs/deploys: ")
     assert done.stderr.count("\n") == 1
+
+
+class CannedReply(socketserver.BaseRequestHandler):
+    """Answers every request with the server's ``reply`` bytes, as they are."""
+
+    def handle(self) -> None:
+        self.request.settimeout(5)
+        received = b""
+        while b"\r\n\r\n" not in received and (chunk := self.request.recv(65536)):
+            received += chunk
+        self.server.requests.append(received)  # type: ignore[attr-defined]
+        self.request.sendall(self.server.reply)  # type: ignore[attr-defined]
+
+
+@contextmanager
+def canned_server(reply: bytes) -> Iterator[socketserver.ThreadingTCPServer]:
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), CannedReply) as server:
+        server.reply, server.requests = reply, []  # type: ignore[attr-defined]
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield server
+        finally:
+            server.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("reply", "attempts", "error"),
+    [
+        (
+            b"HTTP/1.1 302 Found\r\nLocation: http://elsewhere.test/steal\r\nContent-Length: 0\r\n\r\n",
+            1,
+            "302 from POST sites/docs/deploys: redirected to http://elsewhere.test/steal: "
+            "give --url the API's own address",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 21\r\n\r\n<html>sign in</html>\n",
+            1,
+            "200 from POST sites/docs/deploys: not a reply of the deploy API: <html>sign in</html>",
+        ),
+        (
+            b"HTTP/1.1 400 Bad\r\nContent-Type: application/json\r\nContent-Length: 6\r\n\r\n[1, 2]",
+            1,
+            "400 from POST sites/docs/deploys: not a reply of the deploy API: [1, 2]",
+        ),
+        (
+            b'HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 13\r\n\r\n{"id": false}',
+            1,
+            "POST sites/docs/deploys: not a reply of the deploy API: {'id': False}",
+        ),
+        (b"garbage\r\n\r\n", 5, "POST sites/docs/deploys: bad HTTP reply (BadStatusLine: garbage)"),
+    ],
+)
+def test_a_reply_that_is_not_the_apis_is_one_line_and_never_followed(
+    tmp_path: Path, reply: bytes, attempts: int, error: str
+) -> None:
+    source = write_tree(tmp_path / "build", {"index.html": "<p>home</p>"})
+    with canned_server(reply) as server:
+        done = run_client(server.server_address[1], source, "acd_secret_value")
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == f"assetcache-deploy: {error}\n"
+    assert len(server.requests) == attempts  # type: ignore[attr-defined]
+    assert "acd_secret_value" not in done.stderr
+
+
+def test_a_link_out_of_source_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
+    (tmp_path / "private.key").write_text("secret")
+    source = write_tree(tmp_path / "build", {"index.html": "<p>home</p>", "inner.txt": "inner"})
+    (source / "key.txt").symlink_to(tmp_path / "private.key")
+    (source / "same.txt").symlink_to(source / "inner.txt")
+    with canned_server(b"") as server:
+        done = run_client(server.server_address[1], source, "acd_x")
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == "assetcache-deploy: key.txt: symbolic link points outside SOURCE\n"
+    assert server.requests == []  # type: ignore[attr-defined]
