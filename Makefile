@@ -7,7 +7,7 @@ PY := $(BIN)/python
 DEMO_DIR := example_project
 MANAGE := cd $(DEMO_DIR) && ../$(PY) manage.py
 
-.PHONY: demo demo-setup test test-postgres lint package coverage soak bench bench-compare bench-metrics bench-publish bench-propagation bench-rollback bench-scale clean
+.PHONY: demo demo-setup test test-postgres lint package coverage soak bench bench-compare bench-metrics bench-servers bench-publish bench-propagation bench-rollback bench-scale clean
 
 $(VENV)/.installed-%: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -67,6 +67,11 @@ bench-compare: $(VENV)/.installed-bench
 # The hit path with ASSETCACHE_METRICS on against off, interleaved in one run.
 bench-metrics: $(VENV)/.installed-bench
 	$(PY) benchmarks/metrics_serve_bench.py
+
+# The WSGI fast path under gunicorn sync and gthread, the ASGI adapter under
+# uvicorn and granian, and nginx: the table in docs/deployment.md.
+bench-servers: $(VENV)/.installed-bench
+	$(PY) benchmarks/server_choice.py
 
 bench-publish: $(VENV)/.installed-test
 	$(PY) benchmarks/publish_bench.py

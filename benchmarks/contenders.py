@@ -3,6 +3,8 @@
 Every Python contender of a kind runs under the same command: gunicorn with
 serve_bench's options for the WSGI apps, one uvicorn command and one granian
 command for the ASGI apps. nginx serves the published source directory.
+``SERVER_CHOICE`` (benchmarks/server_choice.py) adds gunicorn's threaded
+worker, with keep-alive, for the WSGI fast path.
 """
 
 from __future__ import annotations
@@ -40,12 +42,28 @@ GRANIAN_OPTIONS = [
     "--factory",
 ]  # fmt: skip
 
+#: gunicorn's threaded worker as deploy/gunicorn.conf.py runs it: 8 threads
+#: per worker (2 workers × 8 serve all of wrk's 16 connections at once), and
+#: connections kept open between requests for 5 s, as uvicorn does by default.
+GTHREAD_THREADS = 8
+GTHREAD_OPTIONS = [
+    "--workers", str(WORKERS), "--worker-class", "gthread", "--threads", str(GTHREAD_THREADS),
+    "--keep-alive", "5", "--no-control-socket", "--log-level", "warning",
+]  # fmt: skip
+
 Command = Callable[[int | str, Path], list[str]]
 
 
 def gunicorn(app: str) -> Command:
     def command(port: int | str, workdir: Path) -> list[str]:
         return gunicorn_command(port, app)
+
+    return command
+
+
+def gunicorn_gthread(app: str) -> Command:
+    def command(port: int | str, workdir: Path) -> list[str]:
+        return [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", *GTHREAD_OPTIONS, app]
 
     return command
 
@@ -90,6 +108,7 @@ class Contender:
 
 MIDDLEWARE = "assetcache middleware"
 FAST_PATH = "assetcache WSGI fast path"
+FAST_PATH_GTHREAD = "assetcache WSGI fast path, gthread"
 WHITENOISE = "whitenoise middleware"
 BARE = "bare WSGI app (ceiling)"
 NGINX = "nginx"
@@ -116,6 +135,17 @@ CONTENDERS = [
     Contender(SERVESTATIC_UVICORN, "servestatic uvicorn", "uvicorn", uvicorn(ASGI_SERVESTATIC)),
     Contender(ASGI_GRANIAN, "ASGI granian", "granian", granian(ASGI_ASSETCACHE), SERVESTATIC_GRANIAN, True),
     Contender(SERVESTATIC_GRANIAN, "servestatic granian", "granian", granian(ASGI_SERVESTATIC)),
+]  # fmt: skip
+
+
+#: Our fastest app under each server, for benchmarks/server_choice.py: the WSGI
+#: fast path under gunicorn's sync and threaded workers, the ASGI adapter under
+#: uvicorn and granian, and nginx serving the files itself.
+SERVER_CHOICE = [
+    next(c for c in CONTENDERS if c.name == FAST_PATH),
+    Contender(FAST_PATH_GTHREAD, "WSGI fast path gthread", "wsgi", gunicorn_gthread("benchmarks.apps:wsgi_fast()"),
+              assetcache=True),
+    *(c for c in CONTENDERS if c.name in (ASGI_UVICORN, ASGI_GRANIAN, NGINX)),
 ]  # fmt: skip
 
 
