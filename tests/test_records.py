@@ -188,3 +188,32 @@ def test_forgotten_and_carried_paths_are_asked_of_the_database(tmp_path: Path) -
     assert snapshot.assets_at(10, ["/new.html"]) == {}  # the previous deployment is unchanged
     snapshot.forget(1, None, hosts=False, change_id=3)
     assert snapshot.assets_at(10, [PICTURE.path]) is None and snapshot.assets_at(11, [PICTURE.path]) is None
+
+
+def resident_bytes() -> int:
+    """This process's resident memory, counted page by page (``statm`` may lag)."""
+    with open("/proc/self/smaps_rollup") as rollup:
+        return next(int(line.split()[1]) * 1024 for line in rollup if line.startswith("Rss:"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps_rollup").exists(), reason="reads /proc/self/smaps_rollup (Linux)")
+def test_loading_leaves_the_tables_out_of_the_process_memory(tmp_path: Path) -> None:
+    """The load reads every table to check its CRC, then lets the pages go:
+    the process holds none of 100,000 assets' records, paths and entries
+    until a miss reads them (they stay in the page cache, shared)."""
+    kinds = ["text/html", "text/css", "image/png"]
+    assets = {
+        deployment: [
+            AssetRecord(f"/v{deployment}/file-{n}.html", kinds[n % 3], 1_700_000_000 + n, PICTURE.blob)
+            for n in range(deployment * 10_000, deployment * 10_000 + 10_000)
+        ]
+        for deployment in range(10, 20)
+    }
+    snapshot = _snapshot_of(tmp_path / "snapshot.bin", assets)
+    tables = (tmp_path / "snapshot.bin").stat().st_size - snapshot.records_start
+    assert tables > 8 * 2**20
+    del snapshot  # unmapped
+    before = resident_bytes()
+    snapshot = Snapshot(tmp_path / "snapshot.bin")
+    assert resident_bytes() - before < tables / 8, (resident_bytes() - before, tables)
+    assert snapshot.assets_at(15, ["/v15/file-150099.html"]) == {"/v15/file-150099.html": assets[15][99]}
