@@ -33,7 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import ROOT, percentile, process_memory
-from benchmarks.propagation_bench import Prober, measure, warm, write_version
+from benchmarks.propagation_bench import Prober, measure, version_of, warm, write_version
 from benchmarks.scale_report import write_report
 from benchmarks.serve_bench import children, parse_wrk
 from tests.databases import MigratedDatabases, PostgresServer, Publisher, django_environ, start_postgres
@@ -141,7 +141,7 @@ def serve(work: Path, env: dict[str, str], args: argparse.Namespace) -> dict[str
     with Publisher(env) as publisher:
         publisher.publish("bench", write_version(work, 0))
         with gunicorn(work, workers=WORKERS, app="tests.pid_wsgi:application", env=server_env) as server:
-            pids = warm(server, WORKERS)
+            pids = warm(server, WORKERS, version_of)
             hydrated = worker_memory(server.process.pid)
             found.update(miss_latency(server.port, rng.sample(lines, MISSES)))
             for name, zipf in (("uniform", False), ("zipf", True)):
@@ -149,7 +149,7 @@ def serve(work: Path, env: dict[str, str], args: argparse.Namespace) -> dict[str
                 found[f"{name}_rps"] = wrk_rate(server.port, work, zipf, args.duration)
             served = worker_memory(server.process.pid)
             applied = []
-            with Prober(server.port) as prober:
+            with Prober(server.port, version_of) as prober:
                 for number in range(1, PUBLISHES + 1):
                     time.sleep(rng.uniform(0.3, 0.7))
                     applied.append(measure(prober, publisher, work, number, pids)[0])

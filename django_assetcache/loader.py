@@ -155,13 +155,9 @@ class DatabaseLoader:
         if deployment_id is None:
             return {}
         if self.snapshot is not None:
-            known = self.snapshot.assets.get(deployment_id)
-            if known is not None and all(known.get(path, -1) is not None for path in paths):
-                return {
-                    path: self.snapshot.record(number, path)
-                    for path in paths
-                    if (number := known.get(path)) is not None
-                }
+            known = self.snapshot.assets_at(deployment_id, paths)
+            if known is not None:
+                return known
         self.queries += 1
         query = Asset.objects.filter(deployment_id=deployment_id, path__in=paths).values_list(
             "path",

@@ -15,7 +15,7 @@ from . import conf
 from .atomic import atomic_write
 from .hosts import SERVING_FIELDS
 from .records import AssetRecord, LocatedBlob, SiteRecord
-from .snapshot import FOOTER, MAGIC, RECORD, VARIANT, VERSION
+from .snapshot import ENTRY, FOOTER, MAGIC, RECORD, VARIANT, VERSION, encode_path, path_digest
 
 
 @dataclass
@@ -53,10 +53,12 @@ def write_snapshot(
         tables = _Tables(_write_bodies(out, bodies, summary))
         site_entries = []
         for site in sites:
-            records, entry = _site_entry(site, change_id, assets, tables.record_count)
+            records, entry = _site_entry(site, change_id, assets, tables)
             out.write(tables.add(records))
             site_entries.append(entry)
-        out.write(tables.variant_table())
+        for table in (tables.variant_table(), tables.paths, tables.entries):
+            tables.crc = zlib.crc32(table, tables.crc)
+            out.write(table)
         summary.assets = tables.record_count
         summary.change_id = min([change_id, *(entry["change_id"] for entry in site_entries)])
         index = {
@@ -69,6 +71,8 @@ def write_snapshot(
             "bodies_length": summary.body_bytes,
             "records": tables.record_count,
             "variants": len(tables.variants),
+            "paths_length": len(tables.paths),
+            "entries": len(tables.entries) // ENTRY.size,
             "tables_crc": tables.crc,
         }
         encoded = json.dumps(index, separators=(",", ":")).encode()
@@ -79,7 +83,8 @@ def write_snapshot(
 
 
 class _Tables:
-    """The record and variant tables as they are written, and their CRC."""
+    """The record, variant, path and entry tables as they are written, and
+    their CRC (the records are written site by site, the others after)."""
 
     def __init__(self, offsets: dict[str, int]) -> None:
         self.offsets = offsets
@@ -87,6 +92,26 @@ class _Tables:
         self.variants: list[bytes] = []
         self.record_count = 0
         self.crc = 0
+        self.paths = bytearray()
+        self.entries = bytearray()
+
+    def add_path(self, path: str) -> tuple[bytes, int, int]:
+        """Store ``path``: its digest, its offset in the path area, its length."""
+        encoded = encode_path(path)
+        offset = len(self.paths)
+        if offset + len(encoded) >= 2**32:
+            raise ValueError("the snapshot holds at most 4 GiB of paths")
+        self.paths += encoded
+        return path_digest(encoded), offset, len(encoded)
+
+    def add_entries(self, entries: list[tuple[bytes, int, int, int]]) -> list[int]:
+        """Store one deployment's entries (digest, record number, path
+        offset, path length), sorted by digest; where its table is (first
+        entry, count)."""
+        first = len(self.entries) // ENTRY.size
+        for entry in sorted(entries):
+            self.entries += ENTRY.pack(*entry)
+        return [first, len(entries)]
 
     def add(self, assets: list[AssetRecord]) -> bytes:
         """The record table of one site's ``assets``; their variants are kept
@@ -121,37 +146,39 @@ class _Tables:
 
     def variant_table(self) -> bytes:
         """The variant table, written after every record table."""
-        table = b"".join(self.variants)
-        self.crc = zlib.crc32(table, self.crc)
-        return table
+        return b"".join(self.variants)
 
 
 def _site_entry(
-    site: SiteRecord, change_id: int, assets: dict[int, list[AssetRecord]], first: int
+    site: SiteRecord, change_id: int, assets: dict[int, list[AssetRecord]], tables: _Tables
 ) -> tuple[list[AssetRecord], dict[str, Any]]:
-    """A site's distinct records (numbered from ``first``), and the site as
-    the index holds it: one table of its paths, and per deployment the
-    flat list of (path number, record number) of its assets."""
-    paths: dict[str, int] = {}
+    """A site's distinct records (numbered from ``tables.record_count``), and
+    the site as the index holds it: per deployment, where its entry table
+    is. Its paths are stored once for all its deployments."""
+    paths: dict[str, tuple[bytes, int, int]] = {}
     numbers: dict[tuple[Any, ...], int] = {}
     records: list[AssetRecord] = []
     deployments = []
     for deployment in site.deployments:
-        flat: list[int] = []
+        entries = []
         for asset in assets.get(deployment.id, []):
             same = (asset.content_type, int(asset.last_modified), *_blob_key(asset))
             number = numbers.get(same)
             if number is None:
-                number = numbers[same] = first + len(records)
+                number = numbers[same] = tables.record_count + len(records)
                 records.append(asset)
-            flat += (paths.setdefault(asset.path, len(paths)), number)
+            stored = paths.get(asset.path)
+            if stored is None:
+                stored = paths[asset.path] = tables.add_path(asset.path)
+            digest, offset, length = stored
+            entries.append((digest, number, offset, length))
         deployments.append(
             {
                 "id": deployment.id,
                 "key": deployment.key,
                 "aliases": list(deployment.aliases),
                 "rules": deployment.rules,
-                "entries": flat,
+                "entries": tables.add_entries(entries),
             }
         )
     entry = {
@@ -168,7 +195,6 @@ def _site_entry(
         "access_tag": site.access_tag,
         "change_id": change_id if site.change_id is None else site.change_id,
         "live": site.live_deployment,
-        "paths": list(paths),
         "deployments": deployments,
     }
     return records, entry

@@ -128,7 +128,9 @@ def regions(path: Path) -> dict[str, range]:
         "header": range(0, len(MAGIC)),
         "bodies": range(len(MAGIC), snapshot.records_start),
         "records": range(snapshot.records_start, snapshot.variants_start),
-        "variants": range(snapshot.variants_start, index_start),
+        "variants": range(snapshot.variants_start, snapshot.paths_start),
+        "paths": range(snapshot.paths_start, snapshot.entries_start),
+        "entries": range(snapshot.entries_start, index_start),
         "index": range(index_start, size - FOOTER.size),
         "footer": range(size - FOOTER.size, size),
     }
@@ -198,16 +200,30 @@ def _flip_record(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
+def _flip_entry(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[Snapshot(path).entries_start + 8] ^= 0x01  # a record number
+    path.write_bytes(bytes(data))
+
+
+def _flip_path(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[Snapshot(path).paths_start + 1] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
 def _old_version(path: Path) -> None:
     data = path.read_bytes()
-    path.write_bytes(b"ACSNAP03" + data[len(MAGIC) : -len(MAGIC)] + b"ACSNAP03")
+    path.write_bytes(b"ACSNAP07" + data[len(MAGIC) : -len(MAGIC)] + b"ACSNAP07")
 
 
 @pytest.mark.parametrize(
     ("damage", "reason"),
     [
-        (_flip_record, "record table checksum mismatch"),
-        (_old_version, f"format version 03, expected {MAGIC[-2:].decode()}"),
+        (_flip_record, "table checksum mismatch"),
+        (_flip_entry, "table checksum mismatch"),
+        (_flip_path, "table checksum mismatch"),
+        (_old_version, "format version 07, expected 08"),
     ],
 )
 def test_refused_snapshot_is_logged_once_and_the_database_answers(
