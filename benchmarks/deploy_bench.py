@@ -46,6 +46,7 @@ from tests.databases import MigratedDatabases, django_command
 from tests.servers import Server, gunicorn
 
 SITE = "bench"
+POLL_INTERVAL = 0.5
 HOST = f"{SITE}.sites.test"
 
 
@@ -168,10 +169,14 @@ def change_files(source: Path, indices: list[int], version: int) -> None:
 
 
 def check_served(server: Server, index: int, version: int) -> None:
+    """Wait until the workers serve ``version`` of a changed file (each
+    learns of a deploy from the database, every POLL_INTERVAL)."""
     path = "/" if index == 0 else f"/{site_path(index)}"
-    status, _, body = server.request(path, HOST)
-    if (status, body) != (200, file_body(index, version)):
-        raise RuntimeError(f"{path} answered {status}, not version {version}'s bytes")
+    deadline = time.monotonic() + 10 * POLL_INTERVAL
+    while (answer := server.request(path, HOST))[::2] != (200, file_body(index, version)):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{path} answered {answer[0]}, not version {version}'s bytes")
+        time.sleep(0.1)
 
 
 @dataclass
@@ -187,6 +192,9 @@ def measure(base: Path, args: argparse.Namespace) -> Measured:
     change_files(source, list(range(args.files)), 1)
     env = MigratedDatabases(base).env(base)
     env["ASSETCACHE_TEST_MEDIA_ROOT"] = str(base / "media")
+    # Several workers: each learns of a deploy from the database.
+    env["ASSETCACHE_TEST_INVALIDATION"] = "database"
+    env["ASSETCACHE_TEST_POLL_INTERVAL"] = str(POLL_INTERVAL)
     token = django_command(env, "assetcache_token", "create", "bench", "--all-sites", "--create-sites").stdout.strip()
     gunicorn_args = ["--timeout", "900"]
     with gunicorn(base, workers=args.workers, env=env, extra_args=gunicorn_args) as server:
@@ -294,7 +302,8 @@ def report(measured: Measured, args: argparse.Namespace) -> str:
         "## Set-up",
         "",
         f"- Everything on one machine, over loopback: gunicorn ({args.workers} sync workers, SQLite, blobs on "
-        "the file system, `tests.settings`), the relay and the client.",
+        f"the file system, the `database` invalidation backend polled every {POLL_INTERVAL:g} s, "
+        "`tests.settings`), the relay and the client.",
         *machine_lines(["Django", "gunicorn", "django-assetcache"]),
         f"- Load average (1 min) at start and end: {args.load_start:.2f}, {os.getloadavg()[0]:.2f}",
         "",
