@@ -7,7 +7,7 @@ PY := $(BIN)/python
 DEMO_DIR := example_project
 MANAGE := cd $(DEMO_DIR) && ../$(PY) manage.py
 
-.PHONY: demo demo-setup test test-postgres lint package coverage soak bench bench-compare bench-metrics bench-servers bench-publish bench-propagation bench-rollback bench-scale clean
+.PHONY: demo demo-setup test test-postgres lint package coverage soak bench bench-compare bench-metrics bench-servers bench-publish bench-propagation bench-rollback bench-scale bench-deploy clean
 
 $(VENV)/.installed-%: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -87,6 +87,10 @@ bench-rollback: $(VENV)/.installed-test
 # ARGS="--sizes 10000 --databases sqlite" to choose.
 bench-scale: $(VENV)/.installed-bench
 	$(PY) benchmarks/scale_bench.py $(ARGS)
+
+# A 10,000-file site with 10 files changed, deployed by assetcache-deploy and by one zip.
+bench-deploy: $(VENV)/.installed-test
+	$(PY) benchmarks/deploy_bench.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) example_project/var .pytest_cache .coverage .coverage.*

@@ -340,6 +340,11 @@ def document(
 #: The benchmarks with a page of their own: (page, what it measures, its make target or script).
 OTHER_BENCHMARKS = [
     ("benchmarks-compare.md", "the hit path of this checkout against another commit", "make bench-compare"),
+    (
+        "benchmarks-deploy.md",
+        "deploying a 10,000-file site with 10 files changed, by the client and by one zip",
+        "make bench-deploy",
+    ),
     (PROFILE_DOC, "where a worker's time goes", "benchmarks/profile_workers.py"),
     ("benchmarks-publish.md", "publishing", "make bench-publish"),
     ("benchmarks-propagation.md", "how soon every worker serves a change, per backend", "make bench-propagation"),

@@ -6,6 +6,7 @@ directory, named by ASSETCACHE_TEST_DIR, holding the SQLite file and media.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -92,6 +93,15 @@ else:
 
 MEDIA_ROOT = os.environ.get("ASSETCACHE_TEST_MEDIA_ROOT", str(TEST_DIR / "media"))
 STATIC_URL = "/static/"
+
+# A server started by a test may keep its blobs in S3 (a moto server,
+# tests/test_deploy_s3.py): ASSETCACHE_TEST_S3 holds S3Storage's options as JSON.
+if _s3_options := os.environ.get("ASSETCACHE_TEST_S3"):
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+        "assetcache": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": json.loads(_s3_options)},
+    }
 
 ASSETCACHE_DOMAIN = "sites.test"
 # Servers a test starts are told where the project and its sites answer

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import socketserver
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,23 +17,23 @@ import pytest
 
 from django_assetcache.deploytokens import create_token
 from django_assetcache.models import Deployment, Site
+from django_assetcache.store import BlobStore
 
-from .conftest import live_assets, write_tree
+from .conftest import live_assets, sha, write_tree
 from .servers import ROOT, gunicorn
 
 
-def run_client(port: int, source: Path, token: str, *args: str) -> subprocess.CompletedProcess[str]:
+def client_command(port: int, source: Path, token: str, *args: str) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of ``assetcache-deploy`` deploying ``source`` to docs."""
     env = {**os.environ, "ASSETCACHE_TOKEN": token, "PYTHONPATH": str(ROOT)}
     command = [sys.executable, "-m", "django_assetcache.deployclient", str(source)]
     url = f"http://127.0.0.1:{port}/assetcache/"
-    return subprocess.run(
-        [*command, "--url", url, "--site", "docs", "--message", "ci", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
+    return [*command, "--url", url, "--site", "docs", "--message", "ci", *args], env
+
+
+def run_client(port: int, source: Path, token: str, *args: str) -> subprocess.CompletedProcess[str]:
+    command, env = client_command(port, source, token, *args)
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
 
 
 @pytest.fixture
@@ -62,6 +64,52 @@ def test_deploy_redeploy_and_one_change_over_gunicorn(
         assert changed.stdout.startswith("deployed docs: 1 of 1,000 files uploaded (14 bytes)")
         status, _, body = server.request("/page0007/", "docs.sites.test")
         assert (status, body) == (200, b"<p>changed</p>")
+
+
+def stored_blobs() -> set[str]:
+    return set(BlobStore().walk())
+
+
+def settled_blobs() -> set[str]:
+    """The stored blobs once no upload in flight lands any more (the server
+    finishes, or refuses, what a killed client had sent)."""
+    seen, deadline = stored_blobs(), time.monotonic() + 10
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        if (now := stored_blobs()) == seen:
+            return now
+        seen = now
+    raise AssertionError("uploads still landing 10 s after the client was killed")
+
+
+def test_a_killed_run_resumed_uploads_only_what_is_missing(transactional_db, tmp_path: Path, settings) -> None:
+    files = {f"page{n:03}/data.bin": os.urandom(16 * 1024) for n in range(400)}
+    source = write_tree(tmp_path / "build", files)
+    Site.objects.create(subdomain="docs")
+    secret = create_token("ci", ["docs"])[1]
+    with gunicorn(tmp_path, env={"ASSETCACHE_TEST_MEDIA_ROOT": settings.MEDIA_ROOT}) as server:
+        command, env = client_command(server.port, source, secret)
+        client = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            while len(stored_blobs()) < len(files) // 2 and client.poll() is None:
+                time.sleep(0.005)
+        finally:
+            client.send_signal(signal.SIGKILL)
+            client.communicate(timeout=30)
+        assert client.returncode == -signal.SIGKILL
+        before = settled_blobs()
+        assert len(files) // 2 <= len(before) < len(files)
+        assert not Deployment.objects.exists()
+
+        resumed = run_client(server.port, source, secret)
+        assert resumed.returncode == 0, resumed.stderr
+        remaining = len(files) - len(before)
+        assert resumed.stdout.startswith(f"deployed docs: {remaining} of 400 files uploaded (")
+        assert len(stored_blobs() - before) == remaining
+        assert stored_blobs() == {sha(content) for content in files.values()}
+        for name, content in files.items():
+            status, _, body = server.request(f"/{name}", "docs.sites.test")
+            assert (status, body) == (200, content), name
 
 
 @pytest.mark.parametrize(
