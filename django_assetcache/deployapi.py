@@ -213,11 +213,16 @@ def start_deploy(token: DeployToken, subdomain: str, body: Any) -> tuple[Pending
     return pending, skipped
 
 
-def pending_deploy(token: DeployToken, key: str) -> PendingDeploy:
+def pending_deploy(token: DeployToken, key: str, *, with_manifest: bool = True) -> PendingDeploy:
     """The unexpired pending deploy ``key`` that ``token`` started, of a
     site it may still deploy. Another token's is not found: two tokens that
-    may create sites must not finish (and so be given) each other's."""
-    pending = PendingDeploy.objects.filter(key=key, token=token, expires_at__gt=timezone.now()).first()
+    may create sites must not finish (and so be given) each other's.
+    Without ``with_manifest`` its manifest is read only if asked for (a blob
+    upload needs the sizes and the required hashes, not every path)."""
+    query = PendingDeploy.objects.filter(key=key, token=token, expires_at__gt=timezone.now())
+    if not with_manifest:
+        query = query.defer("manifest")
+    pending = query.first()
     if pending is None:
         raise ApiError(404, f"no deploy {key} (or it expired)")
     deployable_site(token, pending.subdomain)
@@ -227,17 +232,22 @@ def pending_deploy(token: DeployToken, key: str) -> PendingDeploy:
 def receive_blob(token: DeployToken, key: str, sha: str, stream: IO[bytes], length: int | None) -> bool:
     """Store the bytes of one blob of deploy ``key``, verified against its
     hash; return whether they were stored (False: present already)."""
-    pending = pending_deploy(token, key)
+    pending = pending_deploy(token, key, with_manifest=False)
     if pending.deployment_id is not None:
         raise ApiError(409, f"deploy {key} is finished")
-    if not SHA256_RE.fullmatch(sha) or not any(entry[0] == sha for entry in pending.manifest.values()):
+    # Every hash of the manifest has its size in ``sizes`` or, unknown, is
+    # required: no need to read the whole manifest for each upload.
+    if not SHA256_RE.fullmatch(sha) or (sha not in pending.sizes and sha not in pending.required):
         raise ApiError(404, f"{sha} is not a file of deploy {key}")
     if length is None:
         raise ApiError(400, "give the blob's Content-Length")
     declared = pending.sizes.get(sha)
     if declared is not None and declared != length:
         raise ApiError(422, f"{sha}: {length} bytes sent, the manifest said {declared}")
-    check_sizes(pending.manifest, {**pending.sizes, sha: length})
+    if declared is None:
+        # Sizes given in the manifest were checked against the limits when
+        # it came; this one is new.
+        check_sizes(pending.manifest, {**pending.sizes, sha: length})
     store = BlobStore()
     try:
         if store.has(sha, length):

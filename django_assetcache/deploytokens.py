@@ -24,6 +24,8 @@ from .models import DeployToken, Site, sites_named
 
 #: Starts every secret, so a leaked one is recognisable (secret scanners).
 SECRET_PREFIX = "acd_"
+#: How often a token's last use is written (the admin shows it to the minute).
+LAST_USED_EVERY = timedelta(minutes=1)
 
 
 class TokenError(Exception):
@@ -88,8 +90,12 @@ def authenticate(secret: str) -> DeployToken | None:
     token = DeployToken.objects.filter(secret_hash=digest).first()
     if token is None or not hmac.compare_digest(token.secret_hash, digest) or not token.active:
         return None
-    token.last_used_at = timezone.now()
-    DeployToken.objects.filter(pk=token.pk).update(last_used_at=token.last_used_at)
+    now = timezone.now()
+    # Once a minute at most: a deploy's uploads come in parallel, and a
+    # write per request would queue them behind each other (SQLite).
+    if token.last_used_at is None or now - token.last_used_at >= LAST_USED_EVERY:
+        token.last_used_at = now
+        DeployToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token
 
 

@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_assetcache.deploytokens import create_token, hash_secret
@@ -268,3 +270,22 @@ def test_a_deploy_started_again_after_an_interruption_asks_only_for_what_is_stil
     call(api, "put", f"/assetcache/deploys/{reply['id']}/blobs/{sha(data)}", secret, data)
     again = start(api, secret, FILES).json()
     assert sorted(again["required"]) == sorted(sha(FILES[path]) for path in ("/css/site.css", "/about/index.html"))
+
+
+def test_a_blob_upload_reads_neither_the_manifest_nor_writes_the_token(api: Client, secret: str) -> None:
+    """Uploads of a large deploy come in parallel: each reads the deploy's
+    sizes and required hashes, not its whole manifest, and the token's last
+    use is written once a minute, not per request."""
+    started = start(api, secret, FILES).json()
+    data = FILES["/index.html"]
+    with CaptureQueriesContext(connection) as queries:
+        put = call(api, "put", f"/assetcache/deploys/{started['id']}/blobs/{sha(data)}", secret, data)
+    assert put.status_code == 201, put.content
+    statements = [query["sql"].lower() for query in queries.captured_queries]
+    pending_reads = [sql for sql in statements if "pendingdeploy" in sql and sql.startswith("select")]
+    assert pending_reads and not any('"manifest"' in sql for sql in pending_reads)
+    assert not any(sql.startswith("update") and "deploytoken" in sql for sql in statements)
+    # A minute on, the next request records the use again.
+    DeployToken.objects.filter(name="ci").update(last_used_at=timezone.now() - timedelta(minutes=2))
+    assert call(api, "get", f"/assetcache/deploys/{started['id']}", secret).status_code == 200
+    assert timezone.now() - DeployToken.objects.get(name="ci").last_used_at < timedelta(seconds=30)
