@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import signal
 import socketserver
@@ -12,6 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -211,3 +214,44 @@ def test_a_link_out_of_source_is_refused_before_anything_is_sent(tmp_path: Path)
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr == "assetcache-deploy: key.txt: symbolic link points outside SOURCE\n"
     assert server.requests == []  # type: ignore[attr-defined]
+
+
+def api_call(port: int, method: str, path: str, secret: str, body: bytes | dict[str, object] = b"") -> tuple[int, Any]:
+    """One API request to gunicorn: (status, the JSON reply)."""
+    data = json.dumps(body).encode() if isinstance(body, dict) else body
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        kind = "application/json" if isinstance(body, dict) else "application/octet-stream"
+        headers = {"Host": f"127.0.0.1:{port}", "Authorization": f"Bearer {secret}", "Content-Type": kind}
+        connection.request(method, f"/assetcache/{path}", data, headers)
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+def test_refusals_over_gunicorn_change_nothing(transactional_db, tmp_path: Path, settings) -> None:
+    """Issue 14's refusals through a real server: another site's token 403, bytes that are not
+    their hash 422, finish with a blob missing 409, a deploy over the site limit 413; each a JSON
+    error, nothing stored, nothing deployed."""
+    Site.objects.create(subdomain="docs")
+    Site.objects.create(subdomain="other")
+    secret = create_token("ci", ["docs"])[1]
+    other = create_token("elsewhere", ["other"])[1]
+    page, style = b"<h1>home</h1>", b"body{}"
+    files = {"files": {"/index.html": {"sha256": sha(page), "size": len(page)}, "/site.css": sha(style)}}
+    with gunicorn(tmp_path, env={"ASSETCACHE_TEST_MEDIA_ROOT": settings.MEDIA_ROOT}) as server:
+        assert api_call(server.port, "POST", "sites/docs/deploys", other, files)[0] == 403
+        status, started = api_call(server.port, "POST", "sites/docs/deploys", secret, files)
+        assert status == 201, started
+        deploy = started["id"]
+        status, refused = api_call(server.port, "PUT", f"deploys/{deploy}/blobs/{sha(page)}", secret, b"<h1>HOME</h1>")
+        assert (status, "error" in refused) == (422, True)
+        assert stored_blobs() == set()
+        status, refused = api_call(server.port, "POST", f"deploys/{deploy}/finish", secret)
+        assert status == 409 and sorted(refused["missing"]) == sorted([sha(page), sha(style)])
+        huge = {"files": {"/big.bin": {"sha256": "ab" * 32, "size": 5 * 1024**3}}}
+        status, refused = api_call(server.port, "POST", "sites/docs/deploys", secret, huge)
+        assert status == 413 and "ASSETCACHE_MAX" in refused["error"]
+    assert not Deployment.objects.exists()
+    assert stored_blobs() == set()
