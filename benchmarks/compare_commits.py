@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
 import subprocess
 import sys
 import tarfile
@@ -67,28 +66,11 @@ def ratio_rows(
     worst = 0.0
     for case in (case for case in CASES if case.name in HIT_CASES):
         for current, baseline in contender_pairs:
-            now = results.get(case.name, current.name)
-            then = results.get(case.name, baseline.name)
-            if not now or not then:
+            medians = run.pair_medians(results, case.name, current.name, baseline.name)
+            if medians is None:
                 continue
-            now_rps = statistics.median(s.requests_per_s for s in now)
-            then_rps = statistics.median(s.requests_per_s for s in then)
-            now_cpu = statistics.median(s.cpu_us_per_request for s in now)
-            then_cpu = statistics.median(s.cpu_us_per_request for s in then)
-            cpu_ratio = now_cpu / then_cpu
-            worst = max(worst, abs(cpu_ratio - 1))
-            rows.append(
-                [
-                    case.name,
-                    current.label,
-                    f"{now_rps:,.0f}",
-                    f"{then_rps:,.0f}",
-                    f"{now_rps / then_rps:.2f}×",
-                    f"{now_cpu:,.0f}",
-                    f"{then_cpu:,.0f}",
-                    f"{cpu_ratio:.2f}×",
-                ]
-            )
+            worst = max(worst, abs(medians.cpu_ratio - 1))
+            rows.append([case.name, current.label, *medians.cells()])
     return rows, worst
 
 

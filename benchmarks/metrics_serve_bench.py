@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
 import sys
 import tempfile
 from dataclasses import replace
@@ -75,31 +74,16 @@ def ratio_rows(
     worst = spread = 0.0
     for case in (case for case in CASES if case.name in HIT_CASES):
         for on, off in contender_pairs:
-            with_metrics = results.get(case.name, on.name)
-            without = results.get(case.name, off.name)
-            if not with_metrics or not without:
+            medians = run.pair_medians(results, case.name, on.name, off.name)
+            if medians is None:
                 continue
-            on_rps = statistics.median(s.requests_per_s for s in with_metrics)
-            off_rps = statistics.median(s.requests_per_s for s in without)
-            on_cpu = statistics.median(s.cpu_us_per_request for s in with_metrics)
-            off_cpu = statistics.median(s.cpu_us_per_request for s in without)
             if is_control(on):
-                spread = max(spread, abs(on_cpu / off_cpu - 1))
+                spread = max(spread, abs(medians.cpu_ratio - 1))
             else:
-                worst = max(worst, on_cpu / off_cpu - 1)
+                worst = max(worst, medians.cpu_ratio - 1)
             name = off.label.removesuffix(" off")
-            rows.append(
-                [
-                    case.name,
-                    f"{name}: off against off (control)" if is_control(on) else name,
-                    f"{on_rps:,.0f}",
-                    f"{off_rps:,.0f}",
-                    f"{on_rps / off_rps:.2f}×",
-                    f"{on_cpu:,.0f}",
-                    f"{off_cpu:,.0f}",
-                    f"{on_cpu / off_cpu:.2f}×",
-                ]
-            )
+            label = f"{name}: off against off (control)" if is_control(on) else name
+            rows.append([case.name, label, *medians.cells()])
     return rows, worst, spread
 
 

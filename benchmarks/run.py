@@ -19,6 +19,7 @@ import json
 import os
 import random
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -72,6 +73,44 @@ class Results:
 
     def get(self, case: str, contender: str) -> list[Sample] | None:
         return self.samples.get((case, contender))
+
+
+@dataclass(frozen=True)
+class PairMedians:
+    """Medians of two contenders on one case (``one`` against ``other``)."""
+
+    rps: float
+    other_rps: float
+    cpu: float
+    other_cpu: float
+
+    @property
+    def cpu_ratio(self) -> float:
+        return self.cpu / self.other_cpu
+
+    def cells(self) -> list[str]:
+        """req/s of each, their ratio, CPU µs per request of each, their ratio."""
+        return [
+            f"{self.rps:,.0f}",
+            f"{self.other_rps:,.0f}",
+            f"{self.rps / self.other_rps:.2f}×",
+            f"{self.cpu:,.0f}",
+            f"{self.other_cpu:,.0f}",
+            f"{self.cpu_ratio:.2f}×",
+        ]
+
+
+def pair_medians(results: Results, case: str, one: str, other: str) -> PairMedians | None:
+    """The medians of contenders ``one`` and ``other`` on ``case``; None if either has no samples."""
+    mine, theirs = results.get(case, one), results.get(case, other)
+    if not mine or not theirs:
+        return None
+    return PairMedians(
+        statistics.median(s.requests_per_s for s in mine),
+        statistics.median(s.requests_per_s for s in theirs),
+        statistics.median(s.cpu_us_per_request for s in mine),
+        statistics.median(s.cpu_us_per_request for s in theirs),
+    )
 
 
 # --- preparing the sites ------------------------------------------------------------------------
