@@ -22,19 +22,9 @@ from django_assetcache.models import Blob, Deployment, DeployToken, PendingDeplo
 from django_assetcache.store import BlobStore, blob_name
 
 from .conftest import live_assets, sha, stored, zip_bytes
-from .test_deploy_api import FILES, call, deploy, start
+from .test_deploy_api import FILES, api, call, deploy, secret, start  # noqa: F401 (fixtures)
 
 ZERO = "0" * 64
-
-
-@pytest.fixture
-def api() -> Client:
-    return Client(HTTP_HOST="testserver")
-
-
-@pytest.fixture
-def secret(site: Site) -> str:
-    return create_token("ci", ["docs"])[1]
 
 
 def put(client: Client, secret: str, key: str, data: bytes, **extra: Any) -> Any:
