@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -152,13 +153,33 @@ def write_report(results: Results) -> Path:
     return write_doc("benchmarks-scale.md", text)
 
 
+def runs(results: Results) -> str:
+    """When each size was measured, in which snapshot format, and how loaded the machine was."""
+    rows = []
+    for name, data in sorted(
+        results.items(), key=lambda item: (list(TITLES).index(item[0].split()[0]), int(item[0].split()[1]))
+    ):
+        database, assets = name.split()
+        finished = datetime.datetime.fromtimestamp(data["finished"], datetime.UTC) if "finished" in data else None
+        rows.append(
+            [
+                f"{TITLES[database]}, {int(assets):,} assets",
+                finished.strftime("%Y-%m-%d %H:%M") if finished else "–",
+                f"{data['snapshot_format']:.0f}" if "snapshot_format" in data else "–",
+                f"{data['load']:.2f}",
+            ]
+        )
+    return markdown_table(["run", "measured by (UTC)", "snapshot format", "load average (1 min) at its start"], rows)
+
+
 def document(tables: dict[str, str], promises: str, results: Results, image: str, machine: list[str]) -> str:
     lines = ["# Benchmark: scale", "", INTRO, "", f"![Each measure against the number of assets]({image})", ""]
     for database, text in tables.items():
         lines += [f"## {TITLES[database]}", "", text, ""]
-    lines += ["## What the design promises", "", promises, "", FINDINGS, "", "## Set-up", "", SETUP, *machine, ""]
-    loads = ", ".join(f"{name}: {data['load']:.2f}" for name, data in sorted(results.items()))
-    lines += [f"- Load average (1 min) when each run began: {loads}", "", REPRODUCE]
+    lines += ["## What the design promises", "", promises, "", FINDINGS, "", "## Set-up", "", SETUP]
+    # Sizes are measured in separate runs: the table below dates each, not the page.
+    lines += [line for line in machine if not line.startswith("- Date:")]
+    lines += ["", RUNS, "", runs(results), "", REPRODUCE]
     return "\n".join(lines)
 
 
@@ -239,6 +260,8 @@ FINDINGS = """## Findings
 SETUP = """- Everything on one machine over loopback: gunicorn, wrk, the publishing process and, for
   PostgreSQL, a throwaway server (`fsync=off`, tests/databases.py). Settings: `tests.settings`
   (`tests.pid_wsgi`, which tells which worker answered and when it applied a change)."""
+RUNS = """Each size on each database: the time by which it was measured, the snapshot format it
+measured, and the load average when its measurement began."""
 REPRODUCE = (
     "Reproduce: `make bench-scale` (10k, 100k and 1M assets; `make bench-scale ARGS=--quick` for 10k and 100k only)."
 )
