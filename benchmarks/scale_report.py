@@ -224,14 +224,19 @@ FINDINGS = """## Findings
   and per path whatever their number. Requests/s are low in absolute terms because every request
   is a new connection to a sync worker, one in a hundred is a 1–4 MiB download, and the machine
   is shared; what matters here is that the rate does not fall with the asset count. The Zipf-like
-  workload is served at about the same rate as the uniform one, although the uniform one misses
-  the process cache (64 MiB per worker) far more often: a miss is cheap (next point), so the hit
-  ratio matters less here than the connection set-up and the large downloads.
+  workload is served at about the same rate as the uniform one (within the run-to-run noise),
+  although the uniform one misses the process cache (64 MiB per worker) far more often: a miss is
+  cheap (next point), so the hit ratio matters less here than the connection set-up and the large
+  downloads. The two tables were measured in separate runs about two hours apart (Set-up);
+  neither a hit nor a miss makes a query, so read each table across its sizes rather than one
+  table's hit rows against the other's.
 - **A first request** (a miss of the process cache) costs the same at every size, about 1 ms over
   HTTP at p50: the entry is built from the snapshot's record for the path, with no query.
-- **Change propagation** does not grow with the install: under the poll interval (1 s) with the
-  database backend, under 0.1 s with PostgreSQL's LISTEN/NOTIFY. A change drops one site's
-  entries, whatever else the cache holds.
+- **Change propagation** stays within the ±0.3 band of a constant: under the poll interval (1 s)
+  with the database backend, about 0.1 s or less with PostgreSQL's LISTEN/NOTIFY (a median of 38
+  to 46 ms up to 100,000 assets, 105 ms at 1,000,000; these runs do not tell whether that rise is
+  noise or a cost of the larger install). A change drops one site's entries, whatever else the
+  cache holds.
 - **Publishing** runs at the same files/s into an empty install and into a full one: a publish
   reads and writes only its own site's rows.
 - **`assetcache_warmup`** is dominated, at these sizes, by compressing the distinct bodies (the
@@ -246,17 +251,18 @@ FINDINGS = """## Findings
   page cache that every worker shares and not in the process. No path is decoded at load: a
   path's first request searches its deployment's table (sorted by a 64-bit digest of the path)
   in place and compares the stored path. At 1,000,000 assets across 10,000 sites a process
-  hydrates in 0.41 s and its RSS grows by 30 MiB: within the targets (under 0.5 s and under
-  200 MB), where the previous format (1.4 µs and 380 bytes per asset, every path decoded)
-  extrapolated to 1.4 s and 360 MiB. Both still grow linearly in this install, because its sites
-  grow with its assets: about 3 KiB of RSS per site (its record, its hosts, where its tables
-  are), and about 0.4 µs per asset, the CRC pass and the sites' part of the JSON index.
-  The PostgreSQL table was measured before this format (version 7, which decoded every path at
-  load); its hydration rows are that format's.
-- **Worker memory after serving** at 1,000,000 assets (341 MiB of RSS) is mostly file pages
-  (236 MiB): random paths over the whole install read nearly every page of the 230 MiB
-  snapshot, which the 4 workers share through the page cache. The worker's own (anonymous)
-  memory is 105 MiB, the entries bounded by `ASSETCACHE_MEMORY_LIMIT` included."""
+  hydrates in 0.41 s on SQLite and 0.30 s on PostgreSQL, and its RSS grows by 30 MiB on both:
+  within the targets (under 0.5 s and under 200 MB), where the previous format (1.4 µs and
+  380 bytes per asset, every path decoded) extrapolated to 1.4 s and 360 MiB. Both still grow
+  linearly in this install (a constant plus a linear part, so the growth column reads below 1),
+  because its sites grow with its assets: about 3 KiB of RSS per site (its record, its hosts,
+  where its tables are), and about 0.3 to 0.4 µs per asset, the CRC pass and the sites' part of
+  the JSON index. Both tables were measured with this format (version 8, Set-up).
+- **Worker memory after serving** at 1,000,000 assets (341 MiB of RSS on SQLite, 350 MiB on
+  PostgreSQL) is mostly file pages (236 and 239 MiB): random paths over the whole install read
+  nearly every page of the 230 MiB snapshot, which the 4 workers share through the page cache.
+  The worker's own (anonymous) memory is 105 and 110 MiB, the entries bounded by
+  `ASSETCACHE_MEMORY_LIMIT` included."""
 SETUP = """- Everything on one machine over loopback: gunicorn, wrk, the publishing process and, for
   PostgreSQL, a throwaway server (`fsync=off`, tests/databases.py). Settings: `tests.settings`
   (`tests.pid_wsgi`, which tells which worker answered and when it applied a change)."""
