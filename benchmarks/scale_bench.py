@@ -12,7 +12,8 @@ bulk), ``assetcache_warmup`` builds the snapshot; a fresh process hydrates
 assets (miss latency), wrk at random paths over every asset (uniform and
 Zipf-like), and 5 publishes of a small site (change propagation to the 4
 workers). Results accumulate in benchmarks/scale_results.json (one entry per
-database and size, so sizes can be run apart); docs/benchmarks-scale.md and
+database and size, so sizes can be run apart, each with when it was measured
+and the snapshot format it measured); docs/benchmarks-scale.md and
 docs/images/benchmarks-scale.png are written from all of them.
 """
 
@@ -185,6 +186,7 @@ def measure_size(
     print(f"  hydrated: {result['hydrate_seconds']:.3f} s, +{result['hydrate_rss_growth'] / 2**20:.0f} MiB", flush=True)
     result.update(serve(work, env, args))
     result["load"] = load
+    result["finished"] = time.time()  # the doc says when each row was measured
     shutil.rmtree(work, ignore_errors=True)
     return result
 

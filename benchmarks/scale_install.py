@@ -167,6 +167,12 @@ def write_paths(workdir: Path, rng: random.Random) -> int:
     return len(rows)
 
 
+def snapshot_format(path: Path) -> int:
+    """The format version the snapshot was written in: the last two characters of its magic."""
+    with open(path, "rb") as snapshot:
+        return int(snapshot.read(8)[-2:])
+
+
 def build(args: argparse.Namespace) -> dict[str, float]:
     from django.core.management import call_command
 
@@ -190,6 +196,7 @@ def build(args: argparse.Namespace) -> dict[str, float]:
     started = time.perf_counter()
     call_command("assetcache_warmup", stdout=io.StringIO(), stderr=io.StringIO())
     warmup_seconds = time.perf_counter() - started
+    snapshot = Path(conf.get().SNAPSHOT_PATH)
     return {
         "assets": assets,
         "sites": args.sites,
@@ -197,7 +204,8 @@ def build(args: argparse.Namespace) -> dict[str, float]:
         "publish_full_files_per_s": extra_files / extra_seconds,
         "clone_seconds": clone_seconds,
         "warmup_seconds": warmup_seconds,
-        "snapshot_bytes": Path(conf.get().SNAPSHOT_PATH).stat().st_size,
+        "snapshot_bytes": snapshot.stat().st_size,
+        "snapshot_format": snapshot_format(snapshot),
         "blob_bytes": sum(p.stat().st_size for p in (args.workdir / "media").rglob("*") if p.is_file()),
     }
 
