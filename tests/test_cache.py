@@ -19,7 +19,7 @@ from django_assetcache.costs import charge, entry_overhead
 from django_assetcache.entries import Entry, build_file_entry, build_missing_entry
 from django_assetcache.hosts import HOST_SHARE, SiteInfo
 from django_assetcache.models import Domain, Site
-from django_assetcache.prepared import PREPARED_SHARE, shared_bytes
+from django_assetcache.prepared import PREPARED, PREPARED_SHARE, shared_bytes
 from django_assetcache.publish import publish
 from django_assetcache.records import BlobRecord, LocatedBlob
 from tests.conftest import SAMPLE, write_tree
@@ -479,7 +479,8 @@ def test_clock_spares_a_hot_entry_once():
         def entries_for(self, site: SiteInfo, path: str) -> dict[str, Entry]:
             return {path: build_missing_entry()}
 
-    gc.collect()  # shared headers of entries gone before this test are let go
+    PREPARED.clear()  # as a new cache does: entries of tests before are let go,
+    gc.collect()  # and the headers they shared with them
     # Room for three entries (every path here is as long as "/a") besides
     # the reserve of prepared replies (1/8 of the limit).
     room = 3 * charge("/a", build_missing_entry()) + shared_bytes()
