@@ -10,8 +10,8 @@ one lock. Under the GIL a ``dict.get`` racing a locked insert or delete is
 safe, and a lost counter increment between threads is an accepted error.
 
 Eviction is CLOCK (second chance), an approximate LRU: a hit sets
-``entry.hot``; the evictor walks entries in insertion order, sparing hot ones
-once (clearing the bit and moving them to the back) and dropping cold ones.
+``entry.hot``; the evictor walks keys in insertion order, sparing hot entries
+once (clearing the bit, moving them back) and dropping cold ones.
 """
 
 from __future__ import annotations
@@ -24,9 +24,11 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from . import conf, traffic
+from .costs import charge, key_cost
 from .entries import Entry, EntryKind
 from .feed import ChangeRecord, FeedReader, FeedSource
 from .hosts import HOST_SHARE, HostMiss, HostTarget, SiteInfo, host_cost, normalize_host, other_sites, request_keys
+from .prepared import PREPARED, PREPARED_SHARE, shared_bytes
 
 logger = logging.getLogger("django_assetcache")
 
@@ -62,14 +64,6 @@ class Loader(FeedSource, Protocol):
     def changes_after(self, change_id: int, pending: list[int] | None = None) -> list[Any]: ...
 
 
-def _ignore_eviction(reason: str, count: int) -> None:
-    """The default ``on_evicted`` hook."""
-
-
-def _ignore_change(change: ChangeRecord) -> None:
-    """The default ``on_applied`` hook."""
-
-
 class AssetCache(FeedReader):
     """One process's cache. Its hooks tell whoever made it (``runtime.py``
     wires them to Django signals) of evictions and applied changes, so the
@@ -97,11 +91,14 @@ class AssetCache(FeedReader):
         #: id, the keys (scopes) it has filled.
         self.entries: dict[tuple[int, str], Entry] = {}
         self.site_scopes: dict[int, set[int]] = {}
-        self.clock: deque[tuple[tuple[int, str], Entry]] = deque()
+        #: Keys in insertion order (one dropped and filled again: twice).
+        self.clock: deque[tuple[int, str]] = deque()
         self.bytes_held = 0
-        #: What entries dropped or replaced since cost: they stay referenced
-        #: by the eviction queue until it lets them go, so they count too.
+        #: What dropped keys cost: they stay in the queue until it lets them go.
         self.stale_bytes = 0
+        self.prepared_bytes = self.settings.MEMORY_LIMIT // PREPARED_SHARE  # reserved for them
+        PREPARED.budget = self.prepared_bytes
+        PREPARED.clear()
         self.hits = 0
         self.misses = 0
         self.negative_hits = 0
@@ -123,9 +120,9 @@ class AssetCache(FeedReader):
         self.epoch = 0
         self.created_at = time.time()
         #: Called with (reason, count) after entries were evicted for room.
-        self.on_evicted: Callable[[str, int], None] = _ignore_eviction
+        self.on_evicted: Callable[[str, int], None] = lambda reason, count: None
         #: Called with each change after it was applied.
-        self.on_applied: Callable[[ChangeRecord], None] = _ignore_change
+        self.on_applied: Callable[[ChangeRecord], None] = lambda change: None
 
     # --- the hit path --------------------------------------------------------
 
@@ -220,21 +217,26 @@ class AssetCache(FeedReader):
 
     def _insert(self, key: tuple[int, str], entry: Entry) -> None:
         old = self.entries.get(key)
-        if old is not None:
-            self._unlist(old)
+        if old is None:
+            self.clock.append(key)
+        else:  # its slot in the queue serves the new entry
+            self.bytes_held -= charge(key[1], old)
+            PREPARED.forget(old.representations())
         self.entries[key] = entry
-        self.clock.append((key, entry))
-        self.bytes_held += entry.cost
+        self.bytes_held += charge(key[1], entry)
         self._evict()
 
     def held(self) -> int:
-        """Bytes counted against MEMORY_LIMIT: entries and host maps."""
-        return self.bytes_held + self.stale_bytes + self.raw_host_bytes + self.site_host_bytes
+        """Bytes counted against MEMORY_LIMIT: entries, shared headers, hosts, prepared replies."""
+        hosts = self.raw_host_bytes + self.site_host_bytes
+        return self.bytes_held + self.stale_bytes + hosts + self.prepared_bytes + shared_bytes()
 
-    def _unlist(self, entry: Entry) -> None:
-        """An entry left ``entries`` but not the queue: its memory is still held."""
-        self.bytes_held -= entry.cost
-        self.stale_bytes += entry.cost
+    def _unlist(self, key: tuple[int, str], entry: Entry, forget: bool = True) -> None:
+        """An entry left ``entries``; its key stays in the queue until it comes up."""
+        self.bytes_held -= charge(key[1], entry)
+        self.stale_bytes += key_cost(key[1])
+        if forget:
+            PREPARED.forget(entry.representations())
 
     def _evict(self) -> None:
         limit = self.settings.MEMORY_LIMIT
@@ -243,23 +245,25 @@ class AssetCache(FeedReader):
         reason = ""
         while self.clock and (self.held() > limit or len(self.entries) > max_entries):
             reason = "memory" if self.held() > limit else "entries"
-            key, entry = self.clock.popleft()
-            if self.entries.get(key) is not entry:
-                self.stale_bytes -= entry.cost  # dropped or replaced since: a stale slot
+            key = self.clock.popleft()
+            entry = self.entries.get(key)
+            if entry is None:
+                self.stale_bytes -= key_cost(key[1])  # dropped since: a stale slot
                 continue
             if entry.hot and len(self.clock) > 0:
                 entry.hot = False
-                self.clock.append((key, entry))
+                self.clock.append(key)
                 continue
             del self.entries[key]
-            self.bytes_held -= entry.cost
+            self.bytes_held -= charge(key[1], entry)
+            PREPARED.forget(entry.representations())
             evicted += 1
             if reason == "memory":
                 self.evictions_memory += 1
             else:
                 self.evictions_entries += 1
         if len(self.clock) > 2 * len(self.entries) + 1024:
-            self.clock = deque((k, e) for k, e in self.clock if self.entries.get(k) is e)
+            self.clock = deque(dict.fromkeys(key for key in self.clock if key in self.entries))
             self.stale_bytes = 0
         if evicted:
             self.on_evicted(reason, evicted)
@@ -295,7 +299,7 @@ class AssetCache(FeedReader):
                 for key in request_keys(path):
                     entry = self.entries.pop((scope, key), None)
                     if entry is not None:
-                        self._unlist(entry)
+                        self._unlist((scope, key), entry)
 
     def _carry_over(self, change: ChangeRecord, snapshot: Any) -> None:
         """A publish made live a deployment that differs from the one before
@@ -309,7 +313,7 @@ class AssetCache(FeedReader):
         gone = {key for path in change.paths for key in request_keys(path)}
         for key in [key for key in self.entries if key[0] == previous and key[1] not in gone]:
             entry = self.entries.pop(key)
-            self._unlist(entry)
+            self._unlist(key, entry, forget=False)  # the same entry, moved
             if (new, key[1]) not in self.entries:
                 self._insert((new, key[1]), entry)
         self.site_scopes.setdefault(change.site_id or 0, set()).add(new)
@@ -319,7 +323,7 @@ class AssetCache(FeedReader):
         wanted = set(scopes)
         if wanted:
             for key in [key for key in self.entries if key[0] in wanted]:
-                self._unlist(self.entries.pop(key))
+                self._unlist(key, self.entries.pop(key))
 
     def _drop_hosts(self, site_id: int | None) -> None:
         # Negative host entries may concern the changed site (a new subdomain,
@@ -336,7 +340,7 @@ class AssetCache(FeedReader):
             for key, entry in list(self.entries.items()):
                 if entry.kind is EntryKind.FILE and not gone.isdisjoint(entry.file_paths()):
                     del self.entries[key]
-                    self._unlist(entry)
+                    self._unlist(key, entry)
 
     def renew_locks(self) -> None:
         """Fresh locks for a forked child: a thread of the parent holding one
@@ -363,6 +367,7 @@ class AssetCache(FeedReader):
         self.clock = deque()
         self.bytes_held = 0
         self.stale_bytes = 0
+        PREPARED.clear()
         self.loader.snapshot = None
 
     def clear(self) -> None:

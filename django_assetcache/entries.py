@@ -1,8 +1,10 @@
 """What the cache keeps for one request path: an ``Entry`` and the
 ``Representation`` of each encoding it can send.
 
-Header values are formatted once, when an entry is built; a request only
-picks among prepared replies (200, HEAD, 304, 412) or, for ranges, builds one
+An entry keeps only what differs per file (its ETag and its bytes or file);
+the header tuples are shared among files alike (``prepared.SharedHeaders``).
+A request picks among prepared replies (200, HEAD, 304, 412), built on first
+use and kept in the bounded ``prepared.PREPARED``, or, for ranges, builds one
 small reply.
 """
 
@@ -10,171 +12,125 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
+from typing import Any, ClassVar
 from urllib.parse import quote
 
-from django.utils.http import http_date
-
+from .prepared import (
+    PREPARED,
+    Prepared,
+    SharedHeaders,
+    head_reply,
+    not_found_reply,
+    not_modified_reply,
+    ok_reply,
+    precondition_failed_replies,
+    shared_headers,
+)
 from .ranges import coalesce, parse_ranges
 from .records import LocatedBlob
-from .replies import ACCEPT_RANGES, CRLF, NOSNIFF, VARY, Part, Reply, plain_reply, without_body
+from .replies import ACCEPT_RANGES, CRLF, NOSNIFF, Part, Reply, plain_reply
 
 #: Preference order among stored variants; identity comes last.
 ENCODINGS = ("br", "gzip")
-#: Vary of a private site's files, with and without compressed variants.
-VARY_PRIVATE = {True: ("Vary", "Accept-Encoding, Cookie"), False: ("Vary", "Cookie")}
 
+#: A body in memory, or a local file's path and size.
+Source = bytes | tuple[str, int]
 
-class _Shared:
-    """Header tuples many representations have in common (same type, date,
-    Cache-Control, Vary, coding): kept once, not once per file."""
-
-    __slots__ = ("entity", "extra", "tail", "uncached")
-
-    def __init__(
-        self,
-        content_type: str,
-        last_modified: str,
-        cache_control: str,
-        vary: bool,
-        encoding: str,
-        extra: tuple[tuple[str, str], ...] = (),
-    ) -> None:
-        entity = [("Content-Type", content_type), ACCEPT_RANGES, NOSNIFF]
-        if encoding:
-            entity.append(("Content-Encoding", encoding))
-        # Extra headers (site rules, HSTS) sit with the validators, so a 304
-        # sends them too.
-        tail = [("Last-Modified", last_modified), ("Cache-Control", cache_control), *extra]
-        # A private site's file (its Cache-Control made private when the
-        # entry is built) depends on the visitor's cookie too.
-        private = cache_control.startswith("private")
-        if vary or private:
-            tail.append(VARY_PRIVATE[vary] if private else VARY)
-        #: Headers of the site rather than the file (rules, HSTS, a preview's
-        #: X-Robots-Tag): a 404 with the error document sends them too.
-        self.extra = extra
-        self.entity = tuple(entity)
-        self.tail = tuple(tail)
-        #: Cache-Control of replies that answer one request only (412, 404).
-        self.uncached = "private, no-cache" if private else "no-cache"
-
-
-_shared: dict[tuple[str, str, str, bool, str, tuple[tuple[str, str], ...]], _Shared] = {}
-
-
-def _shared_headers(
-    content_type: str,
-    last_modified: str,
-    cache_control: str,
-    vary: bool,
-    encoding: str,
-    extra: tuple[tuple[str, str], ...] = (),
-) -> _Shared:
-    key = (content_type, last_modified, cache_control, vary, encoding, extra)
-    shared = _shared.get(key)
-    if shared is None:
-        if len(_shared) >= 4096:
-            _shared.clear()  # only sharing is lost, never correctness
-        shared = _shared[key] = _Shared(*key)
-    return shared
+_prepared = PREPARED.held.get
 
 
 class Representation:
-    """One encoding of one file.
+    """One encoding of one file: its ETag and its bytes, in memory
+    (``source`` is bytes) or on disk (``source`` is the file's path and size).
 
-    Its replies (200, HEAD, 304, 412) are built on first use and then kept, so a
-    hit builds nothing while a file never asked for that way costs nothing.
+    Nothing else is kept per file: the header tuples are shared
+    (``SharedHeaders``) and the replies are prepared on use, in the bounded
+    ``PREPARED``, so a hit builds nothing while the replies are there.
     """
 
-    __slots__ = (
-        "_failed",
-        "_head",
-        "_not_modified",
-        "_ok",
-        "body",
-        "encoding",
-        "etag",
-        "file_path",
-        "length",
-        "shared",
-    )
+    __slots__ = ("etag", "shared", "source")
 
-    def __init__(
-        self,
-        *,
-        encoding: str,
-        etag: str,
-        length: int,
-        body: bytes | None,
-        file_path: str | None,
-        content_type: str,
-        last_modified: str,
-        cache_control: str,
-        vary: bool,
-        extra: tuple[tuple[str, str], ...] = (),
-    ) -> None:
-        self.encoding = encoding
+    def __init__(self, *, etag: str, source: Source, shared: SharedHeaders) -> None:
         self.etag = etag
-        self.length = length
-        self.body = body
-        self.file_path = file_path
-        self.shared = _shared_headers(content_type, last_modified, cache_control, vary, encoding, extra)
-        self._ok: Reply | None = None
-        self._head: Reply | None = None
-        self._not_modified: Reply | None = None
-        self._failed: tuple[Reply, Reply] | None = None
+        self.source = source
+        self.shared = shared
+
+    @property
+    def body(self) -> bytes | None:
+        source = self.source
+        return None if isinstance(source, tuple) else source
+
+    @property
+    def file_path(self) -> str | None:
+        source = self.source
+        return source[0] if isinstance(source, tuple) else None
+
+    @property
+    def length(self) -> int:
+        source = self.source
+        return source[1] if isinstance(source, tuple) else len(source)
+
+    @property
+    def encoding(self) -> str:
+        return self.shared.encoding
 
     @property
     def content_type(self) -> str:
-        return self.shared.entity[0][1]
+        return self.shared.content_type
 
     @property
     def validators(self) -> list[tuple[str, str]]:
         """What a cache needs to update a stored response (RFC 9110 15.4.5)."""
         return [("ETag", self.etag), *self.shared.tail]
 
-    def _ok_headers(self) -> list[tuple[str, str]]:
-        return [*self.shared.entity, ("Content-Length", str(self.length)), *self.validators]
-
     @property
     def ok(self) -> Reply:
-        reply = self._ok
+        prepared = _prepared(self)
+        if prepared is not None:
+            reply = prepared.ok
+            if reply is not None:
+                return reply
+        return self._ok(PREPARED.get(self))
+
+    def _ok(self, prepared: Prepared) -> Reply:
+        reply = prepared.ok
         if reply is None:
-            if self.body is not None:
-                reply = Reply(200, self._ok_headers(), self.body)
-            else:
-                reply = Reply(
-                    200, self._ok_headers(), file_path=self.file_path, length=self.length, file_size=self.length
-                )
-            self._ok = reply
+            reply = ok_reply(self.shared, self.etag, self.body, self.file_path, self.length)
+            prepared.ok = reply
+            PREPARED.built(prepared, self.shared)
         return reply
 
     @property
     def head(self) -> Reply:
-        reply = self._head
-        if reply is None:
-            reply = self._head = Reply(200, self.ok.headers)
+        prepared = _prepared(self)
+        if prepared is not None:
+            reply = prepared.head
+            if reply is not None:
+                return reply
+        prepared = PREPARED.get(self)
+        reply = prepared.head = head_reply(self._ok(prepared))
+        PREPARED.built(prepared, self.shared)
         return reply
 
     @property
     def not_modified(self) -> Reply:
-        reply = self._not_modified
-        if reply is None:
-            reply = self._not_modified = Reply(304, [*self.validators, NOSNIFF])
+        prepared = _prepared(self)
+        if prepared is not None:
+            reply = prepared.not_modified
+            if reply is not None:
+                return reply
+        prepared = PREPARED.get(self)
+        reply = prepared.not_modified = not_modified_reply(self.shared, self.etag)
+        PREPARED.built(prepared, self.shared)
         return reply
 
     def precondition_failed(self, method: str) -> Reply:
         """The 412 for a GET (with its short body) or a HEAD (without)."""
-        failed = self._failed
+        prepared = PREPARED.get(self)
+        failed = prepared.failed
         if failed is None:
-            # The validators tell the client what the current representation
-            # is; Cache-Control stays no-cache, since this answers one
-            # conditional request and must not be reused for another.
-            validators = [("ETag", self.etag)]
-            for name, value in self.shared.tail:
-                validators.append((name, self.shared.uncached if name == "Cache-Control" else value))
-            get = plain_reply(412, "Precondition failed.\n", validators=validators)
-            failed = self._failed = (get, without_body(get))
+            failed = prepared.failed = precondition_failed_replies(self.shared, self.etag)
+            PREPARED.built(prepared, self.shared, 2)
         return failed[1] if method == "HEAD" else failed[0]
 
     def part(self, start: int, end: int) -> Reply:
@@ -255,82 +211,118 @@ class EntryKind(enum.Enum):
     MISSING = "missing"
 
 
-class Entry:
-    """What the cache keeps for one request path of one site, of a ``kind``.
+class Entry(Representation):
+    """What the cache keeps for one request path of one site: a file (the
+    entry is its identity representation; ``VariantEntry`` adds stored
+    variants), a ``RedirectEntry`` or a ``MissingEntry``; ``kind`` says which.
 
     ``hot`` is the clock bit of the cache's approximate LRU: set on every hit.
+    ``forced`` says whether a forced rule of the site may answer its path, so
+    a hit asks the site's forced rules only then (set when it is built: rules
+    never change within a deployment).
     """
 
-    __slots__ = (
-        "_not_found",
-        "br",
-        "cost",
-        "extra",
-        "forced",
-        "gzip",
-        "hot",
-        "identity",
-        "kind",
-        "last_modified",
-        "last_modified_ts",
-        "location",
-    )
+    __slots__ = ("forced", "hot")
 
-    def __init__(
-        self,
-        kind: EntryKind,
-        *,
-        identity: Representation | None = None,
-        variants: dict[str, Representation] | None = None,
-        last_modified: str = "",
-        last_modified_ts: int = 0,
-        location: str = "",
-        cost: int = 0,
-        extra: tuple[tuple[str, str], ...] = (),
-    ) -> None:
-        self.kind = kind
-        #: Headers of the host the entry was built for (a redirect adds them).
-        self.extra = extra
-        self.identity = identity
-        variants = variants or {}
-        self.br = variants.get("br")
-        self.gzip = variants.get("gzip")
-        self.last_modified = last_modified
-        self.last_modified_ts = last_modified_ts
-        self.location = location
-        self.cost = cost
+    kind: ClassVar[EntryKind] = EntryKind.FILE
+    #: Stored variants; a ``VariantEntry`` holds them.
+    br: Representation | None = None
+    gzip: Representation | None = None
+    #: Where a ``RedirectEntry`` sends the client, and its host's headers.
+    location: str = ""
+    extra: tuple[tuple[str, str], ...] = ()
+
+    def __init__(self, *, etag: str, source: Source, shared: SharedHeaders) -> None:
+        super().__init__(etag=etag, source=source, shared=shared)
         self.hot = False
-        #: Whether a forced rule of the site may answer its path, so a hit
-        #: asks the site's forced rules only then (set when it is built:
-        #: rules never change within a deployment).
         self.forced = False
-        self._not_found: Reply | None = None
+
+    @property
+    def identity(self) -> Representation:
+        return self
+
+    @property
+    def last_modified(self) -> str:
+        return self.shared.last_modified
+
+    @property
+    def last_modified_ts(self) -> int:
+        return self.shared.last_modified_ts
+
+    @property
+    def cost(self) -> int:
+        """Bytes of bodies this entry holds in memory (its bookkeeping is
+        charged by ``costs.entry_overhead``)."""
+        return sum(len(rep.body or b"") for rep in self.representations())
+
+    def representations(self) -> tuple[Representation, ...]:
+        return (self,)
 
     def file_paths(self) -> list[str]:
         """Local files this entry sends (large bodies only)."""
-        reps = (self.identity, self.br, self.gzip)
-        return [rep.file_path for rep in reps if rep is not None and rep.file_path]
+        return [path for rep in self.representations() if (path := rep.file_path)]
 
     def not_found(self) -> Reply:
         """This file served as a site's error document: status 404."""
-        reply = self._not_found
+        prepared = PREPARED.get(self)
+        reply = prepared.not_found
         if reply is None:
-            rep = self.identity
-            assert rep is not None
-            headers = [
-                ("Content-Type", rep.content_type),
-                ("Content-Length", str(rep.length)),
-                ("Cache-Control", rep.shared.uncached),
-                NOSNIFF,
-                *rep.shared.extra,
-            ]
-            body = rep.body
-            if body is None:
-                reply = Reply(404, headers, file_path=rep.file_path, length=rep.length, file_size=rep.length)
-            else:
-                reply = Reply(404, headers, body)
-            self._not_found = reply
+            reply = prepared.not_found = not_found_reply(self.shared, self.body, self.file_path, self.length)
+            PREPARED.built(prepared, self.shared)
         return reply
+
+
+class VariantEntry(Entry):
+    """A file entry with compressed variants stored beside it."""
+
+    __slots__ = ("br", "gzip")
+
+    def __init__(
+        self, *, etag: str, source: Source, shared: SharedHeaders, variants: dict[str, Representation]
+    ) -> None:
+        super().__init__(etag=etag, source=source, shared=shared)
+        self.br = variants.get("br")
+        self.gzip = variants.get("gzip")
+
+    def representations(self) -> tuple[Representation, ...]:
+        return (self, *(rep for rep in (self.br, self.gzip) if rep is not None))
+
+
+class _Answerless(Entry):
+    """An entry that sends no file: its representation slots stay unset."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        self.hot = False
+        self.forced = False
+
+    @property
+    def cost(self) -> int:
+        return 0
+
+    def representations(self) -> tuple[Representation, ...]:
+        return ()
+
+
+class RedirectEntry(_Answerless):
+    """A directory asked for without its slash: redirect to ``location``."""
+
+    __slots__ = ("extra", "location")
+    kind = EntryKind.REDIRECT
+
+    def __init__(self, location: str, extra: tuple[tuple[str, str], ...]) -> None:
+        super().__init__()
+        self.location = location
+        #: Headers of the host the entry was built for (a redirect adds them).
+        self.extra = extra
+
+
+class MissingEntry(_Answerless):
+    """A path the site does not have."""
+
+    __slots__ = ()
+    kind = EntryKind.MISSING
 
 
 def build_file_entry(
@@ -340,55 +332,40 @@ def build_file_entry(
     cache_control: str,
     identity: LocatedBlob,
     variants: Sequence[LocatedBlob] = (),
-    per_entry_overhead: int = 0,
     extra_headers: tuple[tuple[str, str], ...] = (),
 ) -> Entry:
     """An entry for a file: ``identity`` is where its bytes are, ``variants``
     where those of its compressed variants are; ``extra_headers`` (site
     rules, HSTS) go out with every reply of it."""
-    last_modified_text = http_date(last_modified)
     vary = bool(variants)
 
-    def representation(encoding: str, located: LocatedBlob) -> Representation:
-        return Representation(
-            encoding=encoding,
-            etag=etag_for(located.blob.sha256),
-            length=located.blob.size,
-            body=located.body,
-            file_path=located.file_path,
-            content_type=content_type,
-            last_modified=last_modified_text,
-            cache_control=cache_control,
-            vary=vary,
-            extra=extra_headers,
-        )
+    def fields(encoding: str, located: LocatedBlob) -> dict[str, Any]:
+        source: Source
+        if located.body is not None:
+            source = located.body
+        else:
+            assert located.file_path is not None
+            source = (located.file_path, located.blob.size)
+        shared = shared_headers(content_type, last_modified, cache_control, vary, encoding, extra_headers)
+        return {"etag": etag_for(located.blob.sha256), "source": source, "shared": shared}
 
     reps = {
-        variant.blob.encoding: representation(variant.blob.encoding, variant)
+        variant.blob.encoding: Representation(**fields(variant.blob.encoding, variant))
         for variant in variants
         if variant.blob.encoding in ENCODINGS
     }
-    cost = per_entry_overhead + len(identity.body or b"") + sum(len(variant.body or b"") for variant in variants)
-    return Entry(
-        EntryKind.FILE,
-        identity=representation("", identity),
-        variants=reps,
-        last_modified=last_modified_text,
-        last_modified_ts=int(last_modified),
-        cost=cost,
-        extra=extra_headers,
-    )
+    if reps:
+        return VariantEntry(**fields("", identity), variants=reps)
+    return Entry(**fields("", identity))
 
 
-def build_redirect_entry(
-    path: str, per_entry_overhead: int = 0, extra_headers: tuple[tuple[str, str], ...] = ()
-) -> Entry:
+def build_redirect_entry(path: str, extra_headers: tuple[tuple[str, str], ...] = ()) -> Entry:
     location = quote(path + "/", safe="/:@!$&'()*+,;=-._~")
-    return Entry(EntryKind.REDIRECT, location=location, cost=per_entry_overhead, extra=extra_headers)
+    return RedirectEntry(location, extra_headers)
 
 
-def build_missing_entry(per_entry_overhead: int = 0) -> Entry:
-    return Entry(EntryKind.MISSING, cost=per_entry_overhead)
+def build_missing_entry() -> Entry:
+    return MissingEntry()
 
 
 def etag_for(sha256: str) -> str:

@@ -120,17 +120,15 @@ def _quality(params: str) -> float:
 def choose(entry: Entry, accept_encoding: str | None) -> Representation:
     """The stored representation with the highest q; ties go to br, then
     gzip, then identity, which is also what a client refusing all gets."""
-    identity = entry.identity
-    assert identity is not None
     if accept_encoding and (entry.br is not None or entry.gzip is not None):
         br_q, gzip_q, best_q = accepted_encodings(accept_encoding)
-        best = identity
+        best: Representation = entry
         if entry.gzip is not None and gzip_q > 0.0 and gzip_q >= best_q:
             best, best_q = entry.gzip, gzip_q
         if entry.br is not None and br_q > 0.0 and br_q >= best_q:
             best = entry.br
         return best
-    return identity
+    return entry
 
 
 # --- conditional requests and ranges ------------------------------------------

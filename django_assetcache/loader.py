@@ -14,7 +14,6 @@ from django.db.models import Q
 from . import conf
 from .access import password_tag, private_cache_control
 from .cache import BlobUnavailable, Unavailable
-from .costs import entry_overhead
 from .entries import Entry, build_file_entry, build_missing_entry, build_redirect_entry
 from .hosts import SITE_FIELDS, HostMiss, HostTarget, SiteInfo, preview_label
 from .mediatypes import header_value
@@ -146,7 +145,6 @@ class DatabaseLoader:
             )
         forced = site.forced
         for key_path, entry in result.items():
-            entry.cost += entry_overhead(key_path, entry)  # the key is held too
             entry.forced = forced is not None and forced.may_match(key_path)
         return result
 

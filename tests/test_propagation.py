@@ -528,9 +528,8 @@ class FakeLoader:
             last_modified=0.0,
             cache_control="no-cache",
             identity=LocatedBlob(BlobRecord(sha, len(body)), body=body),
-            per_entry_overhead=100,
         )
-        return {path: entry, site.error_path: build_missing_entry(100)}
+        return {path: entry, site.error_path: build_missing_entry()}
 
     def last_change_id(self) -> int:
         return max((change.id for change in self.feed), default=0)
