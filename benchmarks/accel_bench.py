@@ -30,6 +30,7 @@ import shlex
 import shutil
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -108,6 +109,18 @@ def log_lines(server: Server) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
+def new_log_lines(server: Server, logged: int, count: int) -> list[str]:
+    """The ``count`` lines after the first ``logged``: nginx writes a line
+    once it has handed the response's last byte to the kernel, which may be
+    after the client has read it, so wait for them a little."""
+    deadline = time.monotonic() + 5
+    while len(lines := log_lines(server)) < logged + count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if len(lines) != logged + count:
+        raise RuntimeError(f"{server.contender.name}: {len(lines) - logged} check requests logged, not {count}")
+    return lines[logged:]
+
+
 def check_case(server: Server, case: Case, workdir: Path) -> tuple[Check, dict[str, str]]:
     """``CHECKS`` requests, each answer's status and bytes compared with the
     file's; what nginx logged of them; the last answer's headers."""
@@ -123,9 +136,7 @@ def check_case(server: Server, case: Case, workdir: Path) -> tuple[Check, dict[s
     offloaded = False
     if server.upstream is not None:
         # status body_bytes_sent upstream_bytes_received "Content-Length" "X-Accel-Redirect" "uri"
-        fields = [shlex.split(line) for line in log_lines(server)[logged:]]
-        if len(fields) != CHECKS:
-            raise RuntimeError(f"{server.contender.name}: {len(fields)} check requests logged, not {CHECKS}")
+        fields = [shlex.split(line) for line in new_log_lines(server, logged, CHECKS)]
         upstream_bytes = max(int(field[2]) for field in fields)
         offloaded = all(field[5].startswith("/_assetcache_blobs/") for field in fields)
     return Check(server.contender.name, case.name, status, len(expected), upstream_bytes, offloaded), headers
