@@ -7,7 +7,7 @@ PY := $(BIN)/python
 DEMO_DIR := example_project
 MANAGE := cd $(DEMO_DIR) && ../$(PY) manage.py
 
-.PHONY: demo demo-setup test test-postgres lint package coverage soak bench bench-compare bench-metrics bench-servers bench-publish bench-propagation bench-rollback bench-scale bench-deploy clean
+.PHONY: demo demo-setup test test-postgres lint package coverage soak bench bench-compare bench-metrics bench-servers bench-publish bench-propagation bench-rollback bench-scale bench-deploy bench-accel clean
 
 $(VENV)/.installed-%: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -91,6 +91,11 @@ bench-scale: $(VENV)/.installed-bench
 # A 10,000-file site with 10 files changed, deployed by assetcache-deploy and by one zip.
 bench-deploy: $(VENV)/.installed-test
 	$(PY) benchmarks/deploy_bench.py $(ARGS)
+
+# 10 MiB through nginx + gunicorn with ASSETCACHE_ACCEL = "nginx", against nginx
+# serving the file itself and against the same stack without offload.
+bench-accel: $(VENV)/.installed-bench
+	$(PY) benchmarks/accel_bench.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) example_project/var .pytest_cache .coverage .coverage.*

@@ -4,6 +4,7 @@
 and the warm snapshot) and ``site/``, the files whitenoise serves.
 ``BENCH_MIDDLEWARE`` picks the contender: ``assetcache`` or ``whitenoise``.
 ``BENCH_METRICS=1`` turns ASSETCACHE_METRICS on (benchmarks/metrics_serve_bench.py).
+``BENCH_ACCEL`` sets ASSETCACHE_ACCEL (``nginx``: benchmarks/accel_bench.py).
 This module is also the URLconf (no URL patterns): every request the
 middleware does not answer is a 404.
 """
@@ -35,6 +36,7 @@ STATIC_URL = "/static/"
 
 ASSETCACHE_DOMAIN = "sites.bench"
 ASSETCACHE_METRICS = os.environ.get("BENCH_METRICS") == "1"
+ASSETCACHE_ACCEL = os.environ.get("BENCH_ACCEL") or None
 
 # whitenoise: the same files from a directory, served at "/", no compressed
 # variants on disk, the file list read once at start-up, and a Cache-Control

@@ -2,7 +2,10 @@
 
 Every Python contender of a kind runs under the same command: gunicorn with
 serve_bench's options for the WSGI apps, one uvicorn command and one granian
-command for the ASGI apps. nginx serves the published source directory.
+command for the ASGI apps. nginx serves the published source directory, or,
+given an upstream contender, proxies to it as deploy/nginx/ configures nginx
+in front of the app, with the ``X-Accel-Redirect`` location included
+(benchmarks/accel_bench.py).
 ``SERVER_CHOICE`` (benchmarks/server_choice.py) adds gunicorn's threaded
 worker, with keep-alive, for the WSGI fast path.
 """
@@ -17,7 +20,7 @@ import string
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +30,8 @@ from tests.servers import free_port, wait_for_port
 
 SETTINGS = "benchmarks.run_settings"
 NGINX_TEMPLATE = ROOT / "benchmarks" / "nginx.conf.template"
+NGINX_PROXY_TEMPLATE = ROOT / "benchmarks" / "nginx-proxy.conf.template"
+ACCEL_TEMPLATE = ROOT / "deploy" / "nginx" / "assetcache-accel.conf.template"
 
 #: One event loop and one HTTP parser for both ASGI servers' Python side:
 #: uvloop and httptools when installed (uvicorn[standard]), else the stdlib's.
@@ -100,6 +105,8 @@ class Contender:
     only_cases: tuple[str, ...] | None = None  # None: every case it can answer
     #: The checkout whose code the server runs (another commit's, to compare); None: this one.
     root: Path | None = None
+    #: For nginx: the app server it proxies to, started with it; None: nginx serves the files.
+    upstream: Contender | None = None
 
     @property
     def python(self) -> bool:
@@ -160,11 +167,13 @@ class Server:
     process: subprocess.Popen[bytes]
     log_path: Path
     etags: dict[str, str] = field(default_factory=dict)
+    upstream: Server | None = None  # the app server behind this nginx
 
     def workers(self) -> list[int]:
         """The worker processes: the server's children, less helpers such as
-        multiprocessing's resource tracker."""
-        return [pid for pid in children(self.process.pid) if "resource_tracker" not in cmdline(pid)]
+        multiprocessing's resource tracker, and those of its upstream."""
+        own = [pid for pid in children(self.process.pid) if "resource_tracker" not in cmdline(pid)]
+        return own if self.upstream is None else own + self.upstream.workers()
 
     def cpu_seconds(self) -> float:
         return sum(cpu_seconds(pid) for pid in self.workers())
@@ -177,17 +186,34 @@ def cmdline(pid: int) -> str:
         return ""
 
 
-def write_nginx_conf(port: int, workdir: Path) -> None:
+def write_nginx_conf(port: int, workdir: Path, upstream: Server | None = None) -> None:
     prefix = workdir / f"nginx-{port}"
     prefix.mkdir()
-    text = string.Template(NGINX_TEMPLATE.read_text()).substitute(
-        prefix=prefix,
-        port=port,
-        site_dir=workdir / "site",
+    values: dict[str, object] = {
+        "prefix": prefix,
+        "port": port,
+        "site_dir": workdir / "site",
         # Workers would switch to "nobody", who cannot read the private temporary directory.
-        user_line="user root;" if os.geteuid() == 0 else "",
-    )
-    (prefix / "nginx.conf").write_text(text)
+        "user_line": "user root;" if os.geteuid() == 0 else "",
+    }
+    template = NGINX_TEMPLATE
+    if upstream is not None:
+        template = NGINX_PROXY_TEMPLATE
+        values.update(upstream_port=upstream.port, accel_conf=write_accel_conf(prefix, workdir))
+    (prefix / "nginx.conf").write_text(string.Template(template.read_text()).substitute(values))
+
+
+def blob_dir(workdir: Path) -> Path:
+    """Where the benchmark's blobs are: the default storage under bench_settings' MEDIA_ROOT."""
+    return workdir / "media" / "assetcache" / "blobs"
+
+
+def write_accel_conf(prefix: Path, workdir: Path) -> Path:
+    """deploy/nginx/assetcache-accel.conf.template with the blob directory
+    filled in, as ``envsubst '${ASSETCACHE_BLOBS}'`` would."""
+    path = prefix / "assetcache-accel.conf"
+    path.write_text(ACCEL_TEMPLATE.read_text().replace("${ASSETCACHE_BLOBS}", str(blob_dir(workdir))))
+    return path
 
 
 def server_env(contender: Contender, workdir: Path, max_entries: int) -> dict[str, str]:
@@ -204,28 +230,33 @@ def server_env(contender: Contender, workdir: Path, max_entries: int) -> dict[st
 
 @contextmanager
 def running(contender: Contender, workdir: Path, max_entries: int) -> Iterator[Server]:
-    port = free_port()
-    if contender.family == "nginx":
-        write_nginx_conf(port, workdir)
-    log_path = workdir / f"server-{port}.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            contender.command(port, workdir),
-            cwd=contender.root or ROOT,
-            env=server_env(contender, workdir, max_entries),
-            stdout=log,
-            stderr=log,
-        )
-    server = Server(contender, port, process, log_path)
-    try:
+    """The contender's server on a free port (its upstream started first, stopped last)."""
+    with ExitStack() as stack:
+        upstream = None
+        if contender.upstream is not None:
+            upstream = stack.enter_context(running(contender.upstream, workdir, max_entries))
+        port = free_port()
+        if contender.family == "nginx":
+            write_nginx_conf(port, workdir, upstream)
+        log_path = workdir / f"server-{port}.log"
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                contender.command(port, workdir),
+                cwd=contender.root or ROOT,
+                env=server_env(contender, workdir, max_entries),
+                stdout=log,
+                stderr=log,
+            )
+        server = Server(contender, port, process, log_path, upstream=upstream)
         try:
-            wait_for_port(port, process)
-        except RuntimeError:
-            sys.stderr.write(log_path.read_text(errors="replace"))
-            raise
-        yield server
-    finally:
-        stop(server)
+            try:
+                wait_for_port(port, process)
+            except RuntimeError:
+                sys.stderr.write(log_path.read_text(errors="replace"))
+                raise
+            yield server
+        finally:
+            stop(server)
 
 
 def stop(server: Server) -> None:
@@ -236,7 +267,7 @@ def stop(server: Server) -> None:
     try:
         process.wait(timeout=15)
     except subprocess.TimeoutExpired:
-        for pid in server.workers():  # still its children: the master is alive
+        for pid in children(process.pid):  # still its children: the master is alive
             os.kill(pid, signal.SIGKILL)
         process.kill()
         process.wait()

@@ -23,7 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -320,13 +320,21 @@ def wrk_missing() -> bool:
     return True
 
 
-def measure_contenders(contenders: list[Contender], args: argparse.Namespace, max_entries: int = 64) -> Results:
-    """Start every contender, check each answers every selected case, then
-    measure them all, interleaved (``measure``)."""
+def measure_contenders(
+    contenders: list[Contender],
+    args: argparse.Namespace,
+    max_entries: int = 64,
+    check_servers: Callable[[list[Server]], None] | None = None,
+) -> Results:
+    """Start every contender, check each answers every selected case (and
+    ``check_servers``, given the running servers, checks more), then measure
+    them all, interleaved (``measure``)."""
     with ExitStack() as stack:
         servers = [stack.enter_context(running(c, args.workdir, max_entries)) for c in contenders]
         for server in servers:
             warm_and_check(server, args.selected_cases)
+        if check_servers is not None:
+            check_servers(servers)
         return measure(servers, args)
 
 

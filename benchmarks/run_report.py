@@ -339,6 +339,11 @@ def document(
 
 #: The benchmarks with a page of their own: (page, what it measures, its make target or script).
 OTHER_BENCHMARKS = [
+    (
+        "benchmarks-accel.md",
+        "large files offloaded to nginx (`ASSETCACHE_ACCEL`), against nginx alone and without offload",
+        "make bench-accel",
+    ),
     ("benchmarks-compare.md", "the hit path of this checkout against another commit", "make bench-compare"),
     (
         "benchmarks-deploy.md",
