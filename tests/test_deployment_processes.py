@@ -114,27 +114,39 @@ import django
 django.setup()
 from django.db import connection
 from django_assetcache.deployments import DeploymentError, rollback
+from django_assetcache.models import Deployment
 from django_assetcache.publish import publish
 
 sources, rounds = sys.argv[1:-1], int(sys.argv[-1])
 outcomes = []
 
+def rolled_back():
+    return {"call": "rollback", "live": rollback("docs").pk, "switched": True}
+
+def published(source, existing):
+    summary = publish("docs", source, delete=True)
+    changed = [*summary.added, *summary.changed, *summary.removed]
+    # A publish of the tree live already (a rollback can make the other
+    # one live) makes no deployment: the live one is this publish.
+    made = summary.deployment.pk not in existing
+    return {"call": "publish", "live": summary.deployment.pk, "switched": made, "changed": changed}
+
 def run(barrier, name, action):
     barrier.wait()
     try:
-        action()
-        outcomes.append(name)
+        outcomes.append(action())
     except DeploymentError as exc:
-        outcomes.append(f"{name} refused: {exc}")
+        outcomes.append({"call": name, "refused": str(exc), "switched": False})
     finally:
         connection.close()
 
 for index in range(rounds):
     barrier = threading.Barrier(2)
     source = sources[index % len(sources)]
+    existing = set(Deployment.objects.values_list("pk", flat=True))
     threads = [
-        threading.Thread(target=run, args=(barrier, "rollback", lambda: rollback("docs"))),
-        threading.Thread(target=run, args=(barrier, "publish", lambda: publish("docs", source, delete=True))),
+        threading.Thread(target=run, args=(barrier, "rollback", rolled_back)),
+        threading.Thread(target=run, args=(barrier, "publish", lambda: published(source, existing))),
     ]
     for thread in threads:
         thread.start()
@@ -154,6 +166,9 @@ print(json.dumps({
     "site_live": site.live_deployment_id,
     "generation": site.generation,
     "changes": list(Change.objects.filter(site_id=site.pk).order_by("pk").values_list("kind", flat=True)),
+    "switches": list(
+        Change.objects.filter(site_id=site.pk, kind="deploy").order_by("pk").values_list("previous_id", "deployment_id")
+    ),
     "deployments": Deployment.objects.count(),
     "live_at_order": list(Deployment.objects.exclude(live_at=None).order_by("live_at").values_list("pk", flat=True)),
 }))
@@ -180,8 +195,13 @@ def test_a_rollback_racing_a_publish_leaves_one_live_and_the_feed_consistent(
         check=True,
     )
     outcomes = json.loads(race.stdout)
-    assert sorted(name.split()[0] for name in outcomes) == ["publish"] * ROUNDS + ["rollback"] * ROUNDS
-    switches = sum(1 for name in outcomes if "refused" not in name)
+    assert sorted(outcome["call"] for outcome in outcomes) == ["publish"] * ROUNDS + ["rollback"] * ROUNDS
+    # What each call returned says whether it switched the live deployment:
+    # a rollback that was not refused did; a publish did when it made a
+    # deployment, and otherwise changed no file.
+    publishes = [outcome for outcome in outcomes if outcome["call"] == "publish"]
+    assert [bool(outcome["changed"]) for outcome in publishes] == [outcome["switched"] for outcome in publishes]
+    switched = [outcome["live"] for outcome in outcomes if outcome["switched"]]
     state = json.loads(
         subprocess.run(
             [sys.executable, "-c", STATE], cwd=ROOT, env=django_environ(env), capture_output=True, text=True, check=True
@@ -190,8 +210,15 @@ def test_a_rollback_racing_a_publish_leaves_one_live_and_the_feed_consistent(
     assert len(state["live"]) == 1
     assert state["live"] == [state["site_live"]]
     # The site's creation, then one deploy change per switch: two set-up
-    # publishes and every rollback or publish that went through.
-    assert state["changes"] == ["settings"] + ["deploy"] * (2 + switches)
+    # publishes and every switch a call of the race returned.
+    assert state["changes"] == ["settings"] + ["deploy"] * (2 + len(switched))
     assert state["generation"] == len(state["changes"])
+    # Each change made live what its call returned, starting from the one
+    # live before it: one chain from the first publish to the live one.
+    raced = state["switches"][2:]
+    assert sorted(made for _, made in raced) == sorted(switched)
+    made_live = [made for _, made in state["switches"]]
+    assert [previous for previous, _ in state["switches"]] == [None, *made_live[:-1]]
+    assert made_live[-1] == state["site_live"]
     # The deployment made live last is the live one.
     assert state["live_at_order"][-1] == state["site_live"]

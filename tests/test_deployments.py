@@ -100,6 +100,39 @@ def test_a_publish_changing_nothing_makes_no_deployment(transactional_db, tmp_pa
     assert again.pk == v1.pk and Deployment.objects.count() == 1
 
 
+def deploy_changes() -> list[tuple[int | None, int | None]]:
+    """The site's ``deploy`` changes: (deployment made live, the one before)."""
+    rows = Change.objects.filter(kind="deploy").order_by("pk").values_list("deployment_id", "previous_id")
+    return list(rows)
+
+
+def test_a_publish_of_the_tree_a_rollback_made_live_again_switches_nothing(transactional_db, tmp_path: Path) -> None:
+    # The order of a rollback racing a publish, round by round, that makes
+    # v2's deployment live again just before v2 is published once more.
+    trees = [{"index.html": f"version {n}", f"only-{n}.html": str(n)} for n in range(4)]
+    v0, v1 = published(tmp_path, "v0", trees[0]), published(tmp_path, "v1", trees[1])
+    assert rollback("docs").pk == v0.pk
+    v2 = published(tmp_path, "v2", trees[2])
+    v3 = published(tmp_path, "v3", trees[3])
+    assert rollback("docs").pk == v2.pk
+    generation = Site.objects.get().generation
+
+    again = publish("docs", write_tree(tmp_path / "v2-again", trees[2]), delete=True)
+
+    # The live deployment is this publish: it says so, and records no switch.
+    assert again.deployment is not None and again.deployment.pk == v2.pk
+    assert (again.added, again.changed, again.removed, again.unchanged) == ([], [], [], 2)
+    assert Deployment.objects.count() == 4 and Site.objects.get().generation == generation
+    assert deploy_changes() == [
+        (v0.pk, None),
+        (v1.pk, v0.pk),
+        (v0.pk, v1.pk),
+        (v2.pk, v0.pk),
+        (v3.pk, v2.pk),
+        (v2.pk, v3.pk),
+    ]
+
+
 def test_a_draft_is_not_live_but_its_preview_serves_it(transactional_db, tmp_path: Path) -> None:
     published(tmp_path, "v1", V1)
     draft = published(tmp_path, "v2", V2, draft=True)
