@@ -300,8 +300,8 @@ def main() -> int:
                 "*Snapshot index* and *cache entry* are measured with tracemalloc in that process. "
                 "An entry is measured with its slots in the cache's dict and eviction queue, without "
                 "its key (the tuple and the path) and its body, once every asset was asked for "
-                "(the replies a hit sends are kept apart, for the files used last, within 1/8 of "
-                "`ASSETCACHE_MEMORY_LIMIT`, and are not counted here). Entries are built lazily, on a "
+                "(a hit's reply is assembled for its request from the entry and the header tuples "
+                "files share, and kept by nobody). Entries are built lazily, on a "
                 "path's first request, from the snapshot: that first request needs no database query.",
                 "",
                 "## What an entry costs, and the hit ratio it buys",

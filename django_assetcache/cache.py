@@ -28,7 +28,7 @@ from .costs import charge, key_cost
 from .entries import Entry, EntryKind
 from .feed import ChangeRecord, FeedReader, FeedSource
 from .hosts import HOST_SHARE, HostMiss, HostTarget, SiteInfo, host_cost, normalize_host, other_sites, request_keys
-from .prepared import PREPARED, PREPARED_SHARE, shared_bytes
+from .sharedheaders import shared_bytes
 
 logger = logging.getLogger("django_assetcache")
 
@@ -64,6 +64,14 @@ class Loader(FeedSource, Protocol):
     def changes_after(self, change_id: int, pending: list[int] | None = None) -> list[Any]: ...
 
 
+def _ignore_eviction(reason: str, count: int) -> None:
+    """The default ``on_evicted`` hook."""
+
+
+def _ignore_change(change: ChangeRecord) -> None:
+    """The default ``on_applied`` hook."""
+
+
 class AssetCache(FeedReader):
     """One process's cache. Its hooks tell whoever made it (``runtime.py``
     wires them to Django signals) of evictions and applied changes, so the
@@ -96,9 +104,6 @@ class AssetCache(FeedReader):
         self.bytes_held = 0
         #: What dropped keys cost: they stay in the queue until it lets them go.
         self.stale_bytes = 0
-        self.prepared_bytes = self.settings.MEMORY_LIMIT // PREPARED_SHARE  # reserved for them
-        PREPARED.budget = self.prepared_bytes
-        PREPARED.clear()
         self.hits = 0
         self.misses = 0
         self.negative_hits = 0
@@ -120,9 +125,9 @@ class AssetCache(FeedReader):
         self.epoch = 0
         self.created_at = time.time()
         #: Called with (reason, count) after entries were evicted for room.
-        self.on_evicted: Callable[[str, int], None] = lambda reason, count: None
+        self.on_evicted: Callable[[str, int], None] = _ignore_eviction
         #: Called with each change after it was applied.
-        self.on_applied: Callable[[ChangeRecord], None] = lambda change: None
+        self.on_applied: Callable[[ChangeRecord], None] = _ignore_change
 
     # --- the hit path --------------------------------------------------------
 
@@ -221,22 +226,19 @@ class AssetCache(FeedReader):
             self.clock.append(key)
         else:  # its slot in the queue serves the new entry
             self.bytes_held -= charge(key[1], old)
-            PREPARED.forget(old.representations())
         self.entries[key] = entry
         self.bytes_held += charge(key[1], entry)
         self._evict()
 
     def held(self) -> int:
-        """Bytes counted against MEMORY_LIMIT: entries, shared headers, hosts, prepared replies."""
+        """Bytes counted against MEMORY_LIMIT: entries, their shared headers, hosts."""
         hosts = self.raw_host_bytes + self.site_host_bytes
-        return self.bytes_held + self.stale_bytes + hosts + self.prepared_bytes + shared_bytes()
+        return self.bytes_held + self.stale_bytes + hosts + shared_bytes()
 
-    def _unlist(self, key: tuple[int, str], entry: Entry, forget: bool = True) -> None:
+    def _unlist(self, key: tuple[int, str], entry: Entry) -> None:
         """An entry left ``entries``; its key stays in the queue until it comes up."""
         self.bytes_held -= charge(key[1], entry)
         self.stale_bytes += key_cost(key[1])
-        if forget:
-            PREPARED.forget(entry.representations())
 
     def _evict(self) -> None:
         limit = self.settings.MEMORY_LIMIT
@@ -256,7 +258,6 @@ class AssetCache(FeedReader):
                 continue
             del self.entries[key]
             self.bytes_held -= charge(key[1], entry)
-            PREPARED.forget(entry.representations())
             evicted += 1
             if reason == "memory":
                 self.evictions_memory += 1
@@ -313,7 +314,7 @@ class AssetCache(FeedReader):
         gone = {key for path in change.paths for key in request_keys(path)}
         for key in [key for key in self.entries if key[0] == previous and key[1] not in gone]:
             entry = self.entries.pop(key)
-            self._unlist(key, entry, forget=False)  # the same entry, moved
+            self._unlist(key, entry)
             if (new, key[1]) not in self.entries:
                 self._insert((new, key[1]), entry)
         self.site_scopes.setdefault(change.site_id or 0, set()).add(new)
@@ -367,7 +368,6 @@ class AssetCache(FeedReader):
         self.clock = deque()
         self.bytes_held = 0
         self.stale_bytes = 0
-        PREPARED.clear()
         self.loader.snapshot = None
 
     def clear(self) -> None:

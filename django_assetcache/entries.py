@@ -2,10 +2,11 @@
 ``Representation`` of each encoding it can send.
 
 An entry keeps only what differs per file (its ETag and its bytes or file);
-the header tuples are shared among files alike (``prepared.SharedHeaders``).
-A request picks among prepared replies (200, HEAD, 304, 412), built on first
-use and kept in the bounded ``prepared.PREPARED``, or, for ranges, builds one
-small reply.
+the header tuples are shared among files alike
+(``sharedheaders.SharedHeaders``), and a reply (200, HEAD, 304) is assembled
+from both for each request: no header is formatted but the length's digits,
+and nothing is kept per reply. Rarer replies (412, ranges, an error
+document's 404) are built the same way, from the same parts.
 """
 
 from __future__ import annotations
@@ -15,20 +16,10 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from .prepared import (
-    PREPARED,
-    Prepared,
-    SharedHeaders,
-    head_reply,
-    not_found_reply,
-    not_modified_reply,
-    ok_reply,
-    precondition_failed_replies,
-    shared_headers,
-)
 from .ranges import coalesce, parse_ranges
 from .records import LocatedBlob
 from .replies import ACCEPT_RANGES, CRLF, NOSNIFF, Part, Reply, plain_reply
+from .sharedheaders import FileReply, SharedHeaders, not_found_reply, precondition_failed_replies, shared_headers
 
 #: Preference order among stored variants; identity comes last.
 ENCODINGS = ("br", "gzip")
@@ -36,16 +27,13 @@ ENCODINGS = ("br", "gzip")
 #: A body in memory, or a local file's path and size.
 Source = bytes | tuple[str, int]
 
-_prepared = PREPARED.held.get
-
 
 class Representation:
     """One encoding of one file: its ETag and its bytes, in memory
     (``source`` is bytes) or on disk (``source`` is the file's path and size).
 
     Nothing else is kept per file: the header tuples are shared
-    (``SharedHeaders``) and the replies are prepared on use, in the bounded
-    ``PREPARED``, so a hit builds nothing while the replies are there.
+    (``SharedHeaders``) and each reply is assembled from them on use.
     """
 
     __slots__ = ("etag", "shared", "source")
@@ -85,53 +73,23 @@ class Representation:
 
     @property
     def ok(self) -> Reply:
-        prepared = _prepared(self)
-        if prepared is not None:
-            reply = prepared.ok
-            if reply is not None:
-                return reply
-        return self._ok(PREPARED.get(self))
-
-    def _ok(self, prepared: Prepared) -> Reply:
-        reply = prepared.ok
-        if reply is None:
-            reply = ok_reply(self.shared, self.etag, self.body, self.file_path, self.length)
-            prepared.ok = reply
-            PREPARED.built(prepared, self.shared)
-        return reply
+        source = self.source
+        if isinstance(source, bytes):
+            return FileReply(200, self.shared, self.etag, len(source), source)
+        return FileReply(200, self.shared, self.etag, source[1], file_path=source[0])
 
     @property
     def head(self) -> Reply:
-        prepared = _prepared(self)
-        if prepared is not None:
-            reply = prepared.head
-            if reply is not None:
-                return reply
-        prepared = PREPARED.get(self)
-        reply = prepared.head = head_reply(self._ok(prepared))
-        PREPARED.built(prepared, self.shared)
-        return reply
+        return FileReply(200, self.shared, self.etag, self.length)
 
     @property
     def not_modified(self) -> Reply:
-        prepared = _prepared(self)
-        if prepared is not None:
-            reply = prepared.not_modified
-            if reply is not None:
-                return reply
-        prepared = PREPARED.get(self)
-        reply = prepared.not_modified = not_modified_reply(self.shared, self.etag)
-        PREPARED.built(prepared, self.shared)
-        return reply
+        return FileReply(304, self.shared, self.etag, 0)
 
     def precondition_failed(self, method: str) -> Reply:
         """The 412 for a GET (with its short body) or a HEAD (without)."""
-        prepared = PREPARED.get(self)
-        failed = prepared.failed
-        if failed is None:
-            failed = prepared.failed = precondition_failed_replies(self.shared, self.etag)
-            PREPARED.built(prepared, self.shared, 2)
-        return failed[1] if method == "HEAD" else failed[0]
+        get, head = precondition_failed_replies(self.shared, self.etag)
+        return head if method == "HEAD" else get
 
     def part(self, start: int, end: int) -> Reply:
         """A 206 for bytes ``start``..``end`` inclusive."""
@@ -264,12 +222,7 @@ class Entry(Representation):
 
     def not_found(self) -> Reply:
         """This file served as a site's error document: status 404."""
-        prepared = PREPARED.get(self)
-        reply = prepared.not_found
-        if reply is None:
-            reply = prepared.not_found = not_found_reply(self.shared, self.body, self.file_path, self.length)
-            PREPARED.built(prepared, self.shared)
-        return reply
+        return not_found_reply(self.shared, self.body, self.file_path, self.length)
 
 
 class VariantEntry(Entry):

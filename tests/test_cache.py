@@ -19,9 +19,9 @@ from django_assetcache.costs import charge, entry_overhead
 from django_assetcache.entries import Entry, build_file_entry, build_missing_entry
 from django_assetcache.hosts import HOST_SHARE, SiteInfo
 from django_assetcache.models import Domain, Site
-from django_assetcache.prepared import PREPARED, PREPARED_SHARE, shared_bytes
 from django_assetcache.publish import publish
 from django_assetcache.records import BlobRecord, LocatedBlob
+from django_assetcache.sharedheaders import shared_bytes
 from tests.conftest import SAMPLE, write_tree
 
 HOST = "docs.sites.test"
@@ -306,7 +306,7 @@ SMALL = 24 * 1024
 @pytest.fixture
 def small_cache(settings):
     """A cache of 24 KiB: under twenty 1000-byte files, each charged its key
-    and bookkeeping besides its body (1/8 is reserved for prepared replies)."""
+    and bookkeeping besides its body, and the header tuples they share."""
     settings.ASSETCACHE_MEMORY_LIMIT = SMALL
     conf.reset()
     runtime.reset()
@@ -356,9 +356,9 @@ def use_fully(path: str, if_none_match: str = "") -> None:
 @pytest.mark.parametrize("long", [False, True], ids=["short paths", "1000-character paths"])
 def test_real_memory_stays_within_the_limit(get, site, settings, tmp_path, long):
     """Issue 11 item 5: the memory the cache really holds (tracemalloc), its
-    keys and every prepared reply included, stays within
+    keys and the header tuples they share included, stays within
     ASSETCACHE_MEMORY_LIMIT when far more is asked for than fits."""
-    limit = 256 * 1024
+    limit = 128 * 1024
     settings.ASSETCACHE_MEMORY_LIMIT = limit
     files = {file_name(i, long): f"line {i}\n" * (20 + i % 50) for i in range(400)}
     publish(site, write_tree(tmp_path / "many", files))
@@ -479,12 +479,11 @@ def test_clock_spares_a_hot_entry_once():
         def entries_for(self, site: SiteInfo, path: str) -> dict[str, Entry]:
             return {path: build_missing_entry()}
 
-    PREPARED.clear()  # as a new cache does: entries of tests before are let go,
-    gc.collect()  # and the headers they shared with them
+    gc.collect()  # the header tuples entries of tests before shared are let go
     # Room for three entries (every path here is as long as "/a") besides
-    # the reserve of prepared replies (1/8 of the limit).
+    # the header tuples other caches of this process still share.
     room = 3 * charge("/a", build_missing_entry()) + shared_bytes()
-    settings = conf.Settings(MEMORY_LIMIT=room * PREPARED_SHARE // (PREPARED_SHARE - 1) + 8, INVALIDATION="local")
+    settings = conf.Settings(MEMORY_LIMIT=room + 8, INVALIDATION="local")
     c = AssetCache(Loader(), settings)  # type: ignore[arg-type]
     site = SiteInfo(1, "docs", True, "index.html", "", "")
     for path in ("/a", "/b", "/c"):

@@ -1,6 +1,5 @@
 """Issue 18: what a built cache entry really costs (tracemalloc), and that
-what the cache charges for entries, their shared headers and their prepared
-replies covers it."""
+what the cache charges for entries and their shared headers covers it."""
 
 from __future__ import annotations
 
@@ -10,11 +9,11 @@ import tracemalloc
 
 from django_assetcache import conf
 from django_assetcache.cache import AssetCache
-from django_assetcache.costs import charge
+from django_assetcache.costs import charge, text_cost
 from django_assetcache.entries import Entry, build_file_entry
 from django_assetcache.hosts import SiteInfo
-from django_assetcache.prepared import PREPARED, shared_bytes
 from django_assetcache.records import BlobRecord, LocatedBlob
+from django_assetcache.sharedheaders import shared_bytes
 
 SITE = SiteInfo(1, "docs", True, "index.html", "", "")
 
@@ -45,9 +44,8 @@ def test_a_built_entry_costs_at_most_200_bytes():
     """10,000 file entries built and kept, as misses keep them, cost at most
     200 bytes each besides their key (the tuple and its path) and body: the
     entry, its ETag, its slots in the entries dict and the eviction queue.
-    Its replies are a dictionary lookup away (PREPARED, whose budget the
-    cache reserves), its header tuples shared; and the cache charges no less
-    than what the entries really hold."""
+    Its header tuples are shared; and the cache charges no less than what
+    the entries really hold."""
     count = 10_000
     bodies = {f"/f/{i:05d}.css": b"x" * (300 + i % 5000) for i in range(count)}
     settings = conf.Settings(MEMORY_LIMIT=1 << 40, MAX_ENTRIES=10 * count, INVALIDATION="local")
@@ -67,37 +65,31 @@ def test_a_built_entry_costs_at_most_200_bytes():
     key = sys.getsizeof((1, paths[0]))  # the paths themselves were made beforehand
     per_entry = grown / len(paths) - key
     assert per_entry <= 200, per_entry
-    charged = sum(charge(path, c.entries[SITE.key, path]) - len(bodies[path]) - sys.getsizeof(path) for path in paths)
+    charged = sum(charge(path, c.entries[SITE.key, path]) - len(bodies[path]) - text_cost(path) for path in paths)
     assert charged >= grown, (charged, grown)
-    # The replies of a hit are there, prepared once.
-    entry = c.entry(SITE, paths[-1])
-    assert entry.ok is entry.ok and entry.ok.body == bodies[paths[-1]]
 
 
-def test_prepared_replies_cost_no_more_than_charged():
-    """Every reply an entry may prepare (200, HEAD, 304, both 412s, an error
-    document's 404), each with the header bytes the ASGI adapter sends, holds
-    no more than PREPARED charges for it."""
-    paths = [f"/p/{i:03d}.html" for i in range(300)]
-    bodies = {path: b"<p>" + path.encode() * 50 for path in paths}
+def test_a_reply_is_assembled_from_shared_parts():
+    """A hit's reply holds the entry's own body (not a copy) and the header
+    tuples every file alike shares (the same objects), as text and as the
+    bytes the ASGI adapter sends; only the ETag and the length are the file's."""
+    bodies = {"/a.css": b"a" * 1000, "/b.css": b"b" * 2000}
     loader = BuildingLoader(bodies)
-    entries = [loader.entries_for(SITE, path)[path] for path in paths]
-    PREPARED.clear()
-    PREPARED.budget = 1 << 30
-    gc.collect()
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        for entry in entries:
-            failed = entry.precondition_failed("GET"), entry.precondition_failed("HEAD")
-            for reply in (entry.ok, entry.head, entry.not_modified, entry.not_found(), *failed):
-                reply.raw_headers  # noqa: B018  (built and kept, as the ASGI adapter does)
-        gc.collect()
-        grown = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
-    assert 0 < grown <= PREPARED.bytes, (grown, PREPARED.bytes)
-    PREPARED.clear()
+    a, b = (loader.entries_for(SITE, path)[path] for path in bodies)
+    ok_a, ok_b = a.ok, b.ok
+    assert ok_a.body is a.body
+    own = ("ETag", "Content-Length")
+    shared_a = [h for h in ok_a.headers if h[0] not in own]
+    shared_b = [h for h in ok_b.headers if h[0] not in own]
+    assert len(shared_a) == len(shared_b) == 5
+    assert all(x is y for x, y in zip(shared_a, shared_b, strict=True))
+    assert dict(ok_a.headers)["ETag"] == a.etag and dict(ok_a.headers)["Content-Length"] == "1000"
+    raw = dict(ok_b.raw_headers)
+    assert raw[b"etag"] == b.etag.encode() and raw[b"content-length"] == b"2000"
+    assert [h for h in ok_a.raw_headers if h[0] not in (b"etag", b"content-length")] == [
+        (name.lower().encode(), value.encode()) for name, value in shared_a
+    ]
+    assert dict(a.not_modified.headers)["ETag"] == a.etag and "Content-Length" not in dict(a.not_modified.headers)
 
 
 def test_shared_headers_cost_no_more_than_counted():
