@@ -70,7 +70,7 @@ class Reply:
     def __init__(
         self,
         status: int,
-        headers: list[tuple[str, str]] | None,
+        headers: list[tuple[str, str]],
         body: bytes = b"",
         file_path: str | None = None,
         offset: int = 0,
@@ -80,7 +80,6 @@ class Reply:
     ) -> None:
         self.status = status
         self.status_line = STATUS_LINES[status]
-        #: None: made on first use (``assemble_headers``).
         self._headers = headers
         self.body = body
         self.file_path = file_path
@@ -98,25 +97,18 @@ class Reply:
 
     @property
     def headers(self) -> list[tuple[str, str]]:
-        headers = self._headers
-        if headers is None:
-            headers = self._headers = self.assemble_headers()
-        return headers
+        """The header list (a property: ``FileReply`` assembles its own)."""
+        return self._headers
 
     @property
     def raw_headers(self) -> list[tuple[bytes, bytes]]:
-        """The headers as ASGI wants them (bytes), made once per reply."""
+        """The headers as ASGI wants them (bytes), encoded once per reply."""
         raw = self._raw_headers
         if raw is None:
-            raw = self._raw_headers = self.assemble_raw_headers()
+            raw = self._raw_headers = [
+                (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in self._headers
+            ]
         return raw
-
-    def assemble_headers(self) -> list[tuple[str, str]]:
-        """The header list of a reply made without one (see ``FileReply``)."""
-        raise TypeError(f"{self!r} was made without headers")
-
-    def assemble_raw_headers(self) -> list[tuple[bytes, bytes]]:
-        return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in self.headers]
 
     def __repr__(self) -> str:
         return f"<Reply {self.status} {self.file_path or len(self.body)}>"

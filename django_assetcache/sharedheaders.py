@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from django.utils.http import http_date
 
-from .replies import ACCEPT_RANGES, NOSNIFF, VARY, Reply, plain_reply, without_body
+from .replies import ACCEPT_RANGES, NOSNIFF, STATUS_LINES, VARY, Reply, plain_reply, without_body
 
 #: Vary of a private site's files, with and without compressed variants.
 VARY_PRIVATE = {True: ("Vary", "Accept-Encoding, Cookie"), False: ("Vary", "Cookie")}
@@ -167,9 +167,14 @@ class FileReply(Reply):
     """The 200 (GET or HEAD) or 304 of one representation, assembled from
     its ``SharedHeaders``, ETag and length when an adapter asks for its
     headers: as text (WSGI, the middleware) or as bytes (ASGI), only the
-    form asked for, from parts made once."""
+    form asked for, from parts made once. Made for every hit, so it sets
+    only the slots a hit needs: never a range (``offset``, ``parts``), and
+    its header lists are made on the one read an adapter does."""
 
     __slots__ = ("content_length", "etag", "shared")
+
+    offset = 0
+    parts = None
 
     def __init__(
         self,
@@ -180,25 +185,37 @@ class FileReply(Reply):
         body: bytes = b"",
         file_path: str | None = None,
     ) -> None:
-        super().__init__(status, None, body, file_path, 0, content_length if file_path else 0, content_length)
+        # Not Reply.__init__: this runs on every hit, and sets fewer slots.
+        self.status = status
+        self.status_line = STATUS_LINES[status]
         self.shared = shared
         self.etag = etag
         self.content_length = content_length
+        self.body = body
+        self.file_path = file_path
+        if file_path is None:
+            self.length = self.file_size = 0
+            self.sent = len(body)
+        else:
+            self.length = self.file_size = self.sent = content_length
+        self.adapter_headers = None
+        self.accel = None
 
-    def assemble_headers(self) -> list[Header]:
+    @property
+    def headers(self) -> list[Header]:
         shared = self.shared
         etag = ("ETag", self.etag)
         if self.status == 304:
             return [etag, *shared.not_modified_tail]
         return [*shared.entity, ("Content-Length", str(self.content_length)), etag, *shared.tail]
 
-    def assemble_raw_headers(self) -> list[RawHeader]:
+    @property
+    def raw_headers(self) -> list[RawHeader]:
         shared = self.shared
-        etag = (b"etag", self.etag.encode("latin-1"))
+        etag = (b"etag", self.etag.encode())
         if self.status == 304:
             return [etag, *shared.raw_not_modified_tail]
-        length = (b"content-length", str(self.content_length).encode("latin-1"))
-        return [*shared.raw_entity, length, etag, *shared.raw_tail]
+        return [*shared.raw_entity, (b"content-length", b"%d" % self.content_length), etag, *shared.raw_tail]
 
 
 def precondition_failed_replies(shared: SharedHeaders, etag: str) -> tuple[Reply, Reply]:
