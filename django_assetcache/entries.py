@@ -18,8 +18,8 @@ from urllib.parse import quote
 
 from .ranges import coalesce, parse_ranges
 from .records import LocatedBlob
-from .replies import ACCEPT_RANGES, CRLF, NOSNIFF, Part, Reply, plain_reply
-from .sharedheaders import FileReply, SharedHeaders, not_found_reply, precondition_failed_replies, shared_headers
+from .replies import ACCEPT_RANGES, CRLF, NOSNIFF, Part, Reply, for_method, plain_reply
+from .sharedheaders import FileReply, SharedHeaders, not_found_reply, precondition_failed_reply, shared_headers
 
 #: Preference order among stored variants; identity comes last.
 ENCODINGS = ("br", "gzip")
@@ -88,8 +88,7 @@ class Representation:
 
     def precondition_failed(self, method: str) -> Reply:
         """The 412 for a GET (with its short body) or a HEAD (without)."""
-        get, head = precondition_failed_replies(self.shared, self.etag)
-        return head if method == "HEAD" else get
+        return for_method(method, precondition_failed_reply(self.shared, self.etag))
 
     def part(self, start: int, end: int) -> Reply:
         """A 206 for bytes ``start``..``end`` inclusive."""

@@ -105,13 +105,16 @@ class Reply:
         """The headers as ASGI wants them (bytes), encoded once per reply."""
         raw = self._raw_headers
         if raw is None:
-            raw = self._raw_headers = [
-                (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in self._headers
-            ]
+            raw = self._raw_headers = raw_form(self._headers)
         return raw
 
     def __repr__(self) -> str:
         return f"<Reply {self.status} {self.file_path or len(self.body)}>"
+
+
+def raw_form(headers: Sequence[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    """Headers as ASGI sends them: lower-case names, both as bytes."""
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
 
 
 def plain_reply(

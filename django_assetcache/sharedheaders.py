@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from django.utils.http import http_date
 
-from .replies import ACCEPT_RANGES, NOSNIFF, STATUS_LINES, VARY, Reply, plain_reply, without_body
+from .replies import ACCEPT_RANGES, NOSNIFF, STATUS_LINES, VARY, Reply, plain_reply, raw_form
 
 #: Vary of a private site's files, with and without compressed variants.
 VARY_PRIVATE = {True: ("Vary", "Accept-Encoding, Cookie"), False: ("Vary", "Cookie")}
@@ -31,10 +31,6 @@ SHARED_TEXT_COPIES = 2
 
 Header = tuple[str, str]
 RawHeader = tuple[bytes, bytes]
-
-
-def _raw(headers: tuple[Header, ...]) -> tuple[RawHeader, ...]:
-    return tuple((name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers)
 
 
 class SharedHeaders:
@@ -86,9 +82,9 @@ class SharedHeaders:
         self.entity = tuple(entity)
         self.tail = tuple(tail)
         self.not_modified_tail = (*self.tail, NOSNIFF)
-        self.raw_entity = _raw(self.entity)
-        self.raw_tail = _raw(self.tail)
-        self.raw_not_modified_tail = (*self.raw_tail, *_raw((NOSNIFF,)))
+        self.raw_entity = tuple(raw_form(self.entity))
+        self.raw_tail = tuple(raw_form(self.tail))
+        self.raw_not_modified_tail = (*self.raw_tail, *raw_form((NOSNIFF,)))
         #: Cache-Control of replies that answer one request only (412, 404).
         self.uncached = "private, no-cache" if private else "no-cache"
         #: Characters of header text these hold (names and values).
@@ -218,16 +214,15 @@ class FileReply(Reply):
         return [*shared.raw_entity, (b"content-length", b"%d" % self.content_length), etag, *shared.raw_tail]
 
 
-def precondition_failed_replies(shared: SharedHeaders, etag: str) -> tuple[Reply, Reply]:
-    """The 412 for a GET (with its short body) and a HEAD (without)."""
+def precondition_failed_reply(shared: SharedHeaders, etag: str) -> Reply:
+    """The 412 of a representation (a HEAD gets it through ``for_method``)."""
     # The validators tell the client what the current representation is;
     # Cache-Control stays no-cache, since this answers one conditional
     # request and must not be reused for another.
     validators = [("ETag", etag)]
     for name, value in shared.tail:
         validators.append((name, shared.uncached if name == "Cache-Control" else value))
-    get = plain_reply(412, "Precondition failed.\n", validators=validators)
-    return get, without_body(get)
+    return plain_reply(412, "Precondition failed.\n", validators=validators)
 
 
 def not_found_reply(shared: SharedHeaders, body: bytes | None, file_path: str | None, length: int) -> Reply:
