@@ -104,10 +104,9 @@ class Offload:
                 return None  # several ranges we coalesced into one: nginx would not
         if get("HTTP_IF_MATCH") is not None or get("HTTP_IF_UNMODIFIED_SINCE") is not None:
             return None
-        kept = reply.accel
-        if kept is None or kept[0] is not self:
-            kept = reply.accel = (self, self._build(reply))
-        return kept[1]
+        # Built for each request: the replies of files are themselves made
+        # per request (``sharedheaders.FileReply``), so there is nothing to keep.
+        return self._build(reply)
 
     def _build(self, reply: Reply) -> Reply | None:
         """The offload reply of ``reply``: its headers but the length and

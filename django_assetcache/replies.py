@@ -54,7 +54,6 @@ class Reply:
     __slots__ = (
         "_headers",
         "_raw_headers",
-        "accel",
         "adapter_headers",
         "body",
         "file_path",
@@ -92,8 +91,6 @@ class Reply:
         self._raw_headers: list[tuple[bytes, bytes]] | None = None
         #: Room for an adapter to keep its own form of ``headers``, built once.
         self.adapter_headers: object = None
-        #: The offload that stands for this reply (``accel.Offload``), built once.
-        self.accel: tuple[object, Reply | None] | None = None
 
     @property
     def headers(self) -> list[tuple[str, str]]:

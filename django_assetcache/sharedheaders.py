@@ -195,7 +195,6 @@ class FileReply(Reply):
         else:
             self.length = self.file_size = self.sent = content_length
         self.adapter_headers = None
-        self.accel = None
 
     @property
     def headers(self) -> list[Header]:
