@@ -117,10 +117,6 @@ after_hydrate, _ = tracemalloc.get_traced_memory()
 
 from django_assetcache.entries import EntryKind
 from django_assetcache.serve import answer
-try:  # where a commit keeps the replies a hit sends apart from its entries
-    from django_assetcache.prepared import PREPARED
-except ImportError:
-    PREPARED = None
 tracemalloc.stop()  # fills are timed without it, and measured below
 queries_before = cache.loader.queries
 started = time.perf_counter()
@@ -136,8 +132,6 @@ tracemalloc.start()
 before_fill, _ = tracemalloc.get_traced_memory()
 for host, path in pairs:
     answer(host, path, "GET", "", {}.get)
-if PREPARED is not None:
-    PREPARED.clear()  # a bounded set of replies, not part of an entry
 gc.collect()
 after_fill, _ = tracemalloc.get_traced_memory()
 tracemalloc.stop()  # what is counted next must not count itself
